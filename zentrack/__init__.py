@@ -1,0 +1,39 @@
+"""zentrack: track the parameters of every ML step in ML Metadata, with ``@step``.
+
+The public API is what ``__all__`` lists; everything else lives in private
+modules and may change without notice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zentrack import exceptions
+from zentrack._context import log_metrics
+from zentrack._query import find, flush, lookup
+from zentrack._records import Record
+from zentrack._step import Step, step
+from zentrack._step import fingerprint_call as fingerprint
+from zentrack._tracker import Tracker, init
+
+__all__ = [
+    "Record",
+    "Step",
+    "Tracker",
+    "exceptions",
+    "find",
+    "fingerprint",
+    "flush",
+    "init",
+    "log_metrics",
+    "lookup",
+    "step",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("zentrack")
+    raise AttributeError(f"module 'zentrack' has no attribute {name!r}")

@@ -1,0 +1,43 @@
+"""What is running right now: the step call (for metrics) and the pipeline run."""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from zentrack._values import TRACKED_TYPES_TEXT, is_tracked
+
+#: Metrics of the innermost running step call, or ``None`` outside any step.
+current_metrics: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "zentrack_metrics", default=None
+)
+#: The id of the pipeline run that step calls belong to, if any.
+current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "zentrack_run", default=None
+)
+
+
+def log_metrics(**metrics: Any) -> None:
+    """Attach metrics to the step call that is running.
+
+    Stored with the call's record (MLMD custom properties
+    ``zentrack.metric.<name>``); a later call with the same name overwrites.
+
+    Raises:
+        RuntimeError: outside a tracked step call.
+        TypeError: a value that is not of a tracked type.
+    """
+    target = current_metrics.get()
+    if target is None:
+        raise RuntimeError(
+            "zentrack.log_metrics() was called outside a tracked step; call it from inside "
+            "a function or class entry point decorated with @zentrack.step."
+        )
+    for name, value in metrics.items():
+        if not is_tracked(value):
+            raise TypeError(
+                f"Metric {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
+                f"(got {value!r:.80} that is a {type(value).__qualname__}); convert it, "
+                "e.g. with float(value)."
+            )
+    target.update(metrics)

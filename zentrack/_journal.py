@@ -1,0 +1,146 @@
+"""Per-process append-only journals: the durable side of the record buffer.
+
+Every tracked call appends one JSON line with a single ``os.write`` before
+the call returns, so the bytes are in the kernel even if the process is
+killed right after.  The writing process holds an exclusive ``flock`` on its
+journal for as long as it may still append; a drainer that can take the lock
+knows the writer is gone (exited, killed or rotated away) and may delete the
+file once every line of it is in the store.  How far a journal has been
+drained is kept in a ``.offset`` file beside it, replaced atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+import attrs
+
+SUFFIX: Final = ".jsonl"
+#: Rotate to a new journal file past this size so drained files can be deleted.
+ROTATE_BYTES: Final = 16 * 1024 * 1024
+
+
+class JournalWriter:
+    """The current process's journal file, opened on first append."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._fd: int | None = None
+        self._size = 0
+
+    def _open(self) -> int:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd = fd
+        self._size = 0
+        return fd
+
+    def append(self, data: bytes) -> None:
+        """Append whole lines with one ``write``: the record survives a kill."""
+        fd = self._fd if self._fd is not None else self._open()
+        written = os.write(fd, data)
+        while written < len(data):  # only on a full disk or a signal mid-write
+            written += os.write(fd, data[written:])
+        self._size += written
+        if self._size >= ROTATE_BYTES:
+            self.close()
+
+    def close(self) -> None:
+        """Release the journal: drainers may now delete it once drained."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's descriptor, keep its lock."""
+        if self._fd is not None:
+            os.close(self._fd)  # the parent's open file keeps the flock alive
+            self._fd = None
+
+
+@attrs.frozen
+class Chunk:
+    """New complete lines of one journal, from ``start`` to ``end`` bytes."""
+
+    path: Path
+    start: int
+    end: int
+    lines: list[bytes]
+    writer_alive: bool
+
+
+def _offset_path(path: Path) -> Path:
+    return path.with_name(path.name + ".offset")
+
+
+def read_offset(path: Path) -> int:
+    """Return how many bytes of ``path`` are already in the store."""
+    try:
+        return int(_offset_path(path).read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def write_offset(path: Path, offset: int) -> None:
+    """Record atomically that ``path`` is in the store up to ``offset``."""
+    target = _offset_path(path)
+    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    tmp.write_text(str(offset))
+    os.replace(tmp, target)
+
+
+def writer_alive(path: Path) -> bool:
+    """Tell whether some process still holds ``path`` open for appending."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def pending_chunks(directory: Path) -> Iterator[Chunk]:
+    """Yield the not yet drained lines of every journal in ``directory``.
+
+    Liveness is checked before reading, so a dead writer's file is read to
+    its end and a trailing partial line (a write cut short by the kill, of a
+    call that never returned) is skipped.
+    """
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob("*" + SUFFIX)):
+        alive = writer_alive(path)
+        start = read_offset(path)
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        cut = data.rfind(b"\n") + 1
+        end = start + (cut if alive else len(data))
+        lines = data[:cut].split(b"\n")[:-1]
+        yield Chunk(path=path, start=start, end=end, lines=lines, writer_alive=alive)
+
+
+def retire(chunk: Chunk) -> None:
+    """Delete a fully drained journal whose writer is gone."""
+    if chunk.writer_alive or writer_alive(chunk.path):
+        return
+    if chunk.path.stat().st_size > chunk.end:
+        return
+    chunk.path.unlink(missing_ok=True)
+    _offset_path(chunk.path).unlink(missing_ok=True)

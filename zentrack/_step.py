@@ -1,0 +1,480 @@
+"""The ``@step`` decorator: functions, methods and classes.
+
+One tracked call flows: bind arguments (:mod:`._params`) -> canonical params
+(:mod:`._values`) -> fingerprint (:mod:`._fingerprint`) -> run -> one
+journal line to the tracker (:mod:`._tracker`), which flushes to MLMD later.
+Everything that can be computed once per step is computed at decoration
+time or, for the code digest, at the first call.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from json.encoder import encode_basestring_ascii
+from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
+
+from zentrack import _tracker
+from zentrack._code import code_digest
+from zentrack._content_hash import input_digest
+from zentrack._context import current_metrics, current_run
+from zentrack._fingerprint import fingerprint, identity, step_hasher
+from zentrack._params import (
+    Signature,
+    callable_signature,
+    check_params,
+    make_params_class,
+    split_arguments,
+)
+from zentrack._values import canonical_json, canonical_params, exact_params
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+C = TypeVar("C", bound=type)
+
+#: The namespaced attribute holding a step's :class:`StepSpec`.
+SPEC_ATTR: Final = "__zentrack_step__"
+_INSTANCE_ATTR: Final = "__zentrack_params_text__"
+_SELF_NAMES: Final = ("self", "cls")
+
+
+class Step(Protocol[P, R_co]):
+    """What ``@step`` turns a function into, as type checkers see it."""
+
+    __zentrack_step__: StepSpec
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    def fingerprint(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Return the call's fingerprint without running the step."""
+        ...
+
+
+class StepDecorator(Protocol):
+    """What ``@step(...)`` with options returns."""
+
+    @overload
+    def __call__(self, target: C, /) -> C: ...
+    @overload
+    def __call__(self, target: Callable[P, R], /) -> Step[P, R]: ...
+
+
+class StepSpec:
+    """Everything about one step that does not change between calls."""
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        *,
+        name: str,
+        version: str | None,
+        cache: bool,
+        signature: Signature,
+        declared: frozenset[str] | None,
+        ignored: frozenset[str],
+        is_class: bool,
+        params_class: type,
+    ) -> None:
+        self.target = target
+        self.name = name
+        self.version = version
+        self.cache = cache
+        self.signature = signature
+        self.declared = declared
+        self.ignored = ignored
+        self.is_class = is_class
+        self.params_class = params_class
+        self.source = f"{target.__module__}.{target.__qualname__}"
+        self.name_json = encode_basestring_ascii(name)
+        self.code = ""
+        #: For class steps: ``(instance, *args, **kwargs) -> fingerprint``.
+        self.entry_fingerprint: Callable[..., str] | None = None
+        self._primed: Any = None
+        self._tail = ""
+
+    def __repr__(self) -> str:
+        return f"<StepSpec {self.name!r} from {self.source}>"
+
+    def primed(self) -> Any:
+        """The sha256 state after the step's fixed components (computed once)."""
+        primed = self._primed
+        if primed is None:
+            self.code = code_digest(self.target)
+            primed = step_hasher(self.name, identity(self.version, self.code))
+            self._tail = (
+                f',"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
+                f'"ver":{json.dumps(self.version)}'
+            )
+            self._primed = primed
+        return primed
+
+    def digest_inputs(self, inputs: Mapping[str, Any]) -> dict[str, str]:
+        """Content digests of the call's inputs, by argument name."""
+        return {key: input_digest(self.name, key, value) for key, value in inputs.items()}
+
+    def split(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
+        dict[str, Any], dict[str, Any]
+    ]:
+        """Bind a function call and split it into parameters and inputs."""
+        bound = self.signature.bind(args, kwargs)
+        return split_arguments(bound, self.declared, self.ignored, self.name)
+
+    def entry_inputs(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Bind a class step's entry-point call: every argument is an input."""
+        bound = self.signature.bind(args, kwargs)
+        return {k: v for k, v in bound.items() if k not in self.ignored}
+
+
+def _params_text(spec: StepSpec, params: Mapping[str, Any]) -> tuple[str, str]:
+    canonical = canonical_params(params)
+    return canonical, exact_params(params, canonical)
+
+
+def _instance_params(spec: StepSpec, instance: Any) -> tuple[dict[str, Any], str, str]:
+    """A class-step instance's params and their texts, computed once per instance."""
+    cached = getattr(instance, _INSTANCE_ATTR, None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    frozen = instance.params
+    params = {name: getattr(frozen, name) for name in spec.signature.names}
+    if spec.signature.var_keyword is not None:
+        params[spec.signature.var_keyword] = getattr(frozen, spec.signature.var_keyword)
+    result = (params, *_params_text(spec, params))
+    try:
+        object.__setattr__(instance, _INSTANCE_ATTR, result)
+    except AttributeError:  # __slots__ without room for it: recompute per call
+        pass
+    return result
+
+
+def _track(
+    spec: StepSpec,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    canonical: str,
+    exact: str,
+    inputs: Mapping[str, Any],
+) -> Any:
+    """Fingerprint, run and record one call: the hot path shared by all steps."""
+    tracker = _tracker._active or _tracker.active()
+    primed = spec._primed or spec.primed()
+    digests = spec.digest_inputs(inputs) if inputs else {}
+    fp = fingerprint(primed, canonical, digests)
+    metrics: dict[str, Any] = {}
+    token = current_metrics.set(metrics)
+    started = time.time()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        state = "FAILED" if isinstance(exc, Exception) else "CANCELED"
+        error = json.dumps(f"{type(exc).__qualname__}: {exc}"[:4000])
+        tracker.record(
+            _line(tracker, spec, fp, exact, digests, state, started, metrics)[:-2]
+            + f',"err":{error}}}\n'
+        )
+        raise
+    finally:
+        current_metrics.reset(token)
+    tracker.record(_line(tracker, spec, fp, exact, digests, "COMPLETE", started, metrics))
+    return result
+
+
+def _line(
+    tracker: _tracker.Tracker,
+    spec: StepSpec,
+    fp: str,
+    exact: str,
+    digests: Mapping[str, str],
+    state: str,
+    started: float,
+    metrics: Mapping[str, Any],
+) -> str:
+    run = current_run.get()
+    extra = "" if run is None else f',"run":{encode_basestring_ascii(run)}'
+    if metrics:
+        extra += f',"m":{exact_params(metrics, canonical_params(metrics))}'
+    inputs = canonical_json(digests) if digests else "{}"
+    return (
+        f'{{"v":1,"id":"{tracker.new_record_id()}","step":{spec.name_json},"fp":"{fp}",'
+        f'"p":{exact},"i":{inputs},"st":"{state}","t0":{started!r},"t1":{time.time()!r}'
+        f"{extra}{spec._tail}}}\n"
+    )
+
+
+def _step_name(target: Any, name: str | None) -> str:
+    if name is None:
+        return str(target.__name__)
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ValueError(
+            f"@step(name=...) must be a non-empty string of at most 200 characters "
+            f"(got {name!r})."
+        )
+    return name
+
+
+def _decorate_function(
+    fn: Callable[..., Any],
+    name: str,
+    version: str | None,
+    cache: bool,
+    params: Iterable[str] | None,
+    ignore: Iterable[str],
+) -> Callable[..., Any]:
+    raw = inspect.signature(fn)
+    first = next(iter(raw.parameters), None)
+    drop_self = first in _SELF_NAMES and "." in fn.__qualname__
+    signature = Signature(callable_signature(fn, drop_self=drop_self))
+    declared = frozenset(params) if params is not None else None
+    unknown = (declared or frozenset()).union(ignore) - set(raw.parameters)
+    if unknown:
+        raise ValueError(
+            f"Step {name!r}: {sorted(unknown)} in params=/ignore= are not arguments of "
+            f"{fn.__qualname__}{raw}; fix the names."
+        )
+    params_class = make_params_class(
+        name,
+        f"{fn.__name__}_Params",
+        [n for n in signature.names if declared is None or n in declared],
+        signature.defaults,
+    )
+    params_class.__module__ = fn.__module__
+    params_class.__qualname__ = f"{fn.__qualname__}.Params"
+    spec = StepSpec(
+        fn,
+        name=name,
+        version=version,
+        cache=cache,
+        signature=signature,
+        declared=declared,
+        ignored=frozenset(ignore),
+        is_class=False,
+        params_class=params_class,
+    )
+    split = spec.split
+
+    if drop_self:
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values, inputs = split(args[1:], kwargs)
+            return _track(spec, fn, args, kwargs, *_params_text(spec, values), inputs)
+
+        def fingerprint_of(*args: Any, **kwargs: Any) -> str:
+            values, inputs = split(args[1:], kwargs)
+            return _fingerprint_of(spec, values, inputs)
+
+    else:
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values, inputs = split(args, kwargs)
+            canonical = canonical_params(values)
+            return _track(
+                spec, fn, args, kwargs, canonical, exact_params(values, canonical), inputs
+            )
+
+        def fingerprint_of(*args: Any, **kwargs: Any) -> str:
+            values, inputs = split(args, kwargs)
+            return _fingerprint_of(spec, values, inputs)
+
+    fingerprint_of.__doc__ = "Return the fingerprint of this call without running the step."
+    setattr(wrapper, SPEC_ATTR, spec)
+    wrapper.fingerprint = fingerprint_of  # type: ignore[attr-defined]
+    wrapper.Params = params_class  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _fingerprint_of(spec: StepSpec, values: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
+    from zentrack._values import is_tracked
+    from zentrack._params import param_type_error
+
+    for key, value in values.items():
+        if not is_tracked(value):
+            raise param_type_error(spec.name, key, value)
+    canonical = canonical_params(values)
+    return fingerprint(spec.primed(), canonical, spec.digest_inputs(inputs))
+
+
+def _entry_name(cls: type, entry: str | None) -> str:
+    if entry is not None:
+        if not callable(getattr(cls, entry, None)):
+            raise ValueError(f"Step class {cls.__qualname__} has no method {entry!r} (entry=).")
+        return entry
+    for candidate in ("run", "__call__"):
+        if candidate in dir(cls) and callable(getattr(cls, candidate)):
+            if candidate == "__call__" and cls.__call__ is type.__call__:
+                continue
+            return candidate
+    raise ValueError(
+        f"Step class {cls.__qualname__} has no run() or __call__() method to track; "
+        "add one, or name the entry point with @step(entry='method_name')."
+    )
+
+
+def _decorate_class(
+    cls: C,
+    name: str,
+    version: str | None,
+    cache: bool,
+    entry: str | None,
+    ignore: Iterable[str],
+) -> C:
+    init = cls.__init__
+    init_signature = Signature(callable_signature(init, drop_self=True))  # type: ignore[misc]
+    field_names = list(init_signature.names)
+    if init_signature.var_positional is not None:
+        raise ValueError(
+            f"Step class {cls.__qualname__}: __init__ takes *{init_signature.var_positional}, "
+            "which cannot be named parameters; use keyword arguments."
+        )
+    if init_signature.var_keyword is not None:
+        field_names.append(init_signature.var_keyword)
+    params_class = make_params_class(name, "Params", field_names, init_signature.defaults)
+    params_class.__module__ = cls.__module__
+    params_class.__qualname__ = f"{cls.__qualname__}.Params"
+
+    entry_name = _entry_name(cls, entry)
+    method = getattr(cls, entry_name)
+    spec = StepSpec(
+        cls,
+        name=name,
+        version=version,
+        cache=cache,
+        signature=init_signature,
+        declared=None,
+        ignored=frozenset(ignore),
+        is_class=True,
+        params_class=params_class,
+    )
+    entry_signature = Signature(callable_signature(method, drop_self=True))
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        values = check_params(name, init_signature.bind(args, kwargs))
+        object.__setattr__(self, "params", params_class(**values))
+        init(self, *args, **kwargs)
+
+    @functools.wraps(method)
+    def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _, canonical, exact = _instance_params(spec, self)
+        inputs = entry_signature.bind(args, kwargs)
+        if spec.ignored:
+            inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
+        return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
+
+    def fingerprint_of(self: Any, *args: Any, **kwargs: Any) -> str:
+        _, canonical, _ = _instance_params(spec, self)
+        inputs = entry_signature.bind(args, kwargs)
+        inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
+        return fingerprint(spec.primed(), canonical, spec.digest_inputs(inputs))
+
+    spec.entry_fingerprint = fingerprint_of
+    cls.__init__ = __init__  # type: ignore[misc]
+    setattr(cls, entry_name, tracked_entry)
+    setattr(cls, SPEC_ATTR, spec)
+    cls.Params = params_class  # type: ignore[attr-defined]
+    return cls
+
+
+@overload
+def step(fn: C, /) -> C: ...
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    cache: bool = True,
+    params: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    entry: str | None = None,
+) -> StepDecorator: ...
+def step(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str | None = None,
+    cache: bool = True,
+    params: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    entry: str | None = None,
+) -> Any:
+    """Track every call of a function, method or class as an MLMD Execution.
+
+    Args:
+        fn: the function or class (given by the bare ``@step`` form).
+        name: the step's name in the store (default: ``__name__``).
+        version: replaces the code digest in the fingerprint: bump it to
+            invalidate cached results by hand, keep it to survive refactors.
+        cache: ``False`` never serves this step from the cache.
+        params: function steps only: the argument names that are parameters
+            (their values must be of a tracked type); the rest are inputs.
+            Default: every argument whose value is of a tracked type.
+        ignore: argument names left out of the fingerprint and the record.
+        entry: class steps only: the tracked method (default ``run``, else
+            ``__call__``).
+
+    Returns:
+        The function wrapped (same signature, plus ``.fingerprint(...)``), or
+        the class patched in place (``__init__`` freezes its keyword arguments
+        into ``self.params``; the entry point is tracked).
+    """
+    if version is not None and not isinstance(version, str):
+        version = str(version)
+
+    def decorate(target: Any) -> Any:
+        if hasattr(target, SPEC_ATTR) and not isinstance(target, type):
+            return target
+        step_name = _step_name(target, name)
+        if isinstance(target, type):
+            if params is not None:
+                raise ValueError(
+                    f"Step class {target.__qualname__}: params= is for function steps; every "
+                    "__init__ argument of a class step is a parameter."
+                )
+            return _decorate_class(target, step_name, version, cache, entry, ignore)
+        if not callable(target):
+            raise TypeError(
+                f"@step decorates functions, methods and classes (got {target!r} that is a "
+                f"{type(target).__qualname__})."
+            )
+        if entry is not None:
+            raise ValueError("@step(entry=...) is for class steps only.")
+        return _decorate_function(target, step_name, version, cache, params, ignore)
+
+    return decorate if fn is None else decorate(fn)
+
+
+def spec_of(target: Any) -> StepSpec | None:
+    """Return the spec of a step function, step class or step-class instance."""
+    spec = getattr(target, SPEC_ATTR, None)
+    return spec if isinstance(spec, StepSpec) else None
+
+
+
+def fingerprint_call(target: Any, /, *args: Any, **kwargs: Any) -> str:
+    """Return the fingerprint a call would have, without running anything.
+
+    ``target`` is a step function (``fingerprint(train, data, lr=0.1)``) or an
+    instance of a step class (``fingerprint(trainer, data)``, for its entry
+    point).
+    """
+    spec = spec_of(target)
+    if spec is not None and not spec.is_class:
+        return target.fingerprint(*args, **kwargs)  # type: ignore[no-any-return]
+    spec = spec_of(type(target))
+    if spec is not None and spec.entry_fingerprint is not None:
+        return spec.entry_fingerprint(target, *args, **kwargs)
+    raise TypeError(
+        f"fingerprint() needs a function decorated with @step or an instance of a step "
+        f"class (got {target!r:.80} that is a {type(target).__qualname__})."
+    )

@@ -1,0 +1,331 @@
+"""The MLMD adapter: the only module that imports ``ml_metadata``.
+
+Layout (documented for plain-MLMD readers in ``docs/mlmd.md``):
+
+* one ExecutionType per step, named ``zentrack.step.<step name>``;
+* one Execution per tracked call, ``external_id`` = the record id (so a
+  replayed journal line is recognised and skipped), each parameter a custom
+  property under its own name in MLMD's native type, plus
+  ``zentrack.fingerprint``, ``zentrack.record`` (the exact record as JSON) and,
+  for failures, ``zentrack.error``;
+* one Context of type ``zentrack.Fingerprint`` per fingerprint, named by it,
+  associated with every execution that has it: the indexed lookup path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from zentrack._location import Location
+from zentrack._records import Record, parse_line, record_from_line
+from zentrack._values import untag
+from zentrack.exceptions import StoreError
+
+log = logging.getLogger("zentrack")
+
+STEP_TYPE_PREFIX: Final = "zentrack.step."
+FINGERPRINT_CONTEXT: Final = "zentrack.Fingerprint"
+PROP_FINGERPRINT: Final = "zentrack.fingerprint"
+PROP_RECORD: Final = "zentrack.record"
+PROP_ERROR: Final = "zentrack.error"
+METRIC_PREFIX: Final = "zentrack.metric."
+_STRUCT_PREFIX: Final = "mlmd-struct::"
+_INT64: Final = 2**63
+
+
+def set_native(value: Any, v: object) -> None:
+    """Write ``v`` into an MLMD ``Value`` in the type a plain reader expects.
+
+    int -> int_value (string beyond 64 bits), float -> double_value (string
+    for NaN and infinities, which MLMD rejects), bool -> bool_value, str ->
+    string_value (JSON-quoted when MLMD would mangle it), None and
+    containers -> their canonical JSON as string_value.  Every branch sets a
+    field: an MLMD Value with no field set aborts the process.
+    """
+    kind = type(v)
+    if kind is bool:
+        value.bool_value = v
+    elif kind is int:
+        if -_INT64 <= v < _INT64:  # type: ignore[operator]
+            value.int_value = v
+        else:
+            value.string_value = str(v)
+    elif kind is float:
+        if math.isfinite(v):  # type: ignore[arg-type]
+            value.double_value = v
+        else:
+            value.string_value = repr(v)
+    elif kind is str:
+        text: str = v  # type: ignore[assignment]
+        if "\0" in text or text.startswith(_STRUCT_PREFIX):
+            text = json.dumps(text)
+        value.string_value = text
+    else:
+        value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
+
+
+def _sqlite_precheck(path: Path) -> None:
+    """Fail fast, with a clear message, on files MLMD would choke or hang on."""
+    if not path.parent.is_dir():
+        raise StoreError(
+            f"Store {str(path)!r}: the directory {str(path.parent)!r} does not exist; "
+            "create it or pass another path to zentrack.init(store=...)."
+        )
+    if not path.exists() or path.stat().st_size == 0:
+        if not os.access(path.parent, os.W_OK):
+            raise StoreError(
+                f"Store {str(path)!r}: cannot create the store, the directory is not "
+                "writable; fix its permissions or pass another path."
+            )
+        connection = sqlite3.connect(path)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        finally:
+            connection.close()
+        return
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"Store {str(path)!r} is not an MLMD database ({exc}); it is corrupt or another "
+            "kind of file: move it aside, or restore it from a backup."
+        ) from None
+    if tables and "MLMDEnv" not in tables:
+        raise StoreError(
+            f"Store {str(path)!r} is an SQLite database of another application (no MLMD "
+            "tables); pass the path of an MLMD store or of a new file."
+        )
+
+
+def _connection_config(location: Location) -> Any:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    config = pb.ConnectionConfig()
+    if location.kind == "memory":
+        config.fake_database.SetInParent()
+    elif location.kind == "sqlite":
+        assert location.path is not None
+        config.sqlite.filename_uri = str(location.path)
+        config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    elif location.kind == "postgresql":
+        pg = config.postgresql
+        pg.host = location.host
+        pg.port = str(location.port)
+        pg.user = location.user
+        pg.password = location.password
+        pg.dbname = location.database
+    else:
+        my = config.mysql
+        my.host = location.host
+        my.port = location.port or 3306
+        my.user = location.user
+        my.password = location.password
+        my.database = location.database
+    return config
+
+
+def explain_open_error(location: Location, message: str) -> StoreError:
+    """Turn MLMD's RuntimeError text into an error that says what to do."""
+    where = location.display
+    if "older than library version" in message:
+        return StoreError(
+            f"Store {where!r} was written by an older MLMD schema ({message.split(';')[0]}); "
+            f"run `zentrack store migrate {where}` (it backs the file up first)."
+        )
+    if "greater than library version" in message:
+        return StoreError(
+            f"Store {where!r} was written by a newer MLMD schema; upgrade ml-metadata "
+            "(pip install -U zentrack ml-metadata) to read it."
+        )
+    if "not a database" in message or "malformed" in message:
+        return StoreError(
+            f"Store {where!r} is not a readable MLMD database ({message.strip()[:120]}); "
+            "move it aside or restore it from a backup."
+        )
+    if "unable to open" in message:
+        return StoreError(
+            f"Store {where!r} cannot be opened (missing or unwritable directory); "
+            "check the path and its permissions."
+        )
+    return StoreError(f"Store {where!r} cannot be opened: {message.strip()[:300]}")
+
+
+class MetadataStore:
+    """zentrack's view of one MLMD store, opened on first use."""
+
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self._store: Any = None
+        self._type_ids: dict[str, int] = {}
+        self._fp_context_type: int | None = None
+
+    @property
+    def mlmd(self) -> Any:
+        """The underlying ``ml_metadata`` ``MetadataStore``, opened on first use."""
+        if self._store is None:
+            self._store = self._open(upgrade=False)
+        return self._store
+
+    def _open(self, upgrade: bool) -> Any:
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        if self.location.kind == "sqlite":
+            assert self.location.path is not None
+            _sqlite_precheck(self.location.path)
+        from ml_metadata.metadata_store import metadata_store
+
+        try:
+            return metadata_store.MetadataStore(
+                _connection_config(self.location), enable_upgrade_migration=upgrade
+            )
+        except RuntimeError as exc:
+            raise explain_open_error(self.location, str(exc)) from None
+
+    def migrate(self) -> None:
+        """Upgrade an older MLMD schema in place (the caller backs it up)."""
+        self._store = self._open(upgrade=True)
+
+    # -- writing -------------------------------------------------------------
+
+    def _step_type_id(self, step: str) -> int:
+        type_id = self._type_ids.get(step)
+        if type_id is None:
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
+            type_id = self.mlmd.put_execution_type(
+                pb.ExecutionType(name=STEP_TYPE_PREFIX + step), can_add_fields=True
+            )
+            self._type_ids[step] = type_id
+        return int(type_id)
+
+    def _fingerprint_type_id(self) -> int:
+        if self._fp_context_type is None:
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
+            self._fp_context_type = self.mlmd.put_context_type(
+                pb.ContextType(name=FINGERPRINT_CONTEXT)
+            )
+        return int(self._fp_context_type)
+
+    def _existing(self, record_ids: Sequence[str]) -> dict[str, int]:
+        from ml_metadata import errors
+
+        try:
+            found = self.mlmd.get_executions_by_external_ids(list(record_ids))
+        except errors.NotFoundError:
+            return {}
+        return {e.external_id: e.id for e in found}
+
+    def _fingerprint_contexts(self, fingerprints: Iterable[str]) -> dict[str, int]:
+        """Return the context id of each fingerprint, creating missing ones."""
+        from ml_metadata import errors
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        wanted = {f"{FINGERPRINT_CONTEXT}/{fp}": fp for fp in fingerprints}
+        try:
+            found = self.mlmd.get_contexts_by_external_ids(list(wanted))
+        except errors.NotFoundError:
+            found = []
+        ids = {wanted[c.external_id]: c.id for c in found}
+        missing = [key for key, fp in wanted.items() if fp not in ids]
+        if missing:
+            type_id = self._fingerprint_type_id()
+            new = [pb.Context(type_id=type_id, name=wanted[k], external_id=k) for k in missing]
+            for key, context_id in zip(missing, self.mlmd.put_contexts(new)):
+                ids[wanted[key]] = context_id
+        return ids
+
+    def write(self, lines: Sequence[bytes | str]) -> int:
+        """Write journal lines as executions; return how many were new.
+
+        Idempotent: lines whose record id is already stored are skipped (their
+        fingerprint association is re-asserted, which MLMD ignores if present).
+        Malformed lines are logged and skipped, never fatal.
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        records: dict[str, tuple[dict[str, Any], str]] = {}
+        for line in lines:
+            text = line.decode() if isinstance(line, bytes) else line
+            try:
+                data = parse_line(text)
+            except ValueError as exc:
+                log.warning("zentrack: skipping a malformed journal line (%s): %.80r", exc, text)
+                continue
+            records[data["id"]] = (data, text)
+        if not records:
+            return 0
+        existing = self._existing(list(records))
+        contexts = self._fingerprint_contexts({d["fp"] for d, _ in records.values()})
+        executions = []
+        new_ids = []
+        for record_id, (data, text) in records.items():
+            if record_id in existing:
+                continue
+            execution = pb.Execution(
+                type_id=self._step_type_id(data["step"]),
+                external_id=record_id,
+                last_known_state=pb.Execution.State.Value(data["st"]),
+            )
+            props = execution.custom_properties
+            for name, value in untag(data["p"]).items():
+                set_native(props[name], value)
+            for name, value in (data.get("m") or {}).items():
+                set_native(props[METRIC_PREFIX + name], value)
+            props[PROP_FINGERPRINT].string_value = data["fp"]
+            props[PROP_RECORD].string_value = text.rstrip("\n")
+            if data.get("err"):
+                props[PROP_ERROR].string_value = data["err"]
+            executions.append(execution)
+            new_ids.append(record_id)
+        stored = dict(existing)
+        if executions:
+            stored.update(zip(new_ids, self.mlmd.put_executions(executions)))
+        associations = [
+            pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
+            for record_id, (data, _) in records.items()
+        ]
+        self.mlmd.put_attributions_and_associations([], associations)
+        return len(executions)
+
+    # -- reading -------------------------------------------------------------
+
+    def _records(self, executions: Iterable[Any]) -> list[Record]:
+        out = []
+        for e in executions:
+            props = e.custom_properties
+            if PROP_RECORD not in props:
+                continue
+            data = parse_line(props[PROP_RECORD].string_value)
+            out.append(record_from_line(data, execution_id=e.id))
+        out.sort(key=lambda r: (r.started, r.execution_id or 0))
+        return out
+
+    def lookup(self, fingerprint: str) -> list[Record]:
+        """Return the records with ``fingerprint``, oldest first (indexed)."""
+        context = self.mlmd.get_context_by_type_and_name(FINGERPRINT_CONTEXT, fingerprint)
+        if context is None:
+            return []
+        return self._records(self.mlmd.get_executions_by_context(context.id))
+
+    def step_records(self, step: str) -> list[Record]:
+        """Return every record of one step, oldest first."""
+        return self._records(self.mlmd.get_executions_by_type(STEP_TYPE_PREFIX + step))
+
+    def step_names(self) -> list[str]:
+        """Return the names of the steps that have an ExecutionType here."""
+        return sorted(
+            t.name[len(STEP_TYPE_PREFIX) :]
+            for t in self.mlmd.get_execution_types()
+            if t.name.startswith(STEP_TYPE_PREFIX)
+        )

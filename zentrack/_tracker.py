@@ -1,0 +1,261 @@
+"""The active tracker: where records go, and when they are flushed.
+
+A tracked call hands :meth:`Tracker.record` one journal line.  The line is
+appended to this process's journal (durable at once) and counted; MLMD is
+written later, in batches: when ``batch_size`` lines are waiting, when the
+oldest has waited ``max_age`` seconds, at interpreter exit, on ``flush()``
+and before every read.  Size and age flushes run in a short-lived child
+process, because MLMD holds the GIL for the whole of each write; explicit
+flushes, reads and exit drain in this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Final
+
+from zentrack._drain import drain
+from zentrack._journal import JournalWriter, pending_chunks
+from zentrack._location import Location, parse
+from zentrack._store import MetadataStore
+from zentrack.exceptions import StoreError
+
+log = logging.getLogger("zentrack")
+
+ENV_CACHE: Final = "ZENTRACK_CACHE"
+_PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)
+
+
+def _cache_from_env(default: bool) -> bool:
+    value = os.environ.get(ENV_CACHE)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off", "")
+
+
+class Tracker:
+    """Receives the records of tracked calls and moves them to MLMD.
+
+    Args:
+        location: the parsed store address.
+        artifacts: the folder for step outputs (default: ``artifacts`` beside
+            the store).
+        cache: whether cache hits may be served at all.
+        batch_size: waiting records that trigger a background flush.
+        max_age: seconds the oldest waiting record may wait.
+    """
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        artifacts: Path | None = None,
+        cache: bool = True,
+        batch_size: int = 1000,
+        max_age: float = 2.0,
+    ) -> None:
+        self.location = location
+        self.store = MetadataStore(location)
+        state_dir = location.state_dir
+        self.artifacts = artifacts or (state_dir / "artifacts" if state_dir else None)
+        self.cache = _cache_from_env(cache)
+        self.batch_size = batch_size
+        self.max_age = max_age
+        journal_dir = location.journal_dir
+        self._journal = JournalWriter(journal_dir) if journal_dir is not None else None
+        self._memory_lines: list[bytes] = []
+        self._waiting = 0
+        self._timer: threading.Timer | None = None
+        self._drainer: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._warned = False
+        self.new_record_id = _record_ids()
+
+    # -- the hot path --------------------------------------------------------
+
+    def record(self, line: str) -> None:
+        """Make one journal line durable and schedule it for MLMD."""
+        data = line.encode()
+        if self._journal is not None:
+            self._journal.append(data)
+        else:
+            self._memory_lines.append(data)
+        self._waiting += 1
+        if self._waiting == 1:
+            self._start_timer()
+        elif self._waiting >= self.batch_size:
+            self._flush_soon()
+
+    # -- flushing --------------------------------------------------------------
+
+    def _start_timer(self) -> None:
+        timer = threading.Timer(self.max_age, self._flush_soon)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _flush_soon(self) -> None:
+        """Start a background flush unless one is running (size or age trigger)."""
+        with self._lock:
+            if self._closed or self._waiting == 0:
+                return
+            if self._timer is not None and self._timer is not threading.current_thread():
+                self._timer.cancel()
+            self._timer = None
+            self._waiting = 0
+            if self._journal is None:
+                self._flush_memory()
+                return
+            if self._drainer is not None and self._drainer.poll() is None:
+                return
+            self._reap_drainer()
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
+            )
+            env.setdefault("GLOG_minloglevel", "2")
+            self._drainer = subprocess.Popen(
+                [sys.executable, "-m", "zentrack._drain", self.location.spec()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+
+    def _reap_drainer(self) -> None:
+        drainer, self._drainer = self._drainer, None
+        if drainer is None:
+            return
+        _, err = drainer.communicate()
+        if drainer.returncode != 0 and not self._warned:
+            self._warned = True
+            log.warning(
+                "zentrack: background flush failed (%s); the records stay in the journal "
+                "and are written by the next flush.",
+                err.decode(errors="replace").strip() or f"exit code {drainer.returncode}",
+            )
+
+    def _flush_memory(self) -> int:
+        lines, self._memory_lines = self._memory_lines, []
+        try:
+            return self.store.write(lines)
+        except BaseException:
+            self._memory_lines[:0] = lines
+            raise
+
+    def flush(self) -> int:
+        """Write every waiting record to MLMD now; return how many were written."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._waiting = 0
+            if self._journal is None:
+                return self._flush_memory()
+            if self._drainer is not None:
+                self._reap_drainer()
+            return drain(self.location, self.store)
+
+    def has_stale_journals(self) -> bool:
+        """Tell whether records of dead processes wait in this store's journals."""
+        directory = self.location.journal_dir
+        if directory is None or not directory.is_dir():
+            return False
+        return any(not c.writer_alive and c.lines for c in pending_chunks(directory))
+
+    def close(self) -> None:
+        """Flush and release the journal (at exit, or when replaced by ``init``)."""
+        if self._closed:
+            return
+        if self._journal is not None:
+            self._journal.close()
+        try:
+            self.flush()
+        except StoreError as exc:
+            log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
+        self._closed = True
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh journal, id sequence and flush state."""
+        if self._journal is not None:
+            self._journal.forget_after_fork()
+        self._memory_lines = []
+        self._waiting = 0
+        self._timer = None
+        self._drainer = None
+        self._lock = threading.Lock()
+        self.store = MetadataStore(self.location)
+        self.new_record_id = _record_ids()
+
+
+def _record_ids() -> itertools.count[int] | object:
+    prefix = secrets.token_hex(8)
+    counter = itertools.count()
+    return lambda: f"{prefix}-{next(counter)}"
+
+
+_active: Tracker | None = None
+
+
+def active() -> Tracker:
+    """Return the active tracker, initialising the default store on first use."""
+    return _active if _active is not None else init()
+
+
+def init(
+    store: str | os.PathLike[str] | None = None,
+    *,
+    artifacts: str | os.PathLike[str] | None = None,
+    cache: bool = True,
+) -> Tracker:
+    """Choose the store (and artifact folder) that tracked calls write to.
+
+    Optional: the first tracked call initialises ``$ZENTRACK_STORE`` or
+    ``./.zentrack/metadata.sqlite``.  Records that dead processes left in
+    this store's journals are written now.
+
+    Args:
+        store: a path, ``sqlite:///abs/path.db``, ``:memory:``,
+            ``postgresql://user:pw@host:port/db`` or ``mysql://…``.
+        artifacts: where step outputs are kept.
+        cache: ``False`` turns cache hits off for every step.
+
+    Returns:
+        The active tracker.
+    """
+    global _active
+    tracker = Tracker(
+        parse(store),
+        artifacts=Path(artifacts).absolute() if artifacts is not None else None,
+        cache=cache,
+    )
+    if _active is not None:
+        _active.close()
+    _active = tracker
+    if tracker.has_stale_journals():
+        tracker.flush()
+    return tracker
+
+
+def _at_exit() -> None:
+    if _active is not None:
+        _active.close()
+
+
+def _after_fork_in_child() -> None:
+    if _active is not None:
+        _active.after_fork()
+
+
+atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,35 @@
+"""The errors zentrack raises on purpose.
+
+Each subclasses the builtin a caller would already catch for that kind of
+mistake, so ``except TypeError`` keeps working around a tracked call.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ParameterTypeError",
+    "StoreError",
+    "UnhashableInputError",
+    "ZentrackError",
+]
+
+
+class ZentrackError(Exception):
+    """Base class of every error zentrack raises on purpose."""
+
+
+class ParameterTypeError(ZentrackError, TypeError):
+    """A step parameter holds a value zentrack cannot track exactly."""
+
+
+class UnhashableInputError(ZentrackError, TypeError):
+    """A step input cannot be fingerprinted by content."""
+
+
+class StoreError(ZentrackError, RuntimeError):
+    """The MLMD store cannot be opened, read or written."""
+
+
+class ConfigError(ZentrackError, ValueError):
+    """A YAML config is malformed or does not match its pipeline."""
