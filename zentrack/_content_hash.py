@@ -56,7 +56,8 @@ def _update(h: Any, value: Any, depth: int, seen: set[int]) -> None:
         return
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series)):
-        _feed(h, b"P", f"{kind.__name__}|{list(map(str, value.dtypes if kind is pandas.DataFrame else [value.dtype]))}".encode())
+        dtypes = value.dtypes if isinstance(value, pandas.DataFrame) else [value.dtype]
+        _feed(h, b"P", f"{kind.__name__}|{[str(d) for d in dtypes]}".encode())
         if kind is pandas.DataFrame:
             _feed(h, b"C", repr(list(value.columns)).encode())
         hashed = pandas.util.hash_pandas_object(value, index=True)

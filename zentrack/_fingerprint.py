@@ -37,11 +37,13 @@ def step_hasher(name: str, identity_text: str) -> Any:
     return hashlib.sha256(_PREFIX + f"{name}\0{identity_text}\0".encode())
 
 
-def fingerprint(primed: Any, params_canonical: str, inputs: Mapping[str, str]) -> str:
-    """Finish a fingerprint from a primed hasher, params text and input digests."""
+def inputs_text(digests: Mapping[str, str]) -> str:
+    """Return the canonical inputs component from ``{name: content digest}``."""
+    return canonical_json(dict(digests)) if digests else "{}"
+
+
+def fingerprint(primed: Any, params_canonical: str, inputs_canonical: str) -> str:
+    """Finish a fingerprint from a primed hasher and the per-call components."""
     h = primed.copy()
-    if inputs:
-        h.update(f"{params_canonical}\0{canonical_json(dict(inputs))}".encode())
-    else:
-        h.update(f"{params_canonical}\0{{}}".encode())
+    h.update(f"{params_canonical}\0{inputs_canonical}".encode())
     return str(h.hexdigest())

@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
 import attrs
 
-from zentrack._values import TRACKED_TYPES_TEXT, copy_value, describe_type, is_tracked
+from zentrack._values import (
+    NONFINITE_JSON,
+    TRACKED_TYPES_TEXT,
+    canonical_json,
+    copy_value,
+    decode_exact,
+    describe_type,
+    exact_params,
+    float_repr,
+    int_repr,
+    is_tracked,
+)
 from zentrack.exceptions import ParameterTypeError
 
 _EMPTY: Final = inspect.Parameter.empty
+_MISSING: Final = object()
 
 
 def param_type_error(step: str, name: str, value: object) -> ParameterTypeError:
@@ -38,6 +51,7 @@ class Signature:
     __slots__ = (
         "_bind_slow",
         "_keywords",
+        "_simple",
         "defaults",
         "names",
         "positional",
@@ -72,6 +86,13 @@ class Signature:
             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
         self._bind_slow = signature.bind
+        self._simple = self.var_positional is None and self.var_keyword is None
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Every name :meth:`bind` returns: named parameters, then variadic ones."""
+        extra = tuple(n for n in (self.var_positional, self.var_keyword) if n is not None)
+        return self.names + extra
 
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Map a call's arguments to parameter names, defaults applied.
@@ -80,30 +101,44 @@ class Signature:
         dict.  A call the function itself would reject raises the same
         ``TypeError`` Python gives, before anything runs.
         """
+        if self._simple:
+            count = len(args)
+            if count > len(self.positional) or (kwargs and not kwargs.keys() <= self._keywords):
+                self._bind_slow(*args, **kwargs)  # raises the interpreter's TypeError
+            bound = self.defaults.copy()
+            if count:
+                if kwargs and not kwargs.keys().isdisjoint(self.positional[:count]):
+                    self._bind_slow(*args, **kwargs)
+                bound.update(zip(self.positional, args, strict=False))
+            if kwargs:
+                bound.update(kwargs)
+            if len(bound) != len(self.names):
+                self._bind_slow(*args, **kwargs)
+            return bound
+        return self._bind_variadic(args, kwargs)
+
+    def _bind_variadic(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         positional = self.positional
         if len(args) > len(positional) and self.var_positional is None:
-            self._bind_slow(*args, **kwargs)  # raises the interpreter's TypeError
-        bound = dict(zip(positional, args))
-        extra: dict[str, Any] | None = None
+            self._bind_slow(*args, **kwargs)
+        bound = dict(zip(positional, args, strict=False))  # extra args checked above
+        extra: dict[str, Any] = {}
         for key, value in kwargs.items():
             if key in bound or key not in self._keywords:
                 if self.var_keyword is None or key in bound:
                     self._bind_slow(*args, **kwargs)
-                if extra is None:
-                    extra = {}
                 extra[key] = value
             else:
                 bound[key] = value
+        for key, default in self.defaults.items():
+            if key not in bound:
+                bound[key] = default
         if len(bound) < len(self.names):
-            for key, default in self.defaults.items():
-                if key not in bound:
-                    bound[key] = default
-            if len(bound) < len(self.names):
-                self._bind_slow(*args, **kwargs)
+            self._bind_slow(*args, **kwargs)
         if self.var_positional is not None:
             bound[self.var_positional] = tuple(args[len(positional) :])
         if self.var_keyword is not None:
-            bound[self.var_keyword] = extra or {}
+            bound[self.var_keyword] = extra
         return bound
 
 
@@ -141,37 +176,138 @@ def check_params(step: str, values: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def split_arguments(
-    bound: Mapping[str, Any],
-    declared: frozenset[str] | None,
-    ignored: frozenset[str],
-    step: str,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split a function call's bound arguments into parameters and inputs.
+class ParamEncoder:
+    """Splits a call into parameters and inputs and encodes the params.
 
-    Without a declaration, tracked values are parameters and the rest inputs;
-    with one, the declared names must hold tracked values.
+    One pass over the names in sorted order builds the canonical text (the
+    hot path of a tracked call): scalars are encoded inline, defaults that
+    are scalars were encoded at decoration time, and only calls with
+    containers take the slower exact-form path.
+
+    Args:
+        step: the step's name, for errors.
+        signature: the signature calls are bound against.
+        declared: names that must be parameters (``None``: decide by type).
+        ignored: names left out of both.
     """
-    params: dict[str, Any] = {}
-    inputs: dict[str, Any] = {}
-    for name, value in bound.items():
-        if name in ignored:
-            continue
-        if declared is None:
-            if type(value) in _FAST_SCALARS or is_tracked(value):
-                params[name] = value
+
+    __slots__ = ("_fixed_inputs", "_order", "_required", "_strict", "signature", "step")
+
+    def __init__(
+        self,
+        step: str,
+        signature: Signature,
+        declared: frozenset[str] | None,
+        ignored: frozenset[str],
+    ) -> None:
+        kept = [n for n in signature.all_names if n not in ignored]
+        candidates = kept if declared is None else [n for n in kept if n in declared]
+        self.step = step
+        self.signature = signature
+        defaults = signature.defaults
+        self._order = tuple(
+            (n, encode_basestring_ascii(n) + ":", self._default_text(n, defaults))
+            for n in sorted(candidates)
+        )
+        self._fixed_inputs = tuple(n for n in kept if n not in candidates)
+        self._strict = declared is not None
+        self._required = tuple(n for n in signature.names if n not in defaults)
+
+    @staticmethod
+    def _default_text(name: str, defaults: Mapping[str, Any]) -> str | None:
+        """Pre-encode an immutable scalar default; containers stay per call."""
+        if name not in defaults:
+            return None
+        value = defaults[name]
+        if type(value) in (int, float, str, bool, type(None)):
+            return encode_basestring_ascii(name) + ":" + canonical_json(value)
+        return None
+
+    def encode_call(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Bind a call and return ``(canonical params, exact params, inputs)``."""
+        signature = self.signature
+        if (
+            not signature._simple
+            or len(args) > len(signature.positional)
+            or (kwargs and not kwargs.keys() <= signature._keywords)
+        ):
+            return self.encode(signature.bind(args, kwargs))
+        count = len(args)
+        positional = signature.positional
+        if count == 0:
+            given = {}
+        elif count == 1:  # the common shapes skip the cost of zip()
+            given = {positional[0]: args[0]}
+        elif count == 2:
+            given = {positional[0]: args[0], positional[1]: args[1]}
+        else:
+            given = dict(zip(positional, args, strict=False))
+        if kwargs:
+            if given and not kwargs.keys().isdisjoint(given):
+                signature._bind_slow(*args, **kwargs)  # "multiple values" TypeError
+            given.update(kwargs)
+        for name in self._required:
+            if name not in given:
+                signature._bind_slow(*args, **kwargs)  # "missing argument" TypeError
+        return self._encode(given, signature.defaults)
+
+    def encode(self, bound: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """Return ``(canonical params, exact params, inputs)`` of a bound call."""
+        return self._encode(bound, bound)
+
+    def _encode(
+        self, given: Mapping[str, Any], defaults: Mapping[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        parts = []
+        inputs: dict[str, Any] = {}
+        containers = False
+        for name, prefix, default_text in self._order:
+            value = given.get(name, _MISSING)
+            if value is _MISSING:
+                if default_text is not None:
+                    parts.append(default_text)
+                    continue
+                value = defaults[name]
+            kind = type(value)
+            if kind is float:
+                text = float_repr(value)
+                if text[-1] in "nf":
+                    text = NONFINITE_JSON[text]
+            elif kind is int:
+                text = int_repr(value)
+            elif kind is str:
+                text = encode_basestring_ascii(value)
+            elif kind is bool:
+                text = "true" if value else "false"
+            elif value is None:
+                text = "null"
+            elif is_tracked(value):
+                text = canonical_json(value)
+                containers = True
+            elif self._strict:
+                raise param_type_error(self.step, name, value)
             else:
                 inputs[name] = value
-        elif name in declared:
-            if not is_tracked(value):
-                raise param_type_error(step, name, value)
-            params[name] = value
-        else:
-            inputs[name] = value
-    return params, inputs
+                continue
+            parts.append(prefix + text)
+        for name in self._fixed_inputs:
+            inputs[name] = given[name] if name in given else defaults[name]
+        canonical = "{" + ",".join(parts) + "}"
+        if not containers:
+            return canonical, canonical, inputs
+        params = {
+            n: given[n] if n in given else defaults[n]
+            for n, _, _ in self._order
+            if n not in inputs
+        }
+        return canonical, exact_params(params, canonical), inputs
 
-
-_FAST_SCALARS: Final = frozenset({int, float, str, bool, type(None)})
+    def params(self, bound: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the parameters of a bound call (off the hot path)."""
+        _, exact, _ = self.encode(bound)
+        return dict(decode_exact(exact))
 
 
 def callable_signature(fn: Callable[..., Any], drop_self: bool) -> inspect.Signature:

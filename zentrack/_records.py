@@ -2,6 +2,10 @@
 
 A journal line is one compact JSON object; the hot path builds it with an
 f-string from pieces it already has, and :func:`parse_line` reads it back.
+Keys: ``v`` line version, ``id`` record id, ``fp`` fingerprint, ``p`` exact
+params, ``i`` input digests, ``st`` state, ``t0``/``t1`` start and end in
+nanoseconds since the epoch, ``run`` run id, ``m`` metrics, ``err`` error,
+``step``, ``src`` source, ``code`` code digest, ``ver`` version.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def record_from_line(data: dict[str, Any], execution_id: int | None = None) -> R
         code=data.get("code", ""),
         version=data.get("ver"),
         error=data.get("err"),
-        started=data.get("t0", 0.0),
-        ended=data.get("t1", 0.0),
+        started=data.get("t0", 0) / 1e9,
+        ended=data.get("t1", 0) / 1e9,
         cached_execution_id=data.get("cached"),
     )

@@ -9,27 +9,30 @@ time or, for the code digest, at the first call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
+from time import time_ns
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 from zentrack import _tracker
 from zentrack._code import code_digest
 from zentrack._content_hash import input_digest
-from zentrack._context import current_metrics, current_run
-from zentrack._fingerprint import fingerprint, identity, step_hasher
+from zentrack._context import TRACKING_CODES, current_run
+from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
 from zentrack._params import (
+    ParamEncoder,
     Signature,
     callable_signature,
     check_params,
     make_params_class,
-    split_arguments,
 )
-from zentrack._values import canonical_json, canonical_params, exact_params
+from zentrack._values import exact_value
+
+_get_run = current_run.get
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,7 +61,7 @@ class StepDecorator(Protocol):
     """What ``@step(...)`` with options returns."""
 
     @overload
-    def __call__(self, target: C, /) -> C: ...
+    def __call__(self, target: C, /) -> C: ...  # type: ignore[overload-overlap]
     @overload
     def __call__(self, target: Callable[P, R], /) -> Step[P, R]: ...
 
@@ -86,10 +89,12 @@ class StepSpec:
         self.signature = signature
         self.declared = declared
         self.ignored = ignored
+        self.encoder = ParamEncoder(
+            name, signature, declared, frozenset() if is_class else ignored
+        )
         self.is_class = is_class
         self.params_class = params_class
         self.source = f"{target.__module__}.{target.__qualname__}"
-        self.name_json = encode_basestring_ascii(name)
         self.code = ""
         #: For class steps: ``(instance, *args, **kwargs) -> fingerprint``.
         self.entry_fingerprint: Callable[..., str] | None = None
@@ -106,7 +111,8 @@ class StepSpec:
             self.code = code_digest(self.target)
             primed = step_hasher(self.name, identity(self.version, self.code))
             self._tail = (
-                f',"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
+                f',"step":{encode_basestring_ascii(self.name)},'
+                f'"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
                 f'"ver":{json.dumps(self.version)}'
             )
             self._primed = primed
@@ -116,39 +122,24 @@ class StepSpec:
         """Content digests of the call's inputs, by argument name."""
         return {key: input_digest(self.name, key, value) for key, value in inputs.items()}
 
-    def split(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
-        dict[str, Any], dict[str, Any]
+    def encode(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
+        str, str, dict[str, Any]
     ]:
-        """Bind a function call and split it into parameters and inputs."""
-        bound = self.signature.bind(args, kwargs)
-        return split_arguments(bound, self.declared, self.ignored, self.name)
-
-    def entry_inputs(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Bind a class step's entry-point call: every argument is an input."""
-        bound = self.signature.bind(args, kwargs)
-        return {k: v for k, v in bound.items() if k not in self.ignored}
+        """Bind a function call: ``(canonical params, exact params, inputs)``."""
+        return self.encoder.encode_call(args, kwargs)
 
 
-def _params_text(spec: StepSpec, params: Mapping[str, Any]) -> tuple[str, str]:
-    canonical = canonical_params(params)
-    return canonical, exact_params(params, canonical)
-
-
-def _instance_params(spec: StepSpec, instance: Any) -> tuple[dict[str, Any], str, str]:
-    """A class-step instance's params and their texts, computed once per instance."""
+def _instance_texts(spec: StepSpec, instance: Any) -> tuple[str, str]:
+    """A class-step instance's canonical and exact params, computed once per instance."""
     cached = getattr(instance, _INSTANCE_ATTR, None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     frozen = instance.params
-    params = {name: getattr(frozen, name) for name in spec.signature.names}
-    if spec.signature.var_keyword is not None:
-        params[spec.signature.var_keyword] = getattr(frozen, spec.signature.var_keyword)
-    result = (params, *_params_text(spec, params))
-    try:
-        object.__setattr__(instance, _INSTANCE_ATTR, result)
-    except AttributeError:  # __slots__ without room for it: recompute per call
-        pass
-    return result
+    bound = {name: getattr(frozen, name) for name in spec.signature.all_names}
+    canonical, exact, _ = spec.encoder.encode(bound)
+    with contextlib.suppress(AttributeError):  # __slots__ without room: recompute per call
+        object.__setattr__(instance, _INSTANCE_ATTR, (canonical, exact))
+    return canonical, exact
 
 
 def _track(
@@ -160,50 +151,45 @@ def _track(
     exact: str,
     inputs: Mapping[str, Any],
 ) -> Any:
-    """Fingerprint, run and record one call: the hot path shared by all steps."""
+    """Fingerprint, run and record one call: the hot path shared by all steps.
+
+    Kept flat on purpose: every helper call here costs a measurable share of
+    the few microseconds a tracked call may add (benchmarks/bench_hot_path.py).
+    """
     tracker = _tracker._active or _tracker.active()
     primed = spec._primed or spec.primed()
-    digests = spec.digest_inputs(inputs) if inputs else {}
+    digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
     fp = fingerprint(primed, canonical, digests)
-    metrics: dict[str, Any] = {}
-    token = current_metrics.set(metrics)
-    started = time.time()
+    metrics: dict[str, Any] = {}  # filled by log_metrics(), found by its frame walk
+    started = time_ns()
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
         state = "FAILED" if isinstance(exc, Exception) else "CANCELED"
         error = json.dumps(f"{type(exc).__qualname__}: {exc}"[:4000])
         tracker.record(
-            _line(tracker, spec, fp, exact, digests, state, started, metrics)[:-2]
-            + f',"err":{error}}}\n'
+            f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
+            f'"i":{digests},"st":"{state}","t0":{started},"t1":{time_ns()},"err":{error}'
+            f"{_extra(metrics)}{spec._tail}}}\n"
         )
         raise
-    finally:
-        current_metrics.reset(token)
-    tracker.record(_line(tracker, spec, fp, exact, digests, "COMPLETE", started, metrics))
+    run = _get_run()
+    tracker.record(
+        f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
+        f'"i":{digests},"st":"COMPLETE","t0":{started},"t1":{time_ns()}'
+        f"{_extra(metrics) if metrics or run is not None else ''}{spec._tail}}}\n"
+    )
     return result
 
 
-def _line(
-    tracker: _tracker.Tracker,
-    spec: StepSpec,
-    fp: str,
-    exact: str,
-    digests: Mapping[str, str],
-    state: str,
-    started: float,
-    metrics: Mapping[str, Any],
-) -> str:
-    run = current_run.get()
-    extra = "" if run is None else f',"run":{encode_basestring_ascii(run)}'
-    if metrics:
-        extra += f',"m":{exact_params(metrics, canonical_params(metrics))}'
-    inputs = canonical_json(digests) if digests else "{}"
-    return (
-        f'{{"v":1,"id":"{tracker.new_record_id()}","step":{spec.name_json},"fp":"{fp}",'
-        f'"p":{exact},"i":{inputs},"st":"{state}","t0":{started!r},"t1":{time.time()!r}'
-        f"{extra}{spec._tail}}}\n"
-    )
+TRACKING_CODES.add(_track.__code__)
+
+
+def _extra(metrics: Mapping[str, Any]) -> str:
+    """The optional keys of a journal line: run id and metrics."""
+    run = _get_run()
+    text = "" if run is None else f',"run":{encode_basestring_ascii(run)}'
+    return text + f',"m":{exact_value(dict(metrics))}' if metrics else text
 
 
 def _step_name(target: Any, name: str | None) -> str:
@@ -255,32 +241,25 @@ def _decorate_function(
         is_class=False,
         params_class=params_class,
     )
-    split = spec.split
+    encode = spec.encoder.encode_call
 
     if drop_self:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values, inputs = split(args[1:], kwargs)
-            return _track(spec, fn, args, kwargs, *_params_text(spec, values), inputs)
+            return _track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
 
         def fingerprint_of(*args: Any, **kwargs: Any) -> str:
-            values, inputs = split(args[1:], kwargs)
-            return _fingerprint_of(spec, values, inputs)
+            return _fingerprint_of(spec, *encode(args[1:], kwargs))
 
     else:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values, inputs = split(args, kwargs)
-            canonical = canonical_params(values)
-            return _track(
-                spec, fn, args, kwargs, canonical, exact_params(values, canonical), inputs
-            )
+            return _track(spec, fn, args, kwargs, *encode(args, kwargs))
 
         def fingerprint_of(*args: Any, **kwargs: Any) -> str:
-            values, inputs = split(args, kwargs)
-            return _fingerprint_of(spec, values, inputs)
+            return _fingerprint_of(spec, *encode(args, kwargs))
 
     fingerprint_of.__doc__ = "Return the fingerprint of this call without running the step."
     setattr(wrapper, SPEC_ATTR, spec)
@@ -289,15 +268,9 @@ def _decorate_function(
     return wrapper
 
 
-def _fingerprint_of(spec: StepSpec, values: Mapping[str, Any], inputs: Mapping[str, Any]) -> str:
-    from zentrack._values import is_tracked
-    from zentrack._params import param_type_error
-
-    for key, value in values.items():
-        if not is_tracked(value):
-            raise param_type_error(spec.name, key, value)
-    canonical = canonical_params(values)
-    return fingerprint(spec.primed(), canonical, spec.digest_inputs(inputs))
+def _fingerprint_of(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, Any]) -> str:
+    digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
+    return fingerprint(spec.primed(), canonical, digests)
 
 
 def _entry_name(cls: type, entry: str | None) -> str:
@@ -324,8 +297,8 @@ def _decorate_class(
     entry: str | None,
     ignore: Iterable[str],
 ) -> C:
-    init = cls.__init__
-    init_signature = Signature(callable_signature(init, drop_self=True))  # type: ignore[misc]
+    init: Callable[..., None] = cls.__init__  # type: ignore[misc]
+    init_signature = Signature(callable_signature(init, drop_self=True))
     field_names = list(init_signature.names)
     if init_signature.var_positional is not None:
         raise ValueError(
@@ -361,17 +334,17 @@ def _decorate_class(
 
     @functools.wraps(method)
     def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        _, canonical, exact = _instance_params(spec, self)
+        canonical, exact = _instance_texts(spec, self)
         inputs = entry_signature.bind(args, kwargs)
         if spec.ignored:
             inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
         return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
 
     def fingerprint_of(self: Any, *args: Any, **kwargs: Any) -> str:
-        _, canonical, _ = _instance_params(spec, self)
+        canonical, exact = _instance_texts(spec, self)
         inputs = entry_signature.bind(args, kwargs)
         inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        return fingerprint(spec.primed(), canonical, spec.digest_inputs(inputs))
+        return _fingerprint_of(spec, canonical, exact, inputs)
 
     spec.entry_fingerprint = fingerprint_of
     cls.__init__ = __init__  # type: ignore[misc]
@@ -382,7 +355,7 @@ def _decorate_class(
 
 
 @overload
-def step(fn: C, /) -> C: ...
+def step(fn: C, /) -> C: ...  # type: ignore[overload-overlap]
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload

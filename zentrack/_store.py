@@ -241,7 +241,7 @@ class MetadataStore:
         if missing:
             type_id = self._fingerprint_type_id()
             new = [pb.Context(type_id=type_id, name=wanted[k], external_id=k) for k in missing]
-            for key, context_id in zip(missing, self.mlmd.put_contexts(new)):
+            for key, context_id in zip(missing, self.mlmd.put_contexts(new), strict=True):
                 ids[wanted[key]] = context_id
         return ids
 
@@ -255,14 +255,21 @@ class MetadataStore:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         records: dict[str, tuple[dict[str, Any], str]] = {}
+        malformed: list[str] = []
         for line in lines:
-            text = line.decode() if isinstance(line, bytes) else line
+            text = line.decode(errors="replace") if isinstance(line, bytes) else line
             try:
                 data = parse_line(text)
-            except ValueError as exc:
-                log.warning("zentrack: skipping a malformed journal line (%s): %.80r", exc, text)
+            except (ValueError, KeyError, TypeError) as exc:
+                malformed.append(f"{exc}: {text[:80]!r}")
                 continue
             records[data["id"]] = (data, text)
+        if malformed:
+            log.warning(
+                "zentrack: skipped %d malformed journal line(s), e.g. %s",
+                len(malformed),
+                malformed[0],
+            )
         if not records:
             return 0
         existing = self._existing(list(records))
@@ -290,7 +297,7 @@ class MetadataStore:
             new_ids.append(record_id)
         stored = dict(existing)
         if executions:
-            stored.update(zip(new_ids, self.mlmd.put_executions(executions)))
+            stored.update(zip(new_ids, self.mlmd.put_executions(executions), strict=True))
         associations = [
             pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
             for record_id, (data, _) in records.items()

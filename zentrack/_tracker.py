@@ -71,6 +71,7 @@ class Tracker:
         self.max_age = max_age
         journal_dir = location.journal_dir
         self._journal = JournalWriter(journal_dir) if journal_dir is not None else None
+        self._append = self._journal.append if self._journal is not None else None
         self._memory_lines: list[bytes] = []
         self._waiting = 0
         self._timer: threading.Timer | None = None
@@ -78,15 +79,15 @@ class Tracker:
         self._lock = threading.Lock()
         self._closed = False
         self._warned = False
-        self.new_record_id = _record_ids()
+        self.id_prefix, self.ids = _record_ids()
 
     # -- the hot path --------------------------------------------------------
 
     def record(self, line: str) -> None:
         """Make one journal line durable and schedule it for MLMD."""
         data = line.encode()
-        if self._journal is not None:
-            self._journal.append(data)
+        if self._append is not None:
+            self._append(data)
         else:
             self._memory_lines.append(data)
         self._waiting += 1
@@ -185,6 +186,30 @@ class Tracker:
             log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
         self._closed = True
 
+    def pending(self) -> int:
+        """Count the records waiting in this store's journals (all processes)."""
+        directory = self.location.journal_dir
+        if directory is None:
+            return len(self._memory_lines)
+        return sum(len([ln for ln in c.lines if ln.strip()]) for c in pending_chunks(directory))
+
+    def migrate(self) -> Path | None:
+        """Upgrade an older MLMD schema in place, after copying the file aside.
+
+        Returns:
+            The backup's path (SQLite stores), else ``None``.
+        """
+        backup = None
+        path = self.location.path
+        if path is not None and path.exists():
+            import shutil
+            import time
+
+            backup = path.with_name(f"{path.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.copy2(path, backup)
+        self.store.migrate()
+        return backup
+
     def after_fork(self) -> None:
         """In a forked child: a fresh journal, id sequence and flush state."""
         if self._journal is not None:
@@ -195,13 +220,12 @@ class Tracker:
         self._drainer = None
         self._lock = threading.Lock()
         self.store = MetadataStore(self.location)
-        self.new_record_id = _record_ids()
+        self.id_prefix, self.ids = _record_ids()
 
 
-def _record_ids() -> itertools.count[int] | object:
-    prefix = secrets.token_hex(8)
-    counter = itertools.count()
-    return lambda: f"{prefix}-{next(counter)}"
+def _record_ids() -> tuple[str, itertools.count[int]]:
+    """Record ids unique across processes: a random prefix and a counter."""
+    return f"{secrets.token_hex(8)}-", itertools.count()
 
 
 _active: Tracker | None = None

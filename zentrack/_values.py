@@ -12,7 +12,6 @@ Both are documented in ``docs/fingerprint.md`` and ``docs/mlmd.md``.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -32,12 +31,15 @@ _ENCODER: Final = json.JSONEncoder(
 )
 
 
+float_repr: Final = float.__repr__
+int_repr: Final = int.__repr__
+#: ``repr`` of the non-finite floats -> their JSON spelling (Python's ``json``).
+NONFINITE_JSON: Final = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def _float_json(value: float) -> str:
-    if math.isfinite(value):
-        return float.__repr__(value)
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
+    text = float_repr(value)
+    return NONFINITE_JSON.get(text, text) if text[-1] in "nf" else text
 
 
 _SCALAR_JSON: Final[dict[type, Callable[[Any], str]]] = {

@@ -1,0 +1,41 @@
+"""Checked by ``mypy --strict`` in CI, never run: the types users see.
+
+Each ``type: ignore[...]`` asserts that mypy reports that error there
+(``warn_unused_ignores`` is on under ``--strict``).
+"""
+
+from typing import assert_type
+
+import zentrack as zt
+
+
+@zt.step
+def train(data: list[float], *, lr: float = 0.01, epochs: int = 1) -> float:
+    return sum(data) * lr * epochs
+
+
+@zt.step(name="scorer", version="2", cache=False)
+def score(model: float, threshold: float = 0.5) -> bool:
+    return model > threshold
+
+
+@zt.step(name="trainer")
+class TrainerStep:
+    def __init__(self, batch_size: int = 1, lr: float = 0.01) -> None:
+        self.lr = lr
+
+    def run(self, data: list[float]) -> float:
+        return sum(data) * self.lr
+
+
+assert_type(train([1.0, 2.0], lr=0.1), float)
+assert_type(train.fingerprint([1.0], lr=0.1), str)
+assert_type(score(0.7), bool)
+assert_type(score.fingerprint(0.7, threshold=0.1), str)
+assert_type(TrainerStep(lr=0.1).run([1.0]), float)
+assert_type(zt.fingerprint(train, [1.0], lr=0.2), str)
+assert_type(zt.lookup("0" * 64), list[zt.Record])
+
+train("not a list")  # type: ignore[arg-type]
+train([1.0], learning_rate=0.1)  # type: ignore[call-arg]
+score.fingerprint("x")  # type: ignore[arg-type]

@@ -1,0 +1,162 @@
+"""The ``zentrack`` command line, built on the public API only."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zentrack as zt
+from zentrack.exceptions import ZentrackError
+
+
+def _value(text: str) -> Any:
+    """Parse ``key=value`` values the way a user means them: JSON, else a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _assignments(items: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"zentrack: expected key=value, got {item!r}")
+        out[key] = _value(text)
+    return out
+
+
+def _record_row(record: zt.Record) -> dict[str, Any]:
+    return {
+        "execution_id": record.execution_id,
+        "step": record.step,
+        "state": record.state,
+        "fingerprint": record.fingerprint,
+        "run_id": record.run_id,
+        "params": record.params,
+        "metrics": record.metrics,
+    }
+
+
+def _print_records(records: Sequence[zt.Record], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([_record_row(r) for r in records], indent=2, default=repr))
+        return
+    if not records:
+        print("no records")
+        return
+    for r in records:
+        params = " ".join(f"{k}={v!r}" for k, v in r.params.items())
+        metrics = " ".join(f"{k}={v!r}" for k, v in r.metrics.items())
+        line = f"{r.execution_id:>6}  {r.step:<16} {r.state:<9} {r.fingerprint[:12]}  {params}"
+        print(line + (f"  | {metrics}" if metrics else ""))
+
+
+def _resolve(target: str) -> Any:
+    module_name, sep, attribute = target.partition(":")
+    if not sep:
+        module_name, _, attribute = target.rpartition(".")
+    if not module_name or not attribute:
+        raise SystemExit(f"zentrack: name a step as module:name (got {target!r})")
+    obj: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from zentrack._demo import main as demo
+
+    return demo(args.store)
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    _print_records(zt.lookup(args.fingerprint), args.json)
+    return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    _print_records(zt.find(args.step, state=args.state, **_assignments(args.where)), args.json)
+    return 0
+
+
+def cmd_fingerprint(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    target = _resolve(args.step)
+    values = _assignments(args.args)
+    if isinstance(target, type):
+        print(zt.fingerprint(target(**values)))
+    else:
+        print(zt.fingerprint(target, **values))
+    return 0
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    print(f"flushed {zt.flush()} records")
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    tracker = zt.init(args.store)
+    if args.action == "migrate":
+        backup = tracker.migrate()
+        print(f"migrated {tracker.location.display}" + (f" (backup: {backup})" if backup else ""))
+        return 0
+    print(f"store:    {tracker.location.display}")
+    print(f"journals: {tracker.location.journal_dir}")
+    print(f"waiting:  {tracker.pending()} records not yet in MLMD")
+    zt.flush()
+    counts = {name: len(zt.find(name)) for name in tracker.store.step_names()}
+    for name, count in counts.items():
+        print(f"step {name}: {count} executions")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zentrack", description="Track and query ML step parameters in ML Metadata."
+    )
+    parser.add_argument(
+        "--store",
+        help="store path or URL (default: $ZENTRACK_STORE, else ./.zentrack/metadata.sqlite)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str) -> Any:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(handler=handler)
+        p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    add("demo", cmd_demo, "run the seed example on the embedded SQLite store")
+    p = add("lookup", cmd_lookup, "records of the executions with a fingerprint")
+    p.add_argument("fingerprint")
+    p = add("find", cmd_find, "records whose parameters match, e.g. lr__lt=0.05")
+    p.add_argument("--step")
+    p.add_argument("--state")
+    p.add_argument("where", nargs="*", metavar="param[__op]=value")
+    p = add("fingerprint", cmd_fingerprint, "fingerprint of a step call, without running it")
+    p.add_argument("step", metavar="module:step")
+    p.add_argument("args", nargs="*", metavar="name=value")
+    add("flush", cmd_flush, "write waiting records to the store now")
+    p = add("store", cmd_store, "show the store, or migrate an older MLMD schema")
+    p.add_argument("action", nargs="?", choices=["info", "migrate"], default="info")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ZentrackError as exc:
+        print(f"zentrack: {exc}", file=sys.stderr)
+        return 1
