@@ -10,23 +10,30 @@ from typing import Any
 
 from zentrack import exceptions
 from zentrack._context import log_metrics
-from zentrack._query import find, flush, lookup
+from zentrack._pipeline import Run, pipeline
+from zentrack._query import Comparison, compare_runs, find, flush, get_run, lookup, runs
 from zentrack._records import Record
 from zentrack._step import Step, step
 from zentrack._step import fingerprint_call as fingerprint
 from zentrack._tracker import Tracker, init
 
 __all__ = [
+    "Comparison",
     "Record",
+    "Run",
     "Step",
     "Tracker",
+    "compare_runs",
     "exceptions",
     "find",
     "fingerprint",
     "flush",
+    "get_run",
     "init",
     "log_metrics",
     "lookup",
+    "pipeline",
+    "runs",
     "step",
 ]
 

@@ -5,14 +5,45 @@ from __future__ import annotations
 import contextvars
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any
 
 from zentrack._values import TRACKED_TYPES_TEXT, is_tracked
 
 #: Code objects of the functions whose local ``metrics`` collects a call's metrics.
 TRACKING_CODES: set[types.CodeType] = set()
-#: The id of the pipeline run that step calls belong to, if any.
-current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+
+
+class RunState:
+    """The pipeline run in progress: its id, config overrides and step keys."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        pipeline: str,
+        source: str,
+        overrides: dict[str, Mapping[str, Any]],
+        alive_file: str,
+    ) -> None:
+        self.id = id
+        self.pipeline = pipeline
+        self.source = source
+        self.overrides = overrides
+        self.alive_file = alive_file
+        self._counts: dict[str, int] = {}
+        #: config key -> (step source, exact params text), in call order.
+        self.entries: dict[str, tuple[str, str]] = {}
+
+    def next_key(self, step: str) -> str:
+        """The config key of a step's next call: ``trainer``, ``trainer#2``, ..."""
+        count = self._counts.get(step, 0) + 1
+        self._counts[step] = count
+        return step if count == 1 else f"{step}#{count}"
+
+
+#: The pipeline run that step calls belong to, if any.
+current_run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar(
     "zentrack_run", default=None
 )
 

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from zentrack._journal import Chunk, pending_chunks, retire, write_offset
+from zentrack._journal import Chunk, pending_chunks, retire, write_offset, writer_alive
 from zentrack._location import Location, parse
 from zentrack._store import MetadataStore
 from zentrack.exceptions import StoreError
 
 #: Records per MLMD write call: large enough to amortise each call's fixed cost.
 BATCH = 1000
+#: Present while a batch is being committed (see :func:`drain_journals`).
+INFLIGHT = ".inflight"
 
 
 @contextlib.contextmanager
@@ -43,19 +47,25 @@ def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) 
 
     The caller holds the writer lock.  Offsets advance only after MLMD has
     committed the lines before them, so a crash at any point replays at
-    most one batch, which the store recognises by record id.
+    most one batch, which the store then recognises by record id.
     """
     written = 0
     lines: list[bytes] = []
     marks: list[tuple[Path, int]] = []
     finished: list[Chunk] = []
+    inflight = journal_dir / INFLIGHT
+    # A marker left behind means a drainer died between an MLMD commit and its
+    # offsets: only then is each record looked up before it is written.
+    check_existing = inflight.exists()
 
     def commit() -> None:
         nonlocal written
         if lines:
-            written += store.write(lines)
+            inflight.touch()
+            written += store.write(lines, check_existing=check_existing)
         for path, offset in marks:
             write_offset(path, offset)
+        inflight.unlink(missing_ok=True)
         lines.clear()
         marks.clear()
 
@@ -76,13 +86,52 @@ def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) 
     return written
 
 
-def drain(location: Location, store: MetadataStore | None = None) -> int:
-    """Drain all journals of ``location`` under its writer lock."""
+def drain(
+    location: Location, store: MetadataStore | None = None, *, reconcile: bool = False
+) -> int:
+    """Drain all journals of ``location`` under its writer lock.
+
+    With ``reconcile``, also mark FAILED the runs whose process died.
+    """
     assert location.journal_dir is not None and location.lock_path is not None
     if not location.journal_dir.is_dir():
         return 0
+    store = store or MetadataStore(location)
     with writer_lock(location.lock_path):
-        return drain_journals(store or MetadataStore(location), location.journal_dir)
+        written = drain_journals(store, location.journal_dir)
+        if reconcile:
+            reconcile_runs(store, location.journal_dir)
+        return written
+
+
+def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
+    """Mark FAILED the RUNNING runs of processes of this host that are gone.
+
+    A running pipeline holds a lock on its ``.alive`` file (see
+    :mod:`zentrack._pipeline`); if the lock can be taken, the process died
+    without recording the end of its run.  Returns the run ids marked.
+    """
+    host = socket.gethostname()
+    marked = []
+    for context in store.run_contexts():
+        props = context.custom_properties
+        if "zentrack.state" not in props or props["zentrack.state"].string_value != "RUNNING":
+            continue
+        data = json.loads(props["zentrack.record"].string_value or "{}")
+        alive = data.get("alive")
+        if data.get("host") != host or not alive:
+            continue  # another machine's run: it may well be running
+        if writer_alive(journal_dir / alive):
+            continue
+        store.mark_run(
+            context.name,
+            "FAILED",
+            f"process {data.get('pid')} on {host} ended without finishing the run "
+            "(killed or crashed); its completed steps are recorded",
+        )
+        (journal_dir / alive).unlink(missing_ok=True)
+        marked.append(context.name)
+    return marked
 
 
 def main(argv: list[str]) -> int:

@@ -6,12 +6,18 @@ returned, in this process or in any other that wrote to the store.
 
 from __future__ import annotations
 
+import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Final
 
+import attrs
+
 from zentrack import _tracker
+from zentrack._pipeline import Run
 from zentrack._records import Record
+from zentrack._values import untag
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -104,3 +110,142 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
     ]
     found.sort(key=lambda r: (r.started, r.execution_id or 0))
     return found
+
+
+def _run_from_context(store: Any, context: Any) -> Run[Any]:
+    props = context.custom_properties
+    data = json.loads(props["zentrack.record"].string_value) if "zentrack.record" in props else {}
+    config = data.get("config")
+    return Run(
+        id=context.name,
+        pipeline=data.get("pipeline", ""),
+        state=data.get("st", "RUNNING"),
+        steps=store.run_steps(context.id),
+        params=untag(data.get("p") or {}),
+        config_path=Path(config) if config else None,
+        started=data.get("t0", 0) / 1e9,
+        ended=data["t1"] / 1e9 if data.get("t1") else None,
+        source=data.get("src", ""),
+        error=data.get("err"),
+        context_id=context.id,
+    )
+
+
+def runs(pipeline: str | None = None, *, state: str | None = None) -> list[Run[Any]]:
+    """Return the recorded runs (of one pipeline), newest first."""
+    tracker = _tracker.active()
+    tracker.flush()
+    store = tracker.store
+    found = [_run_from_context(store, c) for c in store.run_contexts(pipeline)]
+    found = [r for r in found if state is None or r.state == state]
+    found.sort(key=lambda r: r.started, reverse=True)
+    return found
+
+
+def get_run(run_id: str) -> Run[Any]:
+    """Return one run by id (or unique id prefix)."""
+    matches = [r for r in runs() if r.id == run_id or r.id.startswith(run_id)]
+    exact = [r for r in matches if r.id == run_id]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LookupError(f"No run {run_id!r} in the store; `zentrack runs` lists the runs.")
+    raise LookupError(
+        f"Run id {run_id!r} is ambiguous ({len(matches)} runs start with it); give more of it."
+    )
+
+
+@attrs.frozen
+class Comparison:
+    """Parameters and metrics of several runs side by side.
+
+    Attributes:
+        runs: the runs compared, newest first.
+        params: ``"step_key.param"`` -> the value in each run (``MISSING`` if absent).
+        metrics: ``"step_key.metric"`` -> the value in each run.
+    """
+
+    runs: list[Run[Any]]
+    params: dict[str, list[Any]]
+    metrics: dict[str, list[Any]]
+
+    def differing(self) -> list[str]:
+        """The parameter columns whose value is not the same in every run."""
+        return [key for key, values in self.params.items() if not _all_same(values)]
+
+    def to_text(self, *, only_differing: bool = False) -> str:
+        """A plain-text table: one row per column, one column per run."""
+        keys = self.differing() if only_differing else list(self.params)
+        header = ["", *[r.id for r in self.runs]]
+        rows = [header, ["state", *[r.state for r in self.runs]]]
+        differing = set(self.differing())
+        rows += [
+            [("* " if k in differing else "  ") + k, *map(_show, self.params[k])] for k in keys
+        ]
+        rows += [["  " + k, *map(_show, v)] for k, v in self.metrics.items()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+        return "\n".join(
+            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+
+    def to_pandas(self) -> Any:
+        """The comparison as a DataFrame (needs the ``pandas`` extra)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "Comparison.to_pandas() needs pandas: pip install 'zentrack[pandas]'."
+            ) from None
+        columns = {**self.params, **{f"metric:{k}": v for k, v in self.metrics.items()}}
+        return pandas.DataFrame(columns, index=[r.id for r in self.runs])
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+
+
+def _show(value: Any) -> str:
+    return "-" if value is MISSING else repr(value)
+
+
+def _all_same(values: list[Any]) -> bool:
+    return all(_same(values[0], v) if v is not MISSING else values[0] is MISSING for v in values)
+
+
+def compare_runs(
+    pipeline: str | None = None,
+    *,
+    runs: Sequence[Run[Any] | str] | None = None,
+    last: int | None = None,
+) -> Comparison:
+    """Put the step parameters and metrics of runs side by side.
+
+    Args:
+        pipeline: compare this pipeline's runs (default: every run).
+        runs: compare these runs (or run ids) instead.
+        last: only the newest ``last`` runs.
+    """
+    if runs is None:
+        chosen = globals()["runs"](pipeline)
+    else:
+        chosen = [get_run(r) if isinstance(r, str) else r for r in runs]
+    if last is not None:
+        chosen = chosen[:last]
+    params: dict[str, list[Any]] = {}
+    metrics: dict[str, list[Any]] = {}
+    for index, run in enumerate(chosen):
+        for key, value in run.params.items():
+            params.setdefault(f"pipeline.{key}", [MISSING] * len(chosen))[index] = value
+        for step_key, record in run.keyed_steps().items():
+            for key, value in record.params.items():
+                params.setdefault(f"{step_key}.{key}", [MISSING] * len(chosen))[index] = value
+            for key, value in record.metrics.items():
+                metrics.setdefault(f"{step_key}.{key}", [MISSING] * len(chosen))[index] = value
+    return Comparison(runs=list(chosen), params=dict(sorted(params.items())), metrics=metrics)

@@ -51,6 +51,7 @@ class Record:
     started: float = 0.0
     ended: float = 0.0
     cached_execution_id: int | None = None
+    key: str | None = None
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -88,4 +89,5 @@ def record_from_line(data: dict[str, Any], execution_id: int | None = None) -> R
         started=data.get("t0", 0) / 1e9,
         ended=data.get("t1", 0) / 1e9,
         cached_execution_id=data.get("cached"),
+        key=data.get("key"),
     )

@@ -21,7 +21,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 from zentrack import _tracker
 from zentrack._code import code_digest
 from zentrack._content_hash import input_digest
-from zentrack._context import TRACKING_CODES, current_run
+from zentrack._context import TRACKING_CODES, RunState, current_run
 from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
 from zentrack._params import (
     ParamEncoder,
@@ -42,6 +42,7 @@ C = TypeVar("C", bound=type)
 #: The namespaced attribute holding a step's :class:`StepSpec`.
 SPEC_ATTR: Final = "__zentrack_step__"
 _INSTANCE_ATTR: Final = "__zentrack_params_text__"
+_KEY_ATTR: Final = "__zentrack_run_key__"
 _SELF_NAMES: Final = ("self", "cls")
 
 
@@ -81,6 +82,7 @@ class StepSpec:
         ignored: frozenset[str],
         is_class: bool,
         params_class: type,
+        inspected: inspect.Signature,
     ) -> None:
         self.target = target
         self.name = name
@@ -89,6 +91,8 @@ class StepSpec:
         self.signature = signature
         self.declared = declared
         self.ignored = ignored
+        #: The ``inspect`` signature behind ``signature`` (for config overrides).
+        self.inspected = inspected
         self.encoder = ParamEncoder(
             name, signature, declared, frozenset() if is_class else ignored
         )
@@ -150,6 +154,7 @@ def _track(
     canonical: str,
     exact: str,
     inputs: Mapping[str, Any],
+    key: str | None = None,
 ) -> Any:
     """Fingerprint, run and record one call: the hot path shared by all steps.
 
@@ -170,14 +175,13 @@ def _track(
         tracker.record(
             f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
             f'"i":{digests},"st":"{state}","t0":{started},"t1":{time_ns()},"err":{error}'
-            f"{_extra(metrics)}{spec._tail}}}\n"
+            f"{_extra(metrics, key)}{spec._tail}}}\n"
         )
         raise
-    run = _get_run()
     tracker.record(
         f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
         f'"i":{digests},"st":"COMPLETE","t0":{started},"t1":{time_ns()}'
-        f"{_extra(metrics) if metrics or run is not None else ''}{spec._tail}}}\n"
+        f"{_extra(metrics, key) if metrics or key is not None else ''}{spec._tail}}}\n"
     )
     return result
 
@@ -185,11 +189,45 @@ def _track(
 TRACKING_CODES.add(_track.__code__)
 
 
-def _extra(metrics: Mapping[str, Any]) -> str:
-    """The optional keys of a journal line: run id and metrics."""
-    run = _get_run()
-    text = "" if run is None else f',"run":{encode_basestring_ascii(run)}'
+def _extra(metrics: Mapping[str, Any], key: str | None) -> str:
+    """The optional keys of a journal line: run id, config key and metrics."""
+    run = _get_run() if key is not None else None
+    text = ""
+    if run is not None and key is not None:
+        text = f',"run":{encode_basestring_ascii(run.id)},"key":{encode_basestring_ascii(key)}'
     return text + f',"m":{exact_value(dict(metrics))}' if metrics else text
+
+
+def _apply_override(
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    override: Mapping[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Replace argument values by a config's args (a config takes precedence)."""
+    bound = signature.bind(*args, **kwargs)
+    for name, value in override.items():
+        bound.arguments[name] = value
+    return bound.args, bound.kwargs
+
+
+def _call_in_run(
+    spec: StepSpec,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run: RunState,
+    skip: int,
+) -> Any:
+    """A function step's call inside a pipeline run: keyed, maybe overridden."""
+    key = run.next_key(spec.name)
+    override = run.overrides.get(key)
+    if override:
+        own, kwargs = _apply_override(spec.inspected, args[skip:], kwargs, override)
+        args = args[:skip] + own
+    canonical, exact, inputs = spec.encoder.encode_call(args[skip:], kwargs)
+    run.entries[key] = (spec.source, exact)
+    return _track(spec, fn, args, kwargs, canonical, exact, inputs, key)
 
 
 def _step_name(target: Any, name: str | None) -> str:
@@ -214,7 +252,8 @@ def _decorate_function(
     raw = inspect.signature(fn)
     first = next(iter(raw.parameters), None)
     drop_self = first in _SELF_NAMES and "." in fn.__qualname__
-    signature = Signature(callable_signature(fn, drop_self=drop_self))
+    inspected = callable_signature(fn, drop_self=drop_self)
+    signature = Signature(inspected)
     declared = frozenset(params) if params is not None else None
     unknown = (declared or frozenset()).union(ignore) - set(raw.parameters)
     if unknown:
@@ -240,6 +279,7 @@ def _decorate_function(
         ignored=frozenset(ignore),
         is_class=False,
         params_class=params_class,
+        inspected=inspected,
     )
     encode = spec.encoder.encode_call
 
@@ -247,6 +287,9 @@ def _decorate_function(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run = _get_run()
+            if run is not None:
+                return _call_in_run(spec, fn, args, kwargs, run, 1)
             return _track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
 
         def fingerprint_of(*args: Any, **kwargs: Any) -> str:
@@ -256,6 +299,9 @@ def _decorate_function(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            run = _get_run()
+            if run is not None:
+                return _call_in_run(spec, fn, args, kwargs, run, 0)
             return _track(spec, fn, args, kwargs, *encode(args, kwargs))
 
         def fingerprint_of(*args: Any, **kwargs: Any) -> str:
@@ -271,6 +317,15 @@ def _decorate_function(
 def _fingerprint_of(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, Any]) -> str:
     digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
     return fingerprint(spec.primed(), canonical, digests)
+
+
+def _key_instance(spec: StepSpec, instance: Any, run: RunState, key: str) -> str:
+    """Give a class-step instance its config key in ``run``, and its config entry."""
+    _, exact = _instance_texts(spec, instance)
+    run.entries[key] = (spec.source, exact)
+    with contextlib.suppress(AttributeError):
+        object.__setattr__(instance, _KEY_ATTR, (run.id, key))
+    return key
 
 
 def _entry_name(cls: type, entry: str | None) -> str:
@@ -298,7 +353,8 @@ def _decorate_class(
     ignore: Iterable[str],
 ) -> C:
     init: Callable[..., None] = cls.__init__  # type: ignore[misc]
-    init_signature = Signature(callable_signature(init, drop_self=True))
+    inspected = callable_signature(init, drop_self=True)
+    init_signature = Signature(inspected)
     field_names = list(init_signature.names)
     if init_signature.var_positional is not None:
         raise ValueError(
@@ -323,13 +379,23 @@ def _decorate_class(
         ignored=frozenset(ignore),
         is_class=True,
         params_class=params_class,
+        inspected=inspected,
     )
     entry_signature = Signature(callable_signature(method, drop_self=True))
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        run = _get_run()
+        key = None
+        if run is not None:
+            key = run.next_key(name)
+            override = run.overrides.get(key)
+            if override:
+                args, kwargs = _apply_override(spec.inspected, args, kwargs, override)
         values = check_params(name, init_signature.bind(args, kwargs))
         object.__setattr__(self, "params", params_class(**values))
+        if run is not None and key is not None:
+            _key_instance(spec, self, run, key)
         init(self, *args, **kwargs)
 
     @functools.wraps(method)
@@ -338,7 +404,14 @@ def _decorate_class(
         inputs = entry_signature.bind(args, kwargs)
         if spec.ignored:
             inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
+        run = _get_run()
+        key = None
+        if run is not None:
+            mark = getattr(self, _KEY_ATTR, None)
+            key = mark[1] if mark is not None and mark[0] == run.id else None
+            if key is None:
+                key = _key_instance(spec, self, run, run.next_key(name))
+        return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs, key)
 
     def fingerprint_of(self: Any, *args: Any, **kwargs: Any) -> str:
         canonical, exact = _instance_texts(spec, self)

@@ -14,6 +14,7 @@ Layout (documented for plain-MLMD readers in ``docs/mlmd.md``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -35,6 +36,13 @@ FINGERPRINT_CONTEXT: Final = "zentrack.Fingerprint"
 PROP_FINGERPRINT: Final = "zentrack.fingerprint"
 PROP_RECORD: Final = "zentrack.record"
 PROP_ERROR: Final = "zentrack.error"
+PROP_STATE: Final = "zentrack.state"
+PROP_PIPELINE: Final = "zentrack.pipeline"
+PROP_CONFIG: Final = "zentrack.config"
+RUN_CONTEXT: Final = "zentrack.PipelineRun"
+PIPELINE_CONTEXT: Final = "zentrack.Pipeline"
+#: Run states by how final they are: a replayed older line never wins.
+_RUN_ORDER: Final = {"RUNNING": 0, "COMPLETE": 1, "CANCELED": 1, "FAILED": 1}
 METRIC_PREFIX: Final = "zentrack.metric."
 _STRUCT_PREFIX: Final = "mlmd-struct::"
 _INT64: Final = 2**63
@@ -69,6 +77,12 @@ def set_native(value: Any, v: object) -> None:
         value.string_value = text
     else:
         value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
+
+
+def _prop(node: Any, name: str) -> str | None:
+    """Read a string custom property without creating it (``props[k]`` would)."""
+    props = node.custom_properties
+    return str(props[name].string_value) if name in props else None
 
 
 def _sqlite_precheck(path: Path) -> None:
@@ -169,6 +183,7 @@ class MetadataStore:
         self._store: Any = None
         self._type_ids: dict[str, int] = {}
         self._fp_context_type: int | None = None
+        self._context_type_ids: dict[str, int] = {}
 
     @property
     def mlmd(self) -> Any:
@@ -245,16 +260,30 @@ class MetadataStore:
                 ids[wanted[key]] = context_id
         return ids
 
-    def write(self, lines: Sequence[bytes | str]) -> int:
+    def write(self, lines: Sequence[bytes | str], *, check_existing: bool = False) -> int:
         """Write journal lines as executions; return how many were new.
 
         Idempotent: lines whose record id is already stored are skipped (their
         fingerprint association is re-asserted, which MLMD ignores if present).
-        Malformed lines are logged and skipped, never fatal.
+        Looking every id up first costs as much as a third of the write, so
+        that is done only with ``check_existing`` (the drainer knows when a
+        replay is possible) or when MLMD reports a duplicate id.  Malformed
+        lines are logged and skipped, never fatal.
         """
+        from ml_metadata import errors
+
+        try:
+            return self._write(lines, check_existing)
+        except errors.AlreadyExistsError:
+            if check_existing:
+                raise
+            return self._write(lines, True)
+
+    def _write(self, lines: Sequence[bytes | str], check_existing: bool) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         records: dict[str, tuple[dict[str, Any], str]] = {}
+        runs: list[dict[str, Any]] = []
         malformed: list[str] = []
         for line in lines:
             text = line.decode(errors="replace") if isinstance(line, bytes) else line
@@ -263,16 +292,21 @@ class MetadataStore:
             except (ValueError, KeyError, TypeError) as exc:
                 malformed.append(f"{exc}: {text[:80]!r}")
                 continue
-            records[data["id"]] = (data, text)
+            if data.get("kind") == "run":
+                runs.append(data)
+            else:
+                records[data["id"]] = (data, text)
         if malformed:
             log.warning(
                 "zentrack: skipped %d malformed journal line(s), e.g. %s",
                 len(malformed),
                 malformed[0],
             )
+        referenced = {d["run"] for d, _ in records.values() if d.get("run")}
+        run_contexts = self._upsert_runs(runs, referenced) if runs or referenced else {}
         if not records:
             return 0
-        existing = self._existing(list(records))
+        existing = self._existing(list(records)) if check_existing else {}
         contexts = self._fingerprint_contexts({d["fp"] for d, _ in records.values()})
         executions = []
         new_ids = []
@@ -302,8 +336,155 @@ class MetadataStore:
             pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
             for record_id, (data, _) in records.items()
         ]
+        associations += [
+            pb.Association(context_id=run_contexts[data["run"]], execution_id=stored[record_id])
+            for record_id, (data, _) in records.items()
+            if data.get("run")
+        ]
         self.mlmd.put_attributions_and_associations([], associations)
         return len(executions)
+
+    # -- runs ------------------------------------------------------------------
+
+    def _context_type_id(self, name: str) -> int:
+        type_id = self._context_type_ids.get(name)
+        if type_id is None:
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
+            type_id = int(self.mlmd.put_context_type(pb.ContextType(name=name)))
+            self._context_type_ids[name] = type_id
+        return type_id
+
+    def _contexts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Any]:
+        from ml_metadata import errors
+
+        wanted = list(external_ids)
+        if not wanted:
+            return {}
+        try:
+            found = self.mlmd.get_contexts_by_external_ids(wanted)
+        except errors.NotFoundError:
+            found = []
+        return {c.external_id: c for c in found}
+
+    def _upsert_runs(self, lines: Sequence[dict[str, Any]], referenced: set[str]) -> dict[str, int]:
+        """Create or update run contexts from run lines; return run id -> context id.
+
+        A run's later line (its end) wins over its earlier one (its start).  A
+        run that step lines name but whose own lines are not written yet (they
+        may sit in another process's journal) gets a placeholder, completed
+        when its lines arrive.
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        latest: dict[str, dict[str, Any]] = {}
+        for line in lines:
+            previous = latest.get(line["id"])
+            if previous is None or _RUN_ORDER.get(line["st"], 0) >= _RUN_ORDER.get(
+                previous["st"], 0
+            ):
+                latest[line["id"]] = line
+        ids = set(latest) | referenced
+        data: dict[str, Any]
+        existing = self._contexts_by_external_id(f"{RUN_CONTEXT}/{i}" for i in ids)
+        run_type = self._context_type_id(RUN_CONTEXT)
+        contexts = []
+        order = []
+        for run_id in sorted(ids):
+            current = existing.get(f"{RUN_CONTEXT}/{run_id}")
+            found = latest.get(run_id)
+            if found is None:
+                if current is not None:
+                    continue
+                data = {"id": run_id, "pipeline": "", "st": "RUNNING"}
+            elif current is not None and _RUN_ORDER.get(found["st"], 0) < _RUN_ORDER.get(
+                _prop(current, PROP_STATE) or "", 0
+            ):
+                continue  # an older line replayed after a newer one
+            else:
+                data = found
+            context = pb.Context(
+                type_id=run_type, name=run_id, external_id=f"{RUN_CONTEXT}/{run_id}"
+            )
+            if current is not None:
+                context.id = current.id
+            props = context.custom_properties
+            for name, value in untag(data.get("p") or {}).items():
+                set_native(props[name], value)
+            props[PROP_PIPELINE].string_value = data.get("pipeline") or ""
+            props[PROP_STATE].string_value = data["st"]
+            props[PROP_RECORD].string_value = json.dumps(data, separators=(",", ":"))
+            if data.get("config"):
+                props[PROP_CONFIG].string_value = data["config"]
+            if data.get("err"):
+                props[PROP_ERROR].string_value = data["err"]
+            contexts.append(context)
+            order.append((run_id, data.get("pipeline") or "", current is None))
+        ids_by_run = {
+            run_id: existing[f"{RUN_CONTEXT}/{run_id}"].id
+            for run_id in ids
+            if f"{RUN_CONTEXT}/{run_id}" in existing
+        }
+        if contexts:
+            written = self.mlmd.put_contexts(contexts)
+            for (run_id, _, _), context_id in zip(order, written, strict=True):
+                ids_by_run[run_id] = context_id
+            self._link_pipelines(
+                [(ids_by_run[run_id], pipeline) for run_id, pipeline, _ in order if pipeline]
+            )
+        return ids_by_run
+
+    def _link_pipelines(self, runs: Sequence[tuple[int, str]]) -> None:
+        """Make each run context a child of its pipeline's context (idempotent)."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        if not runs:
+            return
+        names = {pipeline for _, pipeline in runs}
+        found = self._contexts_by_external_id(f"{PIPELINE_CONTEXT}/{n}" for n in names)
+        missing = [n for n in sorted(names) if f"{PIPELINE_CONTEXT}/{n}" not in found]
+        ids = {c.name: c.id for c in found.values()}
+        if missing:
+            type_id = self._context_type_id(PIPELINE_CONTEXT)
+            new = [
+                pb.Context(type_id=type_id, name=n, external_id=f"{PIPELINE_CONTEXT}/{n}")
+                for n in missing
+            ]
+            ids.update(zip(missing, self.mlmd.put_contexts(new), strict=True))
+        links = [pb.ParentContext(child_id=run, parent_id=ids[p]) for run, p in runs]
+        from ml_metadata import errors
+
+        for link in links:  # one at a time: an existing link must not fail the others
+            with contextlib.suppress(errors.AlreadyExistsError):
+                self.mlmd.put_parent_contexts([link])
+
+    def mark_run(self, run_id: str, state: str, error: str) -> None:
+        """Set a run's final state (used for runs whose process died)."""
+        existing = self._contexts_by_external_id([f"{RUN_CONTEXT}/{run_id}"])
+        current = existing.get(f"{RUN_CONTEXT}/{run_id}")
+        if current is None:
+            return
+        data = json.loads(_prop(current, PROP_RECORD) or "{}")
+        data.update(st=state, err=error)
+        current.custom_properties[PROP_STATE].string_value = state
+        current.custom_properties[PROP_ERROR].string_value = error
+        current.custom_properties[PROP_RECORD].string_value = json.dumps(
+            data, separators=(",", ":")
+        )
+        self.mlmd.put_contexts([current])
+
+    def run_contexts(self, pipeline: str | None = None) -> list[Any]:
+        """Return the run contexts (of one pipeline), as MLMD protos."""
+        if pipeline is None:
+            return list(self.mlmd.get_contexts_by_type(RUN_CONTEXT))
+        parent = self.mlmd.get_context_by_type_and_name(PIPELINE_CONTEXT, pipeline)
+        if parent is None:
+            return []
+        return list(self.mlmd.get_children_contexts_by_context(parent.id))
+
+    def run_steps(self, context_id: int) -> list[Record]:
+        """Return the records of one run's step calls, in call order."""
+        return self._records(self.mlmd.get_executions_by_context(context_id))
 
     # -- reading -------------------------------------------------------------
 

@@ -65,7 +65,10 @@ class Tracker:
         self.location = location
         self.store = MetadataStore(location)
         state_dir = location.state_dir
-        self.artifacts = artifacts or (state_dir / "artifacts" if state_dir else None)
+        base = state_dir or Path(".zentrack").absolute()
+        self.artifacts = artifacts or base / "artifacts"
+        #: Where pipeline runs write their YAML configs.
+        self.configs = base / "configs"
         self.cache = _cache_from_env(cache)
         self.batch_size = batch_size
         self.max_age = max_age
@@ -165,7 +168,7 @@ class Tracker:
                 return self._flush_memory()
             if self._drainer is not None:
                 self._reap_drainer()
-            return drain(self.location, self.store)
+            return drain(self.location, self.store, reconcile=True)
 
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""

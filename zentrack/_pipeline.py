@@ -1,0 +1,340 @@
+"""``@pipeline``: one invocation of a function groups its step calls into a run.
+
+A run is journaled like step calls are: a ``run`` line when it starts and
+one when it ends, which the store turns into an MLMD Context of type
+``zentrack.PipelineRun`` (child of the ``zentrack.Pipeline`` context), with
+every step execution of the run associated with it.  At the end the run's
+YAML config is written (:mod:`zentrack._config`).
+
+Nested pipelines do not start runs of their own: their steps belong to the
+outermost run, so one config reruns the whole thing.  Steps called outside
+any pipeline belong to no run (``record.run_id is None``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
+
+import attrs
+
+from zentrack import _tracker
+from zentrack._context import RunState, current_run
+from zentrack._params import Signature, callable_signature
+from zentrack._records import Record
+from zentrack._values import decode_exact, exact_value, is_tracked
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+PIPELINE_ATTR: Final = "__zentrack_pipeline__"
+log = logging.getLogger("zentrack")
+
+
+@attrs.frozen
+class PipelineSpec:
+    """What is fixed about one pipeline function."""
+
+    name: str
+    source: str
+    signature: Signature
+    function: Callable[..., Any] = attrs.field(repr=False)
+
+
+@attrs.frozen(repr=False)
+class Run(Generic[R]):
+    """One invocation of a pipeline, as recorded.
+
+    Attributes:
+        id: the run id (the MLMD Context's name).
+        pipeline: the pipeline's name.
+        state: ``"RUNNING"``, ``"COMPLETE"``, ``"FAILED"`` or ``"CANCELED"``.
+        steps: the records of the run's step calls, in call order.
+        params: the pipeline function's own arguments of tracked types.
+        config_path: the YAML config written at the end of the run.
+        output: what the pipeline function returned (only on the run that
+            ``training()`` returned in this process; ``None`` when read back).
+    """
+
+    id: str
+    pipeline: str
+    state: str
+    steps: list[Record]
+    params: dict[str, Any]
+    config_path: Path | None
+    started: float = 0.0
+    ended: float | None = None
+    source: str = ""
+    error: str | None = None
+    context_id: int | None = None
+    output: R | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Run(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state}, "
+            f"steps={len(self.steps)}, config_path={str(self.config_path)!r})"
+        )
+
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """Metrics of each step call, by config key."""
+        return {key: record.metrics for key, record in self.keyed_steps().items()}
+
+    def keyed_steps(self) -> dict[str, Record]:
+        """The run's records under their config keys (``trainer``, ``trainer#2``, ...)."""
+        out: dict[str, Record] = {}
+        for record in self.steps:
+            out[record.key or record.step] = record
+        return out
+
+
+def _run_line(state: RunState, status: str, **extra: Any) -> str:
+    data = {
+        "v": 1,
+        "kind": "run",
+        "id": state.id,
+        "pipeline": state.pipeline,
+        "src": state.source,
+        "st": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "alive": state.alive_file,
+        **extra,
+    }
+    return json.dumps(data, separators=(",", ":"), allow_nan=True) + "\n"
+
+
+class _Alive:
+    """A file this process holds locked while any of its runs is in progress.
+
+    A drainer that can lock it knows the process died mid-run, and marks the
+    run FAILED instead of leaving it RUNNING forever.
+    """
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._pid = -1
+
+    def acquire(self, directory: Path | None) -> str:
+        import fcntl
+
+        if directory is None:
+            return ""
+        if self._fd is not None and self._pid == os.getpid():
+            return self.path.name if self.path else ""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.alive"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.path, self._fd, self._pid = path, fd, os.getpid()
+        atexit.register(self.release)
+        return path.name
+
+    def release(self) -> None:
+        """At exit: runs are finished, the file has done its job."""
+        if self._fd is not None and self._pid == os.getpid() and self.path is not None:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+
+
+_alive = _Alive()
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """While a run is active, let SIGTERM unwind it so its state gets recorded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+    except ValueError:
+        yield
+        return
+    if previous not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time then random hex."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    config_dir: Path | None = None,
+) -> Run[Any]:
+    """Run a pipeline function as one tracked run and return the run."""
+    tracker = _tracker.active()
+    bound = spec.signature.bind(args, kwargs)
+    params = {k: v for k, v in bound.items() if is_tracked(v)}
+    state = RunState(
+        id=new_run_id(),
+        pipeline=spec.name,
+        source=spec.source,
+        overrides=dict(overrides or {}),
+        alive_file=_alive.acquire(tracker.location.journal_dir),
+    )
+    started = time.time_ns()
+    tracker.record(_run_line(state, "RUNNING", t0=started, p=json.loads(exact_value(params))))
+    token = current_run.set(state)
+    status, error, output = "COMPLETE", None, None
+    try:
+        with _sigterm_as_exception():
+            output = spec.function(*args, **kwargs)
+    except BaseException as exc:
+        status = "FAILED" if isinstance(exc, Exception) else "CANCELED"
+        error = f"{type(exc).__qualname__}: {exc}"[:4000]
+        raise
+    finally:
+        current_run.reset(token)
+        unused = sorted(set(state.overrides) - set(state.entries))
+        if unused and status == "COMPLETE":
+            log.warning(
+                "zentrack: run %s did not call the config's steps %s, so their args were not "
+                "used; check the step keys in the config against the pipeline's code.",
+                state.id,
+                unused,
+            )
+        config_path = _write_config(tracker, spec, state, params, config_dir)
+        tracker.record(
+            _run_line(
+                state,
+                status,
+                t0=started,
+                t1=time.time_ns(),
+                p=json.loads(exact_value(params)),
+                config=str(config_path) if config_path else None,
+                err=error,
+            )
+        )
+        if status != "COMPLETE":
+            with contextlib.suppress(Exception):
+                tracker.flush()
+    return Run(
+        id=state.id,
+        pipeline=spec.name,
+        state=status,
+        steps=[],
+        params=params,
+        config_path=config_path,
+        started=started / 1e9,
+        source=spec.source,
+        output=output,
+    )
+
+
+def _write_config(
+    tracker: _tracker.Tracker,
+    spec: PipelineSpec,
+    state: RunState,
+    params: Mapping[str, Any],
+    config_dir: Path | None,
+) -> Path | None:
+    from zentrack import _config
+    from zentrack._fingerprint import SCHEME
+
+    directory = config_dir or tracker.configs
+    path = directory / f"{spec.name}-{state.id}.yaml"
+    steps = [(key, source, decode_exact(exact)) for key, (source, exact) in state.entries.items()]
+    try:
+        return _config.write_run_config(
+            path,
+            pipeline_source=spec.source,
+            pipeline_args=dict(params),
+            run_id=state.id,
+            steps=steps,
+            meta={"zentrack": _version(), "fingerprint_scheme": SCHEME},
+        )
+    except OSError as exc:
+        log.warning(
+            "zentrack: could not write the config of run %s to %s (%s).", state.id, path, exc
+        )
+        return None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zentrack")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@overload
+def pipeline(fn: Callable[P, Any], /) -> Callable[P, Run[Any]]: ...
+@overload
+def pipeline(
+    fn: None = None, /, *, name: str | None = None
+) -> Callable[[Callable[P, Any]], Callable[P, Run[Any]]]: ...
+def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """Make each call of ``fn`` one tracked run of its step calls.
+
+    Calling the decorated function returns the :class:`Run` (its
+    ``.output`` is what ``fn`` returned) and writes the run's YAML config,
+    from which :func:`zentrack.load_config` can rerun it with edited args.
+
+    Args:
+        fn: the pipeline function (given by the bare ``@pipeline`` form).
+        name: the pipeline's name in the store (default: ``__name__``).
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(function) or isinstance(function, type):
+            raise TypeError(f"@pipeline decorates functions (got {function!r}).")
+        spec = PipelineSpec(
+            name=name or function.__name__,
+            source=f"{function.__module__}.{function.__qualname__}",
+            signature=Signature(callable_signature(function, drop_self=False)),
+            function=function,
+        )
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            outer = current_run.get()
+            if outer is not None:  # nested: its steps are part of the outer run
+                output = function(*args, **kwargs)
+                return Run(
+                    id=outer.id,
+                    pipeline=spec.name,
+                    state="RUNNING",
+                    steps=[],
+                    params={},
+                    config_path=None,
+                    source=spec.source,
+                    output=output,
+                )
+            return run_pipeline(spec, args, kwargs)
+
+        setattr(wrapper, PIPELINE_ATTR, spec)
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)
