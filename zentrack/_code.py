@@ -47,12 +47,31 @@ class _Normaliser(ast.NodeTransformer):
     visit_ClassDef = _visit_definition
 
 
+def _dump(node: Any) -> str:
+    """A canonical text of an AST: node names and non-empty fields, sorted.
+
+    Unlike ``ast.dump``, it does not change when a Python release adds a
+    field or stops printing empty ones, so the digest survives upgrades.
+    """
+    if isinstance(node, ast.AST):
+        fields = []
+        for name in sorted(node._fields):
+            value = getattr(node, name, None)
+            if value is None or value == []:
+                continue
+            fields.append(f"{name}={_dump(value)}")
+        return f"{type(node).__name__}({','.join(fields)})"
+    if isinstance(node, list):
+        return "[" + ",".join(_dump(item) for item in node) + "]"
+    return repr(node)
+
+
 def normalised_source(obj: Any) -> str:
-    """Return the AST dump of ``obj``'s source, or raise ``OSError``/``TypeError``."""
+    """Return the canonical AST text of ``obj``'s source, or raise ``OSError``/``TypeError``."""
     source = textwrap.dedent(inspect.getsource(obj))
     tree = ast.parse(source)
     tree = _Normaliser().visit(tree)
-    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+    return _dump(tree)
 
 
 def _code_object_text(code: types.CodeType) -> str:
@@ -61,6 +80,16 @@ def _code_object_text(code: types.CodeType) -> str:
         for c in code.co_consts
     ]
     return f"{code.co_code.hex()}|{code.co_names}|{consts}"
+
+
+def _functions_of(member: Any) -> list[Any]:
+    """The plain functions behind a class attribute, unwrapping our own wrappers."""
+    if isinstance(member, (staticmethod, classmethod)):
+        member = member.__func__
+    if isinstance(member, property):
+        return [f for m in (member.fget, member.fset, member.fdel) for f in _functions_of(m)]
+    member = inspect.unwrap(member) if callable(member) else member
+    return [member] if hasattr(member, "__code__") else []
 
 
 def code_digest(obj: Any) -> str:
@@ -75,9 +104,9 @@ def code_digest(obj: Any) -> str:
         code = getattr(obj, "__code__", None)
         if code is None and isinstance(obj, type):
             parts = [
-                _code_object_text(member.__code__)
-                for _, member in sorted(vars(obj).items())
-                if hasattr(member, "__code__")
+                f"{name}:{_code_object_text(function.__code__)}"
+                for name, member in sorted(vars(obj).items())
+                for function in _functions_of(member)
             ]
             text = "class:" + obj.__qualname__ + "|" + "|".join(parts)
         elif code is not None:

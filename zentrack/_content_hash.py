@@ -13,6 +13,7 @@ import hashlib
 import sys
 from typing import Any
 
+from zentrack._lineage import lineage_of
 from zentrack._values import SCALAR_TYPES, canonical_json, is_tracked
 from zentrack.exceptions import UnhashableInputError
 
@@ -33,6 +34,10 @@ def _update(h: Any, value: Any, depth: int, seen: set[int]) -> None:
     kind = type(value)
     if kind in SCALAR_TYPES or (kind in (list, tuple, dict) and is_tracked(value)):
         _feed(h, b"J", canonical_json(value).encode())
+        return
+    upstream = lineage_of(value)
+    if upstream is not None:
+        _feed(h, b"F", upstream.encode())
         return
     if depth > _MAX_DEPTH or id(value) in seen:
         raise _Unhashable(value)
@@ -100,7 +105,14 @@ def content_digest(value: Any) -> str:
 
 
 def input_digest(step: str, name: str, value: Any) -> str:
-    """Digest one input of a step call, with an error that says how to fix it."""
+    """Digest one input of a step call, with an error that says how to fix it.
+
+    An output of a tracked call is digested as ``fp:<its fingerprint>``
+    (lineage); anything else by content.
+    """
+    upstream = lineage_of(value)
+    if upstream is not None:
+        return "fp:" + upstream
     try:
         return content_digest(value)
     except (_Unhashable, RecursionError) as exc:

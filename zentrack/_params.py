@@ -16,6 +16,7 @@ import attrs
 
 from zentrack._values import (
     NONFINITE_JSON,
+    TAG_KEYS,
     TRACKED_TYPES_TEXT,
     canonical_json,
     copy_value,
@@ -191,7 +192,15 @@ class ParamEncoder:
         ignored: names left out of both.
     """
 
-    __slots__ = ("_fixed_inputs", "_order", "_required", "_strict", "signature", "step")
+    __slots__ = (
+        "_fixed_inputs",
+        "_order",
+        "_required",
+        "_strict",
+        "_tag_named",
+        "signature",
+        "step",
+    )
 
     def __init__(
         self,
@@ -212,6 +221,8 @@ class ParamEncoder:
         self._fixed_inputs = tuple(n for n in kept if n not in candidates)
         self._strict = declared is not None
         self._required = tuple(n for n in signature.names if n not in defaults)
+        # A lone parameter named like a tag needs the exact form's wrapping.
+        self._tag_named = bool(TAG_KEYS.intersection(candidates))
 
     @staticmethod
     def _default_text(name: str, defaults: Mapping[str, Any]) -> str | None:
@@ -295,7 +306,7 @@ class ParamEncoder:
         for name in self._fixed_inputs:
             inputs[name] = given[name] if name in given else defaults[name]
         canonical = "{" + ",".join(parts) + "}"
-        if not containers:
+        if not containers and not self._tag_named:
             return canonical, canonical, inputs
         params = {
             n: given[n] if n in given else defaults[n]

@@ -13,16 +13,19 @@ import contextlib
 import functools
 import inspect
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
 from time import time_ns
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 from zentrack import _tracker
+from zentrack._cache import cache_disabled
 from zentrack._code import code_digest
 from zentrack._content_hash import input_digest
 from zentrack._context import TRACKING_CODES, RunState, current_run
 from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
+from zentrack._lineage import register as register_output
 from zentrack._params import (
     ParamEncoder,
     Signature,
@@ -30,9 +33,10 @@ from zentrack._params import (
     check_params,
     make_params_class,
 )
-from zentrack._values import exact_value
+from zentrack._values import SCALAR_TYPES, exact_value, untag
 
 _get_run = current_run.get
+log = logging.getLogger("zentrack")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -165,6 +169,11 @@ def _track(
     primed = spec._primed or spec.primed()
     digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
     fp = fingerprint(primed, canonical, digests)
+    cache = tracker.outputs if spec.cache and tracker.cache and not cache_disabled() else None
+    if cache is not None:
+        hit = cache.get(fp)
+        if hit is not None:
+            return _serve_hit(tracker, spec, fp, exact, digests, key, *hit)
     metrics: dict[str, Any] = {}  # filled by log_metrics(), found by its frame walk
     started = time_ns()
     try:
@@ -178,12 +187,56 @@ def _track(
             f"{_extra(metrics, key)}{spec._tail}}}\n"
         )
         raise
+    if cache is None:
+        tracker.record(
+            f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
+            f'"i":{digests},"st":"COMPLETE","t0":{started},"t1":{time_ns()}'
+            f"{_extra(metrics, key) if metrics or key is not None else ''}{spec._tail}}}\n"
+        )
+    else:
+        ended = time_ns()
+        record_id = f"{tracker.id_prefix}{next(tracker.ids)}"
+        meta = cache.put(fp, result, record_id, spec.name, metrics)
+        tracker.record(
+            f'{{"v":1,"id":"{record_id}","fp":"{fp}","p":{exact},"i":{digests},'
+            f'"st":"COMPLETE","t0":{started},"t1":{ended}{_output(meta)}'
+            f"{_extra(metrics, key)}{spec._tail}}}\n"
+        )
+    if type(result) not in SCALAR_TYPES:
+        register_output(result, fp)
+    return result
+
+
+def _output(meta: Mapping[str, Any] | None) -> str:
+    """The ``out`` key of a journal line: where the call's output is cached."""
+    if meta is None:
+        return ""
+    out = {k: meta[k] for k in ("uri", "materializer", "type", "sha256", "size")}
+    return f',"out":{json.dumps(out)}'
+
+
+def _serve_hit(
+    tracker: _tracker.Tracker,
+    spec: StepSpec,
+    fp: str,
+    exact: str,
+    digests: str,
+    key: str | None,
+    meta: dict[str, Any],
+    value: Any,
+) -> Any:
+    """Return a cached output, recording the call as a CACHED execution."""
+    now = time_ns()
+    original = json.dumps(meta.get("record"))
     tracker.record(
         f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
-        f'"i":{digests},"st":"COMPLETE","t0":{started},"t1":{time_ns()}'
-        f"{_extra(metrics, key) if metrics or key is not None else ''}{spec._tail}}}\n"
+        f'"i":{digests},"st":"CACHED","t0":{now},"t1":{now},"cached":{original}'
+        f"{_output(meta)}{_extra(untag(meta.get('metrics') or {}), key)}{spec._tail}}}\n"
     )
-    return result
+    log.info("zentrack: cache hit for step %r (fingerprint %s…)", spec.name, fp[:12])
+    if type(value) not in SCALAR_TYPES:
+        register_output(value, fp)
+    return value
 
 
 TRACKING_CODES.add(_track.__code__)
@@ -353,7 +406,10 @@ def _decorate_class(
     ignore: Iterable[str],
 ) -> C:
     init: Callable[..., None] = cls.__init__  # type: ignore[misc]
-    inspected = callable_signature(init, drop_self=True)
+    if init is object.__init__:  # no constructor of its own: a step without params
+        inspected = inspect.Signature()
+    else:
+        inspected = callable_signature(init, drop_self=True)
     init_signature = Signature(inspected)
     field_names = list(init_signature.names)
     if init_signature.var_positional is not None:
@@ -478,8 +534,18 @@ def step(
         version = str(version)
 
     def decorate(target: Any) -> Any:
+        if not callable(target):
+            raise TypeError(
+                f"@step decorates functions, methods and classes (got {target!r:.80} that is "
+                f"a {type(target).__qualname__})."
+            )
         if hasattr(target, SPEC_ATTR) and not isinstance(target, type):
             return target
+        if not hasattr(target, "__qualname__") or not hasattr(target, "__module__"):
+            raise TypeError(
+                f"@step needs a function or class defined with def/class (got {target!r:.80}); "
+                "wrap it in a def so zentrack can name and fingerprint it."
+            )
         step_name = _step_name(target, name)
         if isinstance(target, type):
             if params is not None:
@@ -488,11 +554,6 @@ def step(
                     "__init__ argument of a class step is a parameter."
                 )
             return _decorate_class(target, step_name, version, cache, entry, ignore)
-        if not callable(target):
-            raise TypeError(
-                f"@step decorates functions, methods and classes (got {target!r} that is a "
-                f"{type(target).__qualname__})."
-            )
         if entry is not None:
             raise ValueError("@step(entry=...) is for class steps only.")
         return _decorate_function(target, step_name, version, cache, params, ignore)
@@ -514,6 +575,8 @@ def fingerprint_call(target: Any, /, *args: Any, **kwargs: Any) -> str:
     instance of a step class (``fingerprint(trainer, data)``, for its entry
     point).
     """
+    if inspect.ismethod(target) and spec_of(target.__func__) is not None:
+        return fingerprint_call(target.__func__, target.__self__, *args, **kwargs)
     spec = spec_of(target)
     if spec is not None and not spec.is_class:
         return target.fingerprint(*args, **kwargs)  # type: ignore[no-any-return]

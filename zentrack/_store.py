@@ -37,6 +37,9 @@ PROP_FINGERPRINT: Final = "zentrack.fingerprint"
 PROP_RECORD: Final = "zentrack.record"
 PROP_ERROR: Final = "zentrack.error"
 PROP_STATE: Final = "zentrack.state"
+PROP_RUN: Final = "zentrack.run"
+PROP_CACHED_FROM: Final = "zentrack.cached_execution_id"
+OUTPUT_ARTIFACT: Final = "zentrack.Output"
 PROP_PIPELINE: Final = "zentrack.pipeline"
 PROP_CONFIG: Final = "zentrack.config"
 RUN_CONTEXT: Final = "zentrack.PipelineRun"
@@ -53,8 +56,9 @@ def set_native(value: Any, v: object) -> None:
 
     int -> int_value (string beyond 64 bits), float -> double_value (string
     for NaN and infinities, which MLMD rejects), bool -> bool_value, str ->
-    string_value (JSON-quoted when MLMD would mangle it), None and
-    containers -> their canonical JSON as string_value.  Every branch sets a
+    string_value (JSON-quoted, ASCII-escaped, when MLMD would mangle it:
+    NUL bytes, the ``mlmd-struct::`` prefix, lone surrogates), None and
+    containers -> JSON as string_value.  Every branch sets a
     field: an MLMD Value with no field set aborts the process.
     """
     kind = type(v)
@@ -72,17 +76,33 @@ def set_native(value: Any, v: object) -> None:
             value.string_value = repr(v)
     elif kind is str:
         text: str = v  # type: ignore[assignment]
-        if "\0" in text or text.startswith(_STRUCT_PREFIX):
+        if "\0" in text or text.startswith(_STRUCT_PREFIX) or not _utf8(text):
             text = json.dumps(text)
         value.string_value = text
     else:
         value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
 
 
+def _utf8(text: str) -> bool:
+    """False for strings with lone surrogates, which protobuf cannot hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _prop(node: Any, name: str) -> str | None:
     """Read a string custom property without creating it (``props[k]`` would)."""
     props = node.custom_properties
     return str(props[name].string_value) if name in props else None
+
+
+def _event(pb: Any, artifact_id: int, execution_id: int, kind: int, key: str) -> Any:
+    """An MLMD Event whose path names the input or output (KFP's convention)."""
+    event = pb.Event(artifact_id=artifact_id, execution_id=execution_id, type=kind)
+    event.path.steps.add().key = key
+    return event
 
 
 def _sqlite_precheck(path: Path) -> None:
@@ -184,6 +204,7 @@ class MetadataStore:
         self._type_ids: dict[str, int] = {}
         self._fp_context_type: int | None = None
         self._context_type_ids: dict[str, int] = {}
+        self._output_type: int | None = None
 
     @property
     def mlmd(self) -> Any:
@@ -308,8 +329,8 @@ class MetadataStore:
             return 0
         existing = self._existing(list(records)) if check_existing else {}
         contexts = self._fingerprint_contexts({d["fp"] for d, _ in records.values()})
-        executions = []
-        new_ids = []
+        first: list[tuple[str, Any]] = []  # (record id, execution): written first
+        cached: list[tuple[str, Any]] = []  # CACHED ones: they point at earlier ones
         for record_id, (data, text) in records.items():
             if record_id in existing:
                 continue
@@ -319,19 +340,28 @@ class MetadataStore:
                 last_known_state=pb.Execution.State.Value(data["st"]),
             )
             props = execution.custom_properties
-            for name, value in untag(data["p"]).items():
-                set_native(props[name], value)
-            for name, value in (data.get("m") or {}).items():
-                set_native(props[METRIC_PREFIX + name], value)
+            try:
+                for name, value in untag(data["p"]).items():
+                    set_native(props[name], value)
+                for name, value in untag(data.get("m") or {}).items():
+                    set_native(props[METRIC_PREFIX + name], value)
+            except Exception as exc:  # never let one record block the others
+                props.clear()
+                props[PROP_ERROR].string_value = f"native properties not written: {exc!r}"
             props[PROP_FINGERPRINT].string_value = data["fp"]
             props[PROP_RECORD].string_value = text.rstrip("\n")
             if data.get("err"):
                 props[PROP_ERROR].string_value = data["err"]
-            executions.append(execution)
-            new_ids.append(record_id)
+            if data.get("run"):
+                props[PROP_RUN].string_value = data["run"]
+            (cached if data.get("cached") else first).append((record_id, execution))
         stored = dict(existing)
-        if executions:
-            stored.update(zip(new_ids, self.mlmd.put_executions(executions), strict=True))
+        for group in (first, cached):
+            if group is cached and cached:
+                self._point_at_originals(cached, records, stored)
+            if group:
+                ids = self.mlmd.put_executions([e for _, e in group])
+                stored.update(zip([r for r, _ in group], ids, strict=True))
         associations = [
             pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
             for record_id, (data, _) in records.items()
@@ -342,7 +372,98 @@ class MetadataStore:
             if data.get("run")
         ]
         self.mlmd.put_attributions_and_associations([], associations)
-        return len(executions)
+        new = {r for r, _ in first} | {r for r, _ in cached}
+        self._write_lineage({r: records[r][0] for r in new}, stored)
+        return len(new)
+
+    def _point_at_originals(
+        self,
+        cached: Sequence[tuple[str, Any]],
+        records: dict[str, tuple[dict[str, Any], str]],
+        stored: dict[str, int],
+    ) -> None:
+        """Give CACHED executions the id of the execution they reuse (KFP's way)."""
+        originals = {records[r][0]["cached"] for r, _ in cached}
+        missing = [o for o in originals if o not in stored]
+        known = dict(stored)
+        if missing:
+            known.update(self._existing(missing))
+        for record_id, execution in cached:
+            original = known.get(records[record_id][0]["cached"])
+            if original is not None:
+                execution.custom_properties[PROP_CACHED_FROM].int_value = original
+
+    def _write_lineage(self, records: dict[str, dict[str, Any]], stored: dict[str, int]) -> None:
+        """Output artifacts with OUTPUT events; INPUT events from upstream outputs.
+
+        Artifacts are keyed by the fingerprint of the call that produced them
+        (``external_id`` ``zentrack.Output/<fp>``): a cache hit links the
+        same artifact, and a downstream input finds its upstream by lookup.
+        """
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        wanted: set[str] = set()
+        for data in records.values():
+            if data.get("out"):
+                wanted.add(data["fp"])
+            for digest in (data.get("i") or {}).values():
+                if digest.startswith("fp:"):
+                    wanted.add(digest[3:].split("#")[0])
+        if not wanted:
+            return
+        found = self._artifacts_by_external_id(f"{OUTPUT_ARTIFACT}/{fp}" for fp in wanted)
+        create: dict[str, Any] = {}
+        for data in records.values():
+            out = data.get("out")
+            key = f"{OUTPUT_ARTIFACT}/{data['fp']}"
+            if out and key not in found and key not in create:
+                artifact = pb.Artifact(
+                    type_id=self._artifact_type_id(),
+                    uri=out["uri"],
+                    external_id=key,
+                    state=pb.Artifact.LIVE,
+                )
+                props = artifact.custom_properties
+                props[PROP_FINGERPRINT].string_value = data["fp"]
+                for name in ("materializer", "type", "sha256"):
+                    props[f"zentrack.{name}"].string_value = str(out.get(name, ""))
+                props["zentrack.size"].int_value = int(out.get("size", 0))
+                create[key] = artifact
+        if create:
+            ids = self.mlmd.put_artifacts(list(create.values()))
+            found.update(zip(create, ids, strict=True))
+        events = []
+        for record_id, data in records.items():
+            execution_id = stored[record_id]
+            artifact_id = found.get(f"{OUTPUT_ARTIFACT}/{data['fp']}")
+            if data.get("out") and artifact_id is not None:
+                events.append(_event(pb, artifact_id, execution_id, pb.Event.OUTPUT, "output"))
+            for name, digest in (data.get("i") or {}).items():
+                if digest.startswith("fp:"):
+                    upstream = found.get(f"{OUTPUT_ARTIFACT}/{digest[3:].split('#')[0]}")
+                    if upstream is not None:
+                        events.append(_event(pb, upstream, execution_id, pb.Event.INPUT, name))
+        if events:
+            self.mlmd.put_events(events)
+
+    def _artifact_type_id(self) -> int:
+        if self._output_type is None:
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
+            self._output_type = int(
+                self.mlmd.put_artifact_type(pb.ArtifactType(name=OUTPUT_ARTIFACT))
+            )
+        return self._output_type
+
+    def _artifacts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, int]:
+        from ml_metadata import errors
+
+        wanted = list(external_ids)
+        try:
+            found = self.mlmd.get_artifacts_by_external_ids(wanted) if wanted else []
+        except errors.NotFoundError:
+            found = []
+        return {a.external_id: a.id for a in found}
 
     # -- runs ------------------------------------------------------------------
 

@@ -22,9 +22,10 @@ import threading
 from pathlib import Path
 from typing import Final
 
+from zentrack._cache import OutputCache
 from zentrack._drain import drain
 from zentrack._journal import JournalWriter, pending_chunks
-from zentrack._location import Location, parse
+from zentrack._location import ENV_STORE, Location, parse
 from zentrack._store import MetadataStore
 from zentrack.exceptions import StoreError
 
@@ -67,6 +68,8 @@ class Tracker:
         state_dir = location.state_dir
         base = state_dir or Path(".zentrack").absolute()
         self.artifacts = artifacts or base / "artifacts"
+        #: Cached step outputs, one folder per fingerprint.
+        self.outputs = OutputCache(self.artifacts)
         #: Where pipeline runs write their YAML configs.
         self.configs = base / "configs"
         self.cache = _cache_from_env(cache)
@@ -261,8 +264,17 @@ def init(
         The active tracker.
     """
     global _active
+    location = parse(store)
+    if location.path is not None and not location.path.parent.is_dir():
+        if store is None and not os.environ.get(ENV_STORE):
+            location.path.parent.mkdir(parents=True, exist_ok=True)  # ./.zentrack
+        else:
+            raise StoreError(
+                f"Store {str(location.path)!r}: the directory {str(location.path.parent)!r} "
+                "does not exist; create it first, or pass another path to zentrack.init()."
+            )
     tracker = Tracker(
-        parse(store),
+        location,
         artifacts=Path(artifacts).absolute() if artifacts is not None else None,
         cache=cache,
     )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
+#: Keys the exact form uses as tags; a mapping with one of them alone is wrapped.
+TAG_KEYS: Final = frozenset({"__tuple__", "__dict__"})
 #: The scalar types a parameter may hold, checked with ``type(v) in``.
 SCALAR_TYPES: Final = frozenset({int, float, str, bool, type(None)})
 #: Human-readable list of the tracked types, used in error messages.
@@ -68,19 +70,21 @@ def is_tracked(value: object, _depth: int = 0) -> bool:
     return False
 
 
-def describe_type(value: object) -> str:
+def describe_type(value: object, _depth: int = 0) -> str:
     """Name the offending type, or the offending element inside a container."""
     kind = type(value)
+    if _depth > _MAX_DEPTH:
+        return f"{kind.__name__} nested deeper than {_MAX_DEPTH} levels or containing itself"
     if kind is list or kind is tuple:
         for item in value:  # type: ignore[attr-defined]
             if not is_tracked(item):
-                return f"{kind.__name__} containing {describe_type(item)}"
+                return f"{kind.__name__} containing {describe_type(item, _depth + 1)}"
     if kind is dict:
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
                 return f"dict with a {type(key).__name__} key {key!r}"
             if not is_tracked(item):
-                return f"dict containing {describe_type(item)} at key {key!r}"
+                return f"dict containing {describe_type(item, _depth + 1)} at key {key!r}"
     return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else (
         kind.__qualname__
     )
@@ -143,11 +147,8 @@ def exact_params(params: Mapping[str, Any], canonical: str) -> str:
     The two forms only differ when a tuple, or a dict that looks like a tag,
     occurs somewhere; flat parameters take the first return.
     """
-    for value in params.values():
-        if type(value) in SCALAR_TYPES:
-            continue
-        if _needs_tags(value):
-            return _ENCODER.encode({key: _tag(item) for key, item in params.items()})
+    if _needs_tags(dict(params)):
+        return _ENCODER.encode(_tag(dict(params)))
     return canonical
 
 

@@ -1,0 +1,122 @@
+"""Tests for zentrack._journal and _drain: a returned call's record is never lost."""
+
+from __future__ import annotations
+
+import signal
+
+import zentrack as zt
+from tests.steps_for_tests import train
+from zentrack._journal import JournalWriter, pending_chunks, writer_alive
+from zentrack._location import parse
+
+CALLS = 7
+
+KILLED_SCRIPT = """
+import os, signal, sys
+import zentrack as zt
+from tests.steps_for_tests import train
+
+zt.init(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    train(b"data", lr=i / 10)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+EXITING_SCRIPT = """
+import sys
+import zentrack as zt
+from tests.steps_for_tests import train
+
+zt.init(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    train(b"data", lr=i / 10)
+"""
+
+
+def lrs(records):
+    return sorted(r.params["lr"] for r in records)
+
+
+class TestKilledProcess:
+    def test_records_of_a_killed_process_are_recovered(self, run_python, store_path):
+        """After SIGKILL, init on the same store writes every call that had returned."""
+        done = run_python(KILLED_SCRIPT, str(store_path), str(CALLS))
+        expected = -signal.SIGKILL
+        assert expected == done.returncode, done.stderr
+        zt.init(store_path)
+        expected = [i / 10 for i in range(CALLS)]
+        assert expected == lrs(zt.find(step="train"))
+
+    def test_recovery_adds_no_duplicates(self, run_python, store_path, plain_store):
+        """Repeated inits and flushes after recovery write each record exactly once."""
+        run_python(KILLED_SCRIPT, str(store_path), str(CALLS))
+        zt.init(store_path)
+        flushed = [zt.flush(), zt.flush()]
+        zt.init(store_path)
+        flushed.append(zt.flush())
+        executions = plain_store().get_executions_by_type("zentrack.step.train")
+        expected = ([0, 0, 0], CALLS, CALLS)
+        actual = (flushed, len(executions), len({e.external_id for e in executions}))
+        assert expected == actual
+
+    def test_flush_recovers_without_init(self, run_python, store_path):
+        """A plain flush() in another process also picks up a dead process's journal."""
+        run_python(KILLED_SCRIPT, str(store_path), str(CALLS))
+        expected = CALLS
+        assert expected == zt.flush()
+
+
+class TestNormalExit:
+    def test_records_are_in_mlmd_right_after_exit(self, run_python, store_path, plain_store):
+        """A process that exits normally leaves its records readable by plain MLMD."""
+        done = run_python(EXITING_SCRIPT, str(store_path), str(CALLS))
+        expected = (0, CALLS)
+        actual = (
+            done.returncode,
+            len(plain_store().get_executions_by_type("zentrack.step.train")),
+        )
+        assert expected == actual, done.stderr
+
+
+class TestReplay:
+    def test_replaying_a_journal_adds_no_duplicates(self, store_path):
+        """Lines already in the store are recognised by record id when replayed."""
+        for lr in (0.1, 0.2, 0.3):
+            train(b"data", lr=lr)
+        first = zt.flush()
+        journal_dir = parse(store_path).journal_dir
+        for offset in journal_dir.glob("*.offset"):
+            offset.unlink()  # as if the process died between writing MLMD and the offset
+        expected = (3, 0, [0.1, 0.2, 0.3])
+        actual = (first, zt.flush(), lrs(zt.find(step="train")))
+        assert expected == actual
+
+
+class TestJournalWriter:
+    def test_appended_lines_are_pending_while_writer_lives(self, tmp_path):
+        """Complete lines are pending; the writer holds the journal until closed."""
+        writer = JournalWriter(tmp_path / "journal")
+        writer.append(b'{"a":1}\n')
+        writer.append(b'{"b":2}\n')
+        (chunk,) = pending_chunks(tmp_path / "journal")
+        alive = writer_alive(chunk.path)
+        writer.close()
+        expected = ([b'{"a":1}', b'{"b":2}'], True, False)
+        assert expected == (chunk.lines, alive, writer_alive(chunk.path))
+
+    def test_partial_last_line_of_a_dead_writer_is_skipped(self, tmp_path):
+        """A line cut short by a kill (no newline) is not returned as a record."""
+        directory = tmp_path / "journal"
+        directory.mkdir()
+        (directory / "host-1-dead.jsonl").write_bytes(b'{"a":1}\n{"b":')
+        (chunk,) = pending_chunks(directory)
+        expected = ([b'{"a":1}'], False)
+        assert expected == (chunk.lines, chunk.writer_alive)
+
+    def test_journal_of_a_finished_writer_is_removed_once_drained(self, store_path):
+        """After its writer is gone and its lines are stored, a journal file is deleted."""
+        train(b"data")
+        zt.init(store_path)  # closes the previous tracker's journal, then drains it
+        zt.flush()
+        expected = []
+        assert expected == list(parse(store_path).journal_dir.glob("*.jsonl"))

@@ -1,0 +1,143 @@
+"""The output cache: one folder per fingerprint under the artifact store.
+
+``<artifacts>/<fp[:2]>/<fp>/`` holds the output of the COMPLETE call with
+that fingerprint and a ``meta.json`` naming it (materializer, type, sha256,
+the record id of the call that made it).  The folder is the cache index: a
+hit needs no MLMD query, so it is as fast in a fresh process as in a warm
+one, and it works while the store is busy.  Folders appear atomically (a
+rename), so a reader never sees half an output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from zentrack._materialize import CorruptOutput, read_output, write_output
+from zentrack._values import exact_value
+
+log = logging.getLogger("zentrack")
+
+_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("zentrack_no_cache", default=False)
+cache_disabled = _disabled.get
+
+
+@contextlib.contextmanager
+def no_cache() -> Iterator[None]:
+    """Run the step calls inside this block without serving them from the cache.
+
+    They still run, are recorded and refresh the cached output.
+    """
+    token = _disabled.set(True)
+    try:
+        yield
+    finally:
+        _disabled.reset(token)
+
+
+class OutputCache:
+    """Cached step outputs in the folder ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, fingerprint: str) -> Path:
+        """Where the output of the call ``fingerprint`` lives."""
+        return self.root / fingerprint[:2] / fingerprint
+
+    def get(self, fingerprint: str) -> tuple[dict[str, Any], Any] | None:
+        """Return ``(meta, output)`` of a cached call, or ``None`` on a miss.
+
+        A folder that cannot be read back intact is a miss, with a warning.
+        """
+        folder = self.folder(fingerprint)
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("zentrack: bad cache entry %s (%s); rerunning.", folder, exc)
+            return None
+        try:
+            return meta, read_output(folder, meta)
+        except CorruptOutput as exc:
+            log.warning("zentrack: cached output %s is corrupt (%s); rerunning.", folder, exc)
+        except Exception as exc:  # a materializer's own failure
+            log.warning("zentrack: could not load cached output %s (%r); rerunning.", folder, exc)
+        return None
+
+    def put(
+        self,
+        fingerprint: str,
+        value: Any,
+        record_id: str,
+        step: str,
+        metrics: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """Store a call's output; return its meta, or ``None`` if it cannot be stored.
+
+        Failing to store never fails the call: the result is still returned,
+        only this cache write is skipped (with a warning).
+        """
+        folder = self.folder(fingerprint)
+        tmp = folder.with_name(f".{fingerprint}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            tmp.mkdir(parents=True)
+            meta = write_output(value, tmp)
+            meta.update(
+                fingerprint=fingerprint,
+                record=record_id,
+                step=step,
+                uri=str(folder),
+                metrics=json.loads(exact_value(metrics)),
+            )
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # an older (corrupt, or concurrent) entry: replace it
+                shutil.rmtree(folder, ignore_errors=True)
+                os.rename(tmp, folder)
+            return meta
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.warning(
+                "zentrack: step %r: could not cache its output of type %s (%r); the result "
+                "is returned but will not be served from the cache. Register a materializer "
+                "with zentrack.register_materializer() or use @step(cache=False).",
+                step,
+                type(value).__qualname__,
+                exc,
+            )
+            return None
+
+    def clear(self, step: str | None = None) -> int:
+        """Delete cached outputs (of one step); return how many were deleted."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for meta_path in self.root.glob("*/*/meta.json"):
+            if step is not None:
+                try:
+                    if json.loads(meta_path.read_text()).get("step") != step:
+                        continue
+                except (OSError, ValueError):
+                    pass
+            shutil.rmtree(meta_path.parent, ignore_errors=True)
+            removed += 1
+        return removed
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """The meta data of every cached output."""
+        if not self.root.is_dir():
+            return
+        for meta_path in sorted(self.root.glob("*/*/meta.json")):
+            with contextlib.suppress(OSError, ValueError):
+                yield json.loads(meta_path.read_text())

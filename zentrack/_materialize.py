@@ -1,0 +1,201 @@
+"""Materializers: how a step's output is written to and read from files.
+
+Each cached output lives in its own folder; ``meta.json`` beside the data
+names the materializer, the Python type and the data's sha256, which is
+checked before anything is read back (a corrupt file is a cache miss, and a
+pickle is never loaded unverified).  NumPy and pandas are handled when they
+are installed, without being imported by zentrack itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from zentrack._values import decode_exact, exact_value, is_tracked
+
+
+@attrs.frozen
+class Materializer:
+    """Saves and loads one kind of output.
+
+    Attributes:
+        name: stored in ``meta.json``; picks the loader when reading back.
+        filename: the data file's name inside the output folder.
+        accepts: whether this materializer can write a value.
+        save: ``save(value, path)`` writes the data file.
+        load: ``load(path)`` reads it back.
+    """
+
+    name: str
+    filename: str
+    accepts: Callable[[Any], bool]
+    save: Callable[[Any, Path], None]
+    load: Callable[[Path], Any]
+
+
+def _save_json(value: Any, path: Path) -> None:
+    path.write_text(exact_value(value))
+
+
+def _load_json(path: Path) -> Any:
+    return decode_exact(path.read_text())
+
+
+def _save_bytes(value: Any, path: Path) -> None:
+    path.write_bytes(bytes(value))
+
+
+def _is_ndarray(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray) and not value.dtype.hasobject
+
+
+def _save_npy(value: Any, path: Path) -> None:
+    import numpy
+
+    with open(path, "wb") as f:
+        numpy.save(f, value, allow_pickle=False)
+
+
+def _load_npy(path: Path) -> Any:
+    import numpy
+
+    return numpy.load(path, allow_pickle=False)
+
+
+def _is_parquet_frame(value: Any) -> bool:
+    pandas = sys.modules.get("pandas")
+    if pandas is None or not isinstance(value, pandas.DataFrame):
+        return False
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _save_parquet(value: Any, path: Path) -> None:
+    value.to_parquet(path)
+
+
+def _load_parquet(path: Path) -> Any:
+    import pandas
+
+    return pandas.read_parquet(path)
+
+
+def _save_pickle(value: Any, path: Path) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load_pickle(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)  # the sha256 in meta.json was checked first
+
+
+BUILTIN: Final = (
+    Materializer("json", "output.json", is_tracked, _save_json, _load_json),
+    Materializer(
+        "bytes",
+        "output.bin",
+        lambda v: type(v) is bytes,
+        _save_bytes,
+        lambda p: p.read_bytes(),
+    ),
+    Materializer("numpy", "output.npy", _is_ndarray, _save_npy, _load_npy),
+    Materializer("parquet", "output.parquet", _is_parquet_frame, _save_parquet, _load_parquet),
+)
+PICKLE: Final = Materializer("pickle", "output.pkl", lambda v: True, _save_pickle, _load_pickle)
+
+_registered: list[tuple[type, Materializer]] = []
+_by_name: dict[str, Materializer] = {m.name: m for m in (*BUILTIN, PICKLE)}
+
+
+def register_materializer(
+    kind: type,
+    *,
+    save: Callable[[Any, Path], None],
+    load: Callable[[Path], Any],
+    name: str | None = None,
+    filename: str = "output.data",
+) -> None:
+    """Teach the cache to write outputs of type ``kind`` (and its subclasses).
+
+    Args:
+        kind: the output type.
+        save: ``save(value, path)`` writes ``value`` to the file ``path``.
+        load: ``load(path)`` reads it back.
+        name: stored with each output so it can be read back (default: the
+            type's qualified name); keep it stable across releases.
+        filename: the data file's name.
+    """
+    if not isinstance(kind, type):
+        raise TypeError(f"register_materializer() takes a type (got {kind!r}).")
+    label = name or f"{kind.__module__}.{kind.__qualname__}"
+    materializer = Materializer(label, filename, lambda v: isinstance(v, kind), save, load)
+    _registered.insert(0, (kind, materializer))
+    _by_name[label] = materializer
+
+
+def choose(value: Any) -> Materializer:
+    """The materializer for ``value``: user-registered first, pickle last."""
+    for kind, materializer in _registered:
+        if isinstance(value, kind):
+            return materializer
+    for materializer in BUILTIN:
+        if materializer.accepts(value):
+            return materializer
+    return PICKLE
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_output(value: Any, folder: Path) -> dict[str, Any]:
+    """Write ``value`` into ``folder`` (which exists); return its meta data."""
+    materializer = choose(value)
+    data = folder / materializer.filename
+    materializer.save(value, data)
+    kind = type(value)
+    meta = {
+        "materializer": materializer.name,
+        "file": materializer.filename,
+        "type": f"{kind.__module__}.{kind.__qualname__}",
+        "sha256": file_digest(data),
+        "size": data.stat().st_size,
+    }
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return meta
+
+
+class CorruptOutput(Exception):
+    """A stored output is missing, altered, or has no known materializer."""
+
+
+def read_output(folder: Path, meta: dict[str, Any]) -> Any:
+    """Read an output back after checking its size and sha256."""
+    materializer = _by_name.get(meta.get("materializer", ""))
+    if materializer is None:
+        raise CorruptOutput(f"no materializer named {meta.get('materializer')!r} is registered")
+    data = folder / meta["file"]
+    try:
+        if data.stat().st_size != meta["size"] or file_digest(data) != meta["sha256"]:
+            raise CorruptOutput(f"{data} does not match its recorded sha256")
+        return materializer.load(data)
+    except OSError as exc:
+        raise CorruptOutput(str(exc)) from None
