@@ -346,7 +346,7 @@ class TestStoreErrors:
 
     def test_missing_directory_raises_store_error_on_init(self, tmp_path):
         """Choosing a store whose directory does not exist raises StoreError naming it."""
-        path = tmp_path / "missing" / "metadata.sqlite"
+        path = tmp_path / "missing" / "twice" / "metadata.sqlite"
         with pytest.raises(StoreError) as info:
             zt.init(path)
         expected = (True, True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from zentrack import exceptions
+from zentrack._cache import no_cache
 from zentrack._context import log_metrics
+from zentrack._explain import Explanation, explain
+from zentrack._materialize import register_materializer
 from zentrack._pipeline import Run, pipeline
 from zentrack._query import Comparison, compare_runs, find, flush, get_run, lookup, runs
 from zentrack._records import Record
@@ -19,12 +22,14 @@ from zentrack._tracker import Tracker, init
 
 __all__ = [
     "Comparison",
+    "Explanation",
     "Record",
     "Run",
     "Step",
     "Tracker",
     "compare_runs",
     "exceptions",
+    "explain",
     "find",
     "fingerprint",
     "flush",
@@ -32,7 +37,9 @@ __all__ = [
     "init",
     "log_metrics",
     "lookup",
+    "no_cache",
     "pipeline",
+    "register_materializer",
     "runs",
     "step",
 ]

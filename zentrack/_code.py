@@ -1,18 +1,25 @@
-"""The code part of a fingerprint: a digest of a step's normalised source.
+"""The code part of a fingerprint: digests of a step's normalised source.
 
 The source is parsed and dumped without line numbers, docstrings or the
 step's own decorators, so comments, formatting, docstrings and decorator
-options do not change the digest, while any change to what runs does.
+options do not change the digest, while any change to what runs does.  The
+functions, classes and module constants the step uses from the user's own
+modules are followed transitively, so editing a helper invalidates the
+cache too (a known gap in ZenML, Prefect and joblib).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import inspect
+import sys
+import sysconfig
 import textwrap
 import types
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 _SCHEME = b"zentrack-code-v1\0"
 
@@ -66,12 +73,15 @@ def _dump(node: Any) -> str:
     return repr(node)
 
 
+def _tree(obj: Any) -> ast.AST:
+    """The normalised AST of ``obj``'s source, or raise ``OSError``/``TypeError``."""
+    source = textwrap.dedent(inspect.getsource(obj))
+    return _Normaliser().visit(ast.parse(source))  # type: ignore[no-any-return]
+
+
 def normalised_source(obj: Any) -> str:
     """Return the canonical AST text of ``obj``'s source, or raise ``OSError``/``TypeError``."""
-    source = textwrap.dedent(inspect.getsource(obj))
-    tree = ast.parse(source)
-    tree = _Normaliser().visit(tree)
-    return _dump(tree)
+    return _dump(_tree(obj))
 
 
 def _code_object_text(code: types.CodeType) -> str:
@@ -92,25 +102,166 @@ def _functions_of(member: Any) -> list[Any]:
     return [member] if hasattr(member, "__code__") else []
 
 
-def code_digest(obj: Any) -> str:
-    """Digest a function's or class's code, robust to cosmetic edits.
-
-    Falls back to the compiled bytecode when the source is not available
-    (code typed into a REPL or built with ``exec``).
-    """
+def _own_text(obj: Any) -> tuple[str, ast.AST | None]:
+    """The text that stands for ``obj``'s own code, and its AST when it has source."""
     try:
-        text = normalised_source(obj)
+        tree = _tree(obj)
+        return _dump(tree), tree
     except (OSError, TypeError, SyntaxError):
-        code = getattr(obj, "__code__", None)
-        if code is None and isinstance(obj, type):
-            parts = [
-                f"{name}:{_code_object_text(function.__code__)}"
-                for name, member in sorted(vars(obj).items())
-                for function in _functions_of(member)
-            ]
-            text = "class:" + obj.__qualname__ + "|" + "|".join(parts)
-        elif code is not None:
-            text = _code_object_text(code)
-        else:
-            text = repr(obj)
+        pass
+    code = getattr(obj, "__code__", None)
+    if code is None and isinstance(obj, type):
+        parts = [
+            f"{name}:{_code_object_text(function.__code__)}"
+            for name, member in sorted(vars(obj).items())
+            for function in _functions_of(member)
+        ]
+        return "class:" + obj.__qualname__ + "|" + "|".join(parts), None
+    if code is not None:
+        return _code_object_text(code), None
+    return repr(obj), None
+
+
+def _digest(text: str) -> str:
     return hashlib.sha256(_SCHEME + text.encode()).hexdigest()
+
+
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots.add(str(Path(__file__).resolve().parent))  # zentrack itself
+    return tuple(sorted(str(Path(r).resolve()) for r in roots))
+
+
+_LIBRARY_ROOTS: Final = _library_roots()
+
+
+def is_user_module(module: types.ModuleType | None) -> bool:
+    """True for the user's own modules: not the standard library, site-packages or zentrack."""
+    if module is None:
+        return False
+    filename = getattr(module, "__file__", None)
+    if module.__name__ == "__main__":
+        return True
+    if not filename:
+        return False
+    resolved = str(Path(filename).resolve())
+    return not resolved.startswith(_LIBRARY_ROOTS) and "site-packages" not in resolved
+
+
+def _references(tree: ast.AST) -> list[list[str]]:
+    """Dotted names the code reads: ``helper``, ``utils.scale``, ``CONSTANT``."""
+    chains = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            chain: list[str] = []
+            current: ast.expr = node
+            while isinstance(current, ast.Attribute):
+                chain.insert(0, current.attr)
+                current = current.value
+            if isinstance(current, ast.Name):
+                chains.append([current.id, *chain])
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            chains.append([node.id])
+    return chains
+
+
+def _namespace(obj: Any) -> dict[str, Any]:
+    """Globals (and closure cells) that names in ``obj``'s code resolve in."""
+    function = inspect.unwrap(obj) if callable(obj) and not isinstance(obj, type) else obj
+    module = sys.modules.get(getattr(function, "__module__", "") or "")
+    names: dict[str, Any] = dict(vars(module)) if module is not None else {}
+    names.update(getattr(function, "__globals__", {}))
+    code = getattr(function, "__code__", None)
+    closure = getattr(function, "__closure__", None)
+    if code is not None and closure:
+        for name, cell in zip(code.co_freevars, closure, strict=True):
+            with contextlib.suppress(ValueError):
+                names[name] = cell.cell_contents
+    return names
+
+
+def _constant_text(value: Any) -> str | None:
+    """A stable text for module-level constants; None for anything else."""
+    if type(value) in (int, float, str, bool, bytes, type(None)):
+        return repr(value)
+    if type(value) in (tuple, frozenset):
+        texts = [_constant_text(v) for v in value]
+        if all(t is not None for t in texts):
+            shown = sorted(str(t) for t in texts) if type(value) is frozenset else texts
+            return f"{type(value).__name__}({shown})"
+    return None
+
+
+def code_parts(obj: Any, *, limit: int = 500) -> dict[str, str]:
+    """Digests of ``obj``'s code and of what it uses from the user's own modules.
+
+    Follows, transitively, the functions and classes it references that are
+    defined in the user's modules (not the standard library, site-packages or
+    zentrack), and the module-level constants it reads.  Keys are qualified
+    names (``"self"`` for ``obj`` itself); values sha256 hex digests.
+    """
+    parts: dict[str, str] = {}
+    seen: set[int] = set()
+    queue: list[tuple[str, Any]] = [("self", obj)]
+    while queue and len(parts) < limit:
+        key, target = queue.pop(0)
+        if callable(target) and not isinstance(target, type):
+            target = inspect.unwrap(target)
+        if id(target) in seen:
+            continue
+        seen.add(id(target))
+        text, tree = _own_text(target)
+        parts[key] = _digest(text)
+        if tree is None:
+            continue
+        namespace = _namespace(target)
+        for chain in _references(tree):
+            found = _resolve(namespace, chain)
+            if found is None:
+                continue
+            name, value = found
+            constant = _constant_text(value)
+            if constant is not None:
+                parts.setdefault(name, _digest("const:" + constant))
+            elif id(value) not in seen:
+                queue.append((name, value))
+    return dict(sorted(parts.items()))
+
+
+def _resolve(namespace: dict[str, Any], chain: list[str]) -> tuple[str, Any] | None:
+    """Follow a dotted name to a user function or class, or a user module constant."""
+    if chain[0] not in namespace:
+        return None
+    value = namespace[chain[0]]
+    home = namespace.get("__name__")
+    qualified = f"{home}.{chain[0]}"
+    for attribute in chain[1:]:
+        if not isinstance(value, types.ModuleType):
+            break  # an attribute of an object: the object is what we follow
+        if not is_user_module(value) or not hasattr(value, attribute):
+            return None
+        home, qualified = value.__name__, f"{value.__name__}.{attribute}"
+        value = getattr(value, attribute)
+    if isinstance(value, types.ModuleType):
+        return None
+    if isinstance(value, (types.FunctionType, type)) or hasattr(value, "__wrapped__"):
+        inner = value if isinstance(value, type) else inspect.unwrap(value)
+        module = sys.modules.get(getattr(inner, "__module__", None) or "")
+        if module is None or not is_user_module(module):
+            return None
+        return f"{module.__name__}.{getattr(inner, '__qualname__', chain[-1])}", value
+    module = sys.modules.get(home) if isinstance(home, str) else None
+    if module is not None and is_user_module(module) and _constant_text(value) is not None:
+        return qualified, value
+    return None
+
+
+def combined_digest(parts: dict[str, str]) -> str:
+    """One digest for all the parts (the fingerprint's code component)."""
+    return _digest("\n".join(f"{k}={v}" for k, v in sorted(parts.items())))
+
+
+def code_digest(obj: Any) -> str:
+    """Digest of ``obj``'s code and the user code it uses, robust to cosmetic edits."""
+    return combined_digest(code_parts(obj))

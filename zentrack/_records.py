@@ -51,7 +51,10 @@ class Record:
     started: float = 0.0
     ended: float = 0.0
     cached_execution_id: int | None = None
+    cached_record_id: str | None = None
     key: str | None = None
+    code_parts: dict[str, str] = attrs.field(factory=dict)
+    output_uri: str | None = None
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
@@ -88,6 +91,8 @@ def record_from_line(data: dict[str, Any], execution_id: int | None = None) -> R
         error=data.get("err"),
         started=data.get("t0", 0) / 1e9,
         ended=data.get("t1", 0) / 1e9,
-        cached_execution_id=data.get("cached"),
+        cached_record_id=data.get("cached"),
         key=data.get("key"),
+        code_parts=data.get("cp") or {},
+        output_uri=(data.get("out") or {}).get("uri"),
     )

@@ -19,9 +19,11 @@ from json.encoder import encode_basestring_ascii
 from time import time_ns
 from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
+import attrs
+
 from zentrack import _tracker
 from zentrack._cache import cache_disabled
-from zentrack._code import code_digest
+from zentrack._code import code_parts, combined_digest
 from zentrack._content_hash import input_digest
 from zentrack._context import TRACKING_CODES, RunState, current_run
 from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
@@ -71,6 +73,10 @@ class StepDecorator(Protocol):
     def __call__(self, target: Callable[P, R], /) -> Step[P, R]: ...
 
 
+def _no_prospect(*args: Any, **kwargs: Any) -> Prospect:
+    raise TypeError("this step is not fully decorated yet")
+
+
 class StepSpec:
     """Everything about one step that does not change between calls."""
 
@@ -104,8 +110,11 @@ class StepSpec:
         self.params_class = params_class
         self.source = f"{target.__module__}.{target.__qualname__}"
         self.code = ""
-        #: For class steps: ``(instance, *args, **kwargs) -> fingerprint``.
-        self.entry_fingerprint: Callable[..., str] | None = None
+        #: Short digests of the step's code and of each helper it uses.
+        self.code_parts: dict[str, str] = {}
+        #: Describes a call without running it: ``(*args, **kwargs) -> Prospect``
+        #: (class steps: ``(instance, *args, **kwargs)``).
+        self.prospect: Callable[..., Prospect] = _no_prospect
         self._primed: Any = None
         self._tail = ""
 
@@ -116,11 +125,14 @@ class StepSpec:
         """The sha256 state after the step's fixed components (computed once)."""
         primed = self._primed
         if primed is None:
-            self.code = code_digest(self.target)
+            parts = code_parts(self.target)
+            self.code_parts = {k: v[:16] for k, v in parts.items()}
+            self.code = combined_digest(parts)
             primed = step_hasher(self.name, identity(self.version, self.code))
             self._tail = (
                 f',"step":{encode_basestring_ascii(self.name)},'
                 f'"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
+                f'"cp":{json.dumps(self.code_parts, sort_keys=True)},'
                 f'"ver":{json.dumps(self.version)}'
             )
             self._primed = primed
@@ -345,8 +357,8 @@ def _decorate_function(
                 return _call_in_run(spec, fn, args, kwargs, run, 1)
             return _track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
 
-        def fingerprint_of(*args: Any, **kwargs: Any) -> str:
-            return _fingerprint_of(spec, *encode(args[1:], kwargs))
+        def prospect(*args: Any, **kwargs: Any) -> Prospect:
+            return _prospect(spec, *encode(args[1:], kwargs))
 
     else:
 
@@ -357,19 +369,34 @@ def _decorate_function(
                 return _call_in_run(spec, fn, args, kwargs, run, 0)
             return _track(spec, fn, args, kwargs, *encode(args, kwargs))
 
-        def fingerprint_of(*args: Any, **kwargs: Any) -> str:
-            return _fingerprint_of(spec, *encode(args, kwargs))
+        def prospect(*args: Any, **kwargs: Any) -> Prospect:
+            return _prospect(spec, *encode(args, kwargs))
 
-    fingerprint_of.__doc__ = "Return the fingerprint of this call without running the step."
+    def fingerprint_of(*args: Any, **kwargs: Any) -> str:
+        """Return the fingerprint of this call without running the step."""
+        return prospect(*args, **kwargs).fingerprint
+
+    spec.prospect = prospect
     setattr(wrapper, SPEC_ATTR, spec)
     wrapper.fingerprint = fingerprint_of  # type: ignore[attr-defined]
     wrapper.Params = params_class  # type: ignore[attr-defined]
     return wrapper
 
 
-def _fingerprint_of(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, Any]) -> str:
-    digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
-    return fingerprint(spec.primed(), canonical, digests)
+@attrs.frozen
+class Prospect:
+    """A call described without running it: what its fingerprint is made of."""
+
+    spec: StepSpec
+    exact: str
+    inputs: dict[str, str]
+    fingerprint: str
+
+
+def _prospect(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, Any]) -> Prospect:
+    digests = spec.digest_inputs(inputs) if inputs else {}
+    text = inputs_text(digests) if digests else "{}"
+    return Prospect(spec, exact, digests, fingerprint(spec.primed(), canonical, text))
 
 
 def _key_instance(spec: StepSpec, instance: Any, run: RunState, key: str) -> str:
@@ -469,13 +496,13 @@ def _decorate_class(
                 key = _key_instance(spec, self, run, run.next_key(name))
         return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs, key)
 
-    def fingerprint_of(self: Any, *args: Any, **kwargs: Any) -> str:
+    def prospect(self: Any, *args: Any, **kwargs: Any) -> Prospect:
         canonical, exact = _instance_texts(spec, self)
         inputs = entry_signature.bind(args, kwargs)
         inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        return _fingerprint_of(spec, canonical, exact, inputs)
+        return _prospect(spec, canonical, exact, inputs)
 
-    spec.entry_fingerprint = fingerprint_of
+    spec.prospect = prospect
     cls.__init__ = __init__  # type: ignore[misc]
     setattr(cls, entry_name, tracked_entry)
     setattr(cls, SPEC_ATTR, spec)
@@ -568,22 +595,27 @@ def spec_of(target: Any) -> StepSpec | None:
 
 
 
+def describe_call(target: Any, /, *args: Any, **kwargs: Any) -> Prospect:
+    """Describe ``target(*args, **kwargs)`` (or ``instance.run(...)``) without running it."""
+    if inspect.ismethod(target) and spec_of(target.__func__) is not None:
+        return describe_call(target.__func__, target.__self__, *args, **kwargs)
+    spec = spec_of(target)
+    if spec is not None and not spec.is_class:
+        return spec.prospect(*args, **kwargs)
+    spec = spec_of(type(target))
+    if spec is not None:
+        return spec.prospect(target, *args, **kwargs)
+    raise TypeError(
+        f"Expected a function decorated with @step or an instance of a step class "
+        f"(got {target!r:.80} that is a {type(target).__qualname__})."
+    )
+
+
 def fingerprint_call(target: Any, /, *args: Any, **kwargs: Any) -> str:
     """Return the fingerprint a call would have, without running anything.
 
-    ``target`` is a step function (``fingerprint(train, data, lr=0.1)``) or an
-    instance of a step class (``fingerprint(trainer, data)``, for its entry
-    point).
+    ``target`` is a step function (``fingerprint(train, data, lr=0.1)``), a
+    bound step method, or an instance of a step class
+    (``fingerprint(trainer, data)``, for its entry point).
     """
-    if inspect.ismethod(target) and spec_of(target.__func__) is not None:
-        return fingerprint_call(target.__func__, target.__self__, *args, **kwargs)
-    spec = spec_of(target)
-    if spec is not None and not spec.is_class:
-        return target.fingerprint(*args, **kwargs)  # type: ignore[no-any-return]
-    spec = spec_of(type(target))
-    if spec is not None and spec.entry_fingerprint is not None:
-        return spec.entry_fingerprint(target, *args, **kwargs)
-    raise TypeError(
-        f"fingerprint() needs a function decorated with @step or an instance of a step "
-        f"class (got {target!r:.80} that is a {type(target).__qualname__})."
-    )
+    return describe_call(target, *args, **kwargs).fingerprint

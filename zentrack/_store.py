@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
+
 from zentrack._location import Location
 from zentrack._records import Record, parse_line, record_from_line
 from zentrack._values import untag
@@ -616,7 +618,12 @@ class MetadataStore:
             if PROP_RECORD not in props:
                 continue
             data = parse_line(props[PROP_RECORD].string_value)
-            out.append(record_from_line(data, execution_id=e.id))
+            record = record_from_line(data, execution_id=e.id)
+            if PROP_CACHED_FROM in props:
+                record = attrs.evolve(
+                    record, cached_execution_id=int(props[PROP_CACHED_FROM].int_value)
+                )
+            out.append(record)
         out.sort(key=lambda r: (r.started, r.execution_id or 0))
         return out
 

@@ -25,7 +25,7 @@ from typing import Final
 from zentrack._cache import OutputCache
 from zentrack._drain import drain
 from zentrack._journal import JournalWriter, pending_chunks
-from zentrack._location import ENV_STORE, Location, parse
+from zentrack._location import Location, parse
 from zentrack._store import MetadataStore
 from zentrack.exceptions import StoreError
 
@@ -266,8 +266,10 @@ def init(
     global _active
     location = parse(store)
     if location.path is not None and not location.path.parent.is_dir():
-        if store is None and not os.environ.get(ENV_STORE):
-            location.path.parent.mkdir(parents=True, exist_ok=True)  # ./.zentrack
+        # The store's own folder (./.zentrack) is created; a missing folder above
+        # it is more likely a typo than an intention, and gets a clear error.
+        if location.path.parent.parent.is_dir():
+            location.path.parent.mkdir(exist_ok=True)
         else:
             raise StoreError(
                 f"Store {str(location.path)!r}: the directory {str(location.path.parent)!r} "

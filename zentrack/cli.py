@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -63,6 +64,8 @@ def _resolve(target: str) -> Any:
         module_name, _, attribute = target.rpartition(".")
     if not module_name or not attribute:
         raise SystemExit(f"zentrack: name a step as module:name (got {target!r})")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     obj: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         obj = getattr(obj, part)
@@ -95,6 +98,112 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
         print(zt.fingerprint(target(**values)))
     else:
         print(zt.fingerprint(target, **values))
+    return 0
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    target = _resolve(args.step)
+    values = _assignments(args.args)
+    explanation = (
+        zt.explain(target(**values)) if isinstance(target, type) else zt.explain(target, **values)
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "hit": explanation.hit,
+                    "reasons": explanation.reasons,
+                    "fingerprint": explanation.fingerprint,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(explanation)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    found = zt.runs(args.pipeline, state=args.state)[: args.limit]
+    if args.json:
+        print(json.dumps([_run_row(r) for r in found], indent=2, default=repr))
+        return 0
+    if not found:
+        print("no runs")
+    for run in found:
+        print(
+            f"{run.id}  {run.pipeline:<16} {run.state:<9} {len(run.steps):>3} steps  "
+            f"{run.config_path or ''}"
+        )
+    return 0
+
+
+def _run_row(run: zt.Run[Any]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "pipeline": run.pipeline,
+        "state": run.state,
+        "params": run.params,
+        "config_path": str(run.config_path) if run.config_path else None,
+        "error": run.error,
+        "steps": [_record_row(r) | {"key": r.key} for r in run.steps],
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    run = zt.get_run(args.run_id)
+    if args.json:
+        print(json.dumps(_run_row(run), indent=2, default=repr))
+        return 0
+    print(f"run       {run.id}")
+    print(f"pipeline  {run.pipeline} ({run.source})")
+    print(f"state     {run.state}" + (f": {run.error}" if run.error else ""))
+    print(f"params    {run.params}")
+    print(f"config    {run.config_path}")
+    print("steps:")
+    _print_records(run.steps, False)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    comparison = zt.compare_runs(args.pipeline, runs=args.run_ids or None, last=args.last)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "runs": [r.id for r in comparison.runs],
+                    "params": comparison.params,
+                    "metrics": comparison.metrics,
+                    "differing": comparison.differing(),
+                },
+                indent=2,
+                default=repr,
+            )
+        )
+    else:
+        print(comparison.to_text(only_differing=args.differing))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    tracker = zt.init(args.store)
+    if args.action == "clear":
+        removed = tracker.outputs.clear(args.step)
+        print(
+            f"removed {removed} cached outputs" + (f" of step {args.step!r}" if args.step else "")
+        )
+        return 0
+    entries = [e for e in tracker.outputs.entries() if args.step in (None, e.get("step"))]
+    print(f"{len(entries)} cached outputs in {tracker.artifacts}")
+    for entry in entries:
+        print(
+            f"  {entry.get('step', '?'):<16} {str(entry.get('fingerprint'))[:12]}  "
+            f"{entry.get('materializer'):<8} {entry.get('size', 0):>10} bytes  {entry.get('type')}"
+        )
     return 0
 
 
@@ -146,6 +255,23 @@ def _parser() -> argparse.ArgumentParser:
     p = add("fingerprint", cmd_fingerprint, "fingerprint of a step call, without running it")
     p.add_argument("step", metavar="module:step")
     p.add_argument("args", nargs="*", metavar="name=value")
+    p = add("why", cmd_why, "why a step call would miss the cache")
+    p.add_argument("step", metavar="module:step")
+    p.add_argument("args", nargs="*", metavar="name=value")
+    p = add("runs", cmd_runs, "pipeline runs, newest first")
+    p.add_argument("--pipeline")
+    p.add_argument("--state")
+    p.add_argument("--limit", type=int, default=50)
+    p = add("show", cmd_show, "one run: its params, config and step calls")
+    p.add_argument("run_id")
+    p = add("compare", cmd_compare, "params and metrics of runs side by side")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    p.add_argument("--pipeline")
+    p.add_argument("--last", type=int)
+    p.add_argument("--differing", action="store_true", help="only params that differ")
+    p = add("cache", cmd_cache, "list cached outputs, or clear them")
+    p.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
+    p.add_argument("--step")
     add("flush", cmd_flush, "write waiting records to the store now")
     p = add("store", cmd_store, "show the store, or migrate an older MLMD schema")
     p.add_argument("action", nargs="?", choices=["info", "migrate"], default="info")
@@ -157,6 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except ZentrackError as exc:
+    except (ZentrackError, LookupError) as exc:
         print(f"zentrack: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,137 @@
+"""``explain()`` / ``zentrack why``: why a call would miss the cache.
+
+The store keeps each fingerprint's components (params, input digests, code
+digest and the digests of every helper), so a miss can be explained against
+the nearest earlier execution of the step: which parameter changed from
+what to what, which input, which helper's code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from zentrack import _tracker
+from zentrack._query import _same
+from zentrack._records import Record
+from zentrack._step import Prospect, describe_call
+from zentrack._values import decode_exact
+
+
+@attrs.frozen
+class Explanation:
+    """Whether a call would be served from the cache, and if not, why.
+
+    Attributes:
+        step: the step's name.
+        fingerprint: the call's fingerprint.
+        hit: ``True`` if the call would return a cached output.
+        reasons: what differs from the nearest earlier execution, one
+            sentence each (empty on a hit).
+        nearest: the earlier execution compared against, if any.
+    """
+
+    step: str
+    fingerprint: str
+    hit: bool
+    reasons: list[str]
+    nearest: Record | None = None
+
+    def __str__(self) -> str:
+        head = f"step {self.step!r}, fingerprint {self.fingerprint[:12]}…: "
+        if self.hit:
+            source = f" (execution {self.nearest.execution_id})" if self.nearest else ""
+            return head + f"cache hit{source}"
+        return head + "cache miss\n" + "\n".join(f"  - {reason}" for reason in self.reasons)
+
+
+def _differences(prospect: Prospect, record: Record) -> list[str]:
+    spec = prospect.spec
+    reasons = []
+    if record.version != spec.version:
+        reasons.append(f"version changed: {record.version!r} -> {spec.version!r}")
+    elif spec.version is None and record.code != spec.code:
+        old_parts, new_parts = record.code_parts, spec.code_parts
+        for name in sorted(set(old_parts) | set(new_parts)):
+            label = "the step's own code" if name == "self" else f"the code of {name}"
+            if name not in old_parts:
+                reasons.append(f"{label} is new (now used by the step)")
+            elif name not in new_parts:
+                reasons.append(f"{label} is no longer used")
+            elif old_parts[name] != new_parts[name]:
+                reasons.append(f"{label} changed")
+        if not reasons:
+            reasons.append("the step's code changed")
+    params = decode_exact(prospect.exact)
+    for name in sorted(set(params) | set(record.params)):
+        if name not in record.params:
+            reasons.append(f"param {name} is new: {params[name]!r}")
+        elif name not in params:
+            reasons.append(f"param {name} is gone (was {record.params[name]!r})")
+        elif not _same(record.params[name], params[name]):
+            reasons.append(f"param {name} changed: {record.params[name]!r} -> {params[name]!r}")
+    for name in sorted(set(prospect.inputs) | set(record.inputs)):
+        before, after = record.inputs.get(name), prospect.inputs.get(name)
+        if before == after:
+            continue
+        if before is None or after is None:
+            reasons.append(f"input {name} is {'new' if before is None else 'gone'}")
+        elif after.startswith("fp:") or before.startswith("fp:"):
+            reasons.append(f"input {name} now comes from another upstream call ({_short(after)})")
+        else:
+            reasons.append(f"input {name} changed (content {_short(before)} -> {_short(after)})")
+    return reasons
+
+
+def _short(digest: str) -> str:
+    return digest[:15] + "…" if len(digest) > 16 else digest
+
+
+def explain(target: Any, /, *args: Any, **kwargs: Any) -> Explanation:
+    """Say whether ``target(*args, **kwargs)`` would hit the cache, and why not.
+
+    Nothing runs.  ``target`` is a step function or a step-class instance,
+    as for :func:`zentrack.fingerprint`.
+    """
+    prospect = describe_call(target, *args, **kwargs)
+    spec = prospect.spec
+    tracker = _tracker.active()
+    tracker.flush()
+    history = tracker.store.step_records(spec.name)
+    done = [r for r in history if r.state in ("COMPLETE", "CACHED")]
+    same = [r for r in done if r.fingerprint == prospect.fingerprint]
+    if not (spec.cache and tracker.cache):
+        why = "caching is off for this step" if not spec.cache else "caching is off (init/env)"
+        latest = same[-1] if same else None
+        return Explanation(spec.name, prospect.fingerprint, False, [why], latest)
+    if same:
+        if tracker.outputs.get(prospect.fingerprint) is not None:
+            originals = [r for r in same if r.state == "COMPLETE"] or same
+            return Explanation(spec.name, prospect.fingerprint, True, [], originals[-1])
+        return Explanation(
+            spec.name,
+            prospect.fingerprint,
+            False,
+            ["an execution with this fingerprint exists, but its cached output is missing or "
+             "corrupt (or was not cacheable): the step will run again"],
+            same[-1],
+        )
+    if not done:
+        failed = [r for r in history if r.fingerprint == prospect.fingerprint]
+        reason = (
+            "the earlier executions with this fingerprint failed"
+            if failed
+            else f"step {spec.name!r} has no completed execution yet"
+        )
+        return Explanation(spec.name, prospect.fingerprint, False, [reason])
+    scored = sorted(
+        ((len(_differences(prospect, r)), -(r.execution_id or 0), r) for r in done),
+        key=lambda item: (item[0], item[1]),
+    )
+    nearest = scored[0][2]
+    reasons = _differences(prospect, nearest) or [
+        "the fingerprint differs for a reason outside params, inputs and code (step name or "
+        "fingerprint scheme)"
+    ]
+    return Explanation(spec.name, prospect.fingerprint, False, reasons, nearest)
