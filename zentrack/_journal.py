@@ -15,6 +15,7 @@ import fcntl
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -33,8 +34,15 @@ class JournalWriter:
         self.directory = directory
         self._fd: int | None = None
         self._size = 0
+        self._opening = threading.Lock()
 
     def _open(self) -> int:
+        with self._opening:  # two threads' first calls must share one file
+            if self._fd is not None:
+                return self._fd
+            return self._open_new()
+
+    def _open_new(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
         fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -61,6 +69,7 @@ class JournalWriter:
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's descriptor, keep its lock."""
+        self._opening = threading.Lock()
         if self._fd is not None:
             os.close(self._fd)  # the parent's open file keeps the flock alive
             self._fd = None

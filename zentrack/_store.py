@@ -197,6 +197,25 @@ def explain_open_error(location: Location, message: str) -> StoreError:
     return StoreError(f"Store {where!r} cannot be opened: {message.strip()[:300]}")
 
 
+def explain_write_error(location: Location, exc: Exception) -> StoreError:
+    """Turn an MLMD write failure into an error that says what to do."""
+    where = location.display
+    message = str(exc).strip()
+    if "readonly" in message or "read-only" in message:
+        fix = "make the file and its directory writable"
+    elif "locked" in message or "Concurrent writes aborted" in message:
+        fix = "another process holds the database lock; retry when it is done"
+    elif "disk" in message and "full" in message:
+        fix = "free disk space"
+    else:
+        fix = "check the store"
+    return StoreError(
+        f"Store {where!r}: writing records failed ({type(exc).__name__}: {message[:200]}); "
+        f"{fix}. Nothing is lost: the records stay in the journal and are written by the "
+        "next flush."
+    )
+
+
 class MetadataStore:
     """zentrack's view of one MLMD store, opened on first use."""
 
@@ -296,11 +315,16 @@ class MetadataStore:
         from ml_metadata import errors
 
         try:
-            return self._write(lines, check_existing)
-        except errors.AlreadyExistsError:
-            if check_existing:
-                raise
-            return self._write(lines, True)
+            try:
+                return self._write(lines, check_existing)
+            except errors.AlreadyExistsError:
+                if check_existing:
+                    raise
+                return self._write(lines, True)
+        except StoreError:
+            raise
+        except (errors.StatusError, RuntimeError) as exc:
+            raise explain_write_error(self.location, exc) from None
 
     def _write(self, lines: Sequence[bytes | str], check_existing: bool) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb

@@ -93,7 +93,10 @@ class Tracker:
         """Make one journal line durable and schedule it for MLMD."""
         data = line.encode()
         if self._append is not None:
-            self._append(data)
+            try:
+                self._append(data)
+            except OSError as exc:
+                self._journal_failed(exc, data)
         else:
             self._memory_lines.append(data)
         self._waiting += 1
@@ -101,6 +104,18 @@ class Tracker:
             self._start_timer()
         elif self._waiting >= self.batch_size:
             self._flush_soon()
+
+    def _journal_failed(self, exc: OSError, data: bytes) -> None:
+        """Tracking never breaks the user's code: keep records in memory instead."""
+        log.warning(
+            "zentrack: cannot write the journal in %s (%s); records of this process are kept "
+            "in memory and written to the store at the next flush. Fix the folder's "
+            "permissions or free disk space to make them crash-safe again.",
+            self.location.journal_dir,
+            exc,
+        )
+        self._append = None
+        self._memory_lines.append(data)
 
     # -- flushing --------------------------------------------------------------
 
@@ -119,8 +134,8 @@ class Tracker:
                 self._timer.cancel()
             self._timer = None
             self._waiting = 0
-            if self._journal is None:
-                self._flush_memory()
+            if self._journal is None or self._memory_lines:
+                self._flush_memory_quietly()
                 return
             if self._drainer is not None and self._drainer.poll() is None:
                 return
@@ -138,6 +153,17 @@ class Tracker:
                 env=env,
                 start_new_session=True,
             )
+
+    def _flush_memory_quietly(self) -> None:
+        try:
+            self._flush_memory()
+        except StoreError as exc:
+            self._warn_once(exc)
+
+    def _warn_once(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("zentrack: flush failed (%s); records are kept and written later.", exc)
 
     def _reap_drainer(self) -> None:
         drainer, self._drainer = self._drainer, None
@@ -171,7 +197,10 @@ class Tracker:
                 return self._flush_memory()
             if self._drainer is not None:
                 self._reap_drainer()
-            return drain(self.location, self.store, reconcile=True)
+            written = drain(self.location, self.store, reconcile=True)
+            if self._memory_lines:  # the journal could not be written
+                written += self._flush_memory()
+            return written
 
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""
