@@ -82,7 +82,7 @@ class Location:
     def spec(self) -> str:
         """A string that :func:`parse` turns back into this location."""
         if self.kind == "sqlite":
-            return f"sqlite:///{self.path}"
+            return f"sqlite://{self.path}"  # the path is absolute: three slashes
         if self.kind == "memory":
             return MEMORY
         assert self.url is not None
@@ -104,7 +104,7 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
     parts = urlsplit(text)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
-        path = unquote(parts.path)
+        path = "/" + unquote(parts.path).lstrip("/") if parts.path else ""
         if parts.netloc:
             raise StoreError(
                 f"Store {text!r}: a sqlite URL has three slashes before an absolute path "

@@ -127,7 +127,7 @@ def _sqlite_precheck(path: Path) -> None:
             connection.close()
         return
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        connection = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
         try:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         finally:

@@ -16,11 +16,14 @@ import itertools
 import logging
 import os
 import secrets
-import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import subprocess
 
 from zentrack._cache import OutputCache
 from zentrack._drain import drain
@@ -33,6 +36,8 @@ log = logging.getLogger("zentrack")
 
 ENV_CACHE: Final = "ZENTRACK_CACHE"
 _PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)
+#: The background drainer's program (not ``-m``: the package imports _drain).
+_DRAINER: Final = "import sys; from zentrack._drain import main; sys.exit(main(sys.argv[1:]))"
 
 
 def _cache_from_env(default: bool) -> bool:
@@ -80,7 +85,9 @@ class Tracker:
         self._append = self._journal.append if self._journal is not None else None
         self._memory_lines: list[bytes] = []
         self._waiting = 0
-        self._timer: threading.Timer | None = None
+        self._oldest: float | None = None  # monotonic time of the oldest waiting record
+        self._ager: threading.Thread | None = None
+        self._stop = threading.Event()
         self._drainer: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -100,10 +107,12 @@ class Tracker:
         else:
             self._memory_lines.append(data)
         self._waiting += 1
-        if self._waiting == 1:
-            self._start_timer()
-        elif self._waiting >= self.batch_size:
+        if self._waiting >= self.batch_size:
             self._flush_soon()
+        elif self._oldest is None:
+            self._oldest = time.monotonic()
+            if self._ager is None:
+                self._start_ager()
 
     def _journal_failed(self, exc: OSError, data: bytes) -> None:
         """Tracking never breaks the user's code: keep records in memory instead."""
@@ -119,34 +128,54 @@ class Tracker:
 
     # -- flushing --------------------------------------------------------------
 
-    def _start_timer(self) -> None:
-        timer = threading.Timer(self.max_age, self._flush_soon)
-        timer.daemon = True
-        self._timer = timer
-        timer.start()
+    def _start_ager(self) -> None:
+        """One daemon thread per tracker enforces ``max_age``.
+
+        Starting a thread costs about 2 ms, so it is started once and then
+        sleeps; the hot path only notes when the oldest waiting record arrived.
+        """
+        ager = threading.Thread(target=self._age_loop, name="zentrack-flush-age", daemon=True)
+        self._ager = ager
+        ager.start()
+
+    def _age_loop(self) -> None:
+        while not self._closed:
+            oldest = self._oldest
+            delay = self.max_age if oldest is None else oldest + self.max_age - time.monotonic()
+            if delay > 0:
+                self._stop.wait(min(delay, self.max_age))
+                continue
+            self._flush_soon()
 
     def _flush_soon(self) -> None:
-        """Start a background flush unless one is running (size or age trigger)."""
+        """Start a background flush unless one is running (size or age trigger).
+
+        Records that arrive while a drainer is busy keep their age, so the
+        age trigger starts another drainer for them later.
+        """
         with self._lock:
-            if self._closed or self._waiting == 0:
-                return
-            if self._timer is not None and self._timer is not threading.current_thread():
-                self._timer.cancel()
-            self._timer = None
             self._waiting = 0
+            if self._closed or (self._oldest is None and not self._memory_lines):
+                return
             if self._journal is None or self._memory_lines:
+                self._oldest = None
                 self._flush_memory_quietly()
                 return
             if self._drainer is not None and self._drainer.poll() is None:
+                if time.monotonic() - (self._oldest or 0) >= self.max_age:
+                    self._oldest = time.monotonic()  # check again after another max_age
                 return
+            self._oldest = None
             self._reap_drainer()
+            import subprocess  # only here: keeps `import zentrack` light
+
             env = dict(os.environ)
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
             )
             env.setdefault("GLOG_minloglevel", "2")
             self._drainer = subprocess.Popen(
-                [sys.executable, "-m", "zentrack._drain", self.location.spec()],
+                [sys.executable, "-c", _DRAINER, self.location.spec()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -189,9 +218,7 @@ class Tracker:
     def flush(self) -> int:
         """Write every waiting record to MLMD now; return how many were written."""
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._oldest = None
             self._waiting = 0
             if self._journal is None:
                 return self._flush_memory()
@@ -220,6 +247,7 @@ class Tracker:
         except StoreError as exc:
             log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
         self._closed = True
+        self._stop.set()
 
     def pending(self) -> int:
         """Count the records waiting in this store's journals (all processes)."""
@@ -238,7 +266,6 @@ class Tracker:
         path = self.location.path
         if path is not None and path.exists():
             import shutil
-            import time
 
             backup = path.with_name(f"{path.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.copy2(path, backup)
@@ -251,7 +278,9 @@ class Tracker:
             self._journal.forget_after_fork()
         self._memory_lines = []
         self._waiting = 0
-        self._timer = None
+        self._oldest = None
+        self._ager = None
+        self._stop = threading.Event()
         self._drainer = None
         self._lock = threading.Lock()
         self.store = MetadataStore(self.location)
