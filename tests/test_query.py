@@ -62,6 +62,21 @@ class TestLookup:
         actual = (len(records), sorted(ids), len(set(ids)))
         assert expected == actual
 
+    def test_repeats_flushed_separately_are_all_found(self, plain_store):
+        """A fingerprint's first execution and later ones flushed apart are all found."""
+        fingerprint = zt.fingerprint(train, b"later", lr=0.3)
+        train(b"later", lr=0.3)
+        zt.flush()
+        with zt.no_cache():
+            train(b"later", lr=0.3)
+            train(b"later", lr=0.3)
+        records = zt.lookup(fingerprint)
+        context = plain_store().get_context_by_type_and_name("zentrack.Fingerprint", fingerprint)
+        in_context = plain_store().get_executions_by_context(context.id)
+        expected = (3, 3)
+        actual = (len(records), len(in_context))
+        assert expected == actual
+
     def test_failed_calls_are_found(self):
         """A failed call's record is found by its fingerprint, state FAILED."""
 

@@ -64,7 +64,8 @@ class TestPlainMLMDReading:
         assert expected == actual
 
     def test_zentrack_properties_state_and_external_id(self, plain_store):
-        """zentrack's own properties are dotted names; state and external_id are set."""
+        """zentrack's own properties are dotted names; the first execution of a fingerprint
+        has the fingerprint as external_id."""
         trainer = TrainerStep()
         fingerprint = zt.fingerprint(trainer, [1, 2])
         trainer.run([1, 2])
@@ -76,7 +77,7 @@ class TestPlainMLMDReading:
             {PROP_FINGERPRINT, PROP_RECORD},
             fingerprint,
             "COMPLETE",
-            record.record_id,
+            fingerprint,
             True,
             record.execution_id,
             {"batch_size": 1, "lr": 0.01},

@@ -100,6 +100,14 @@ def _prop(node: Any, name: str) -> str | None:
     return str(props[name].string_value) if name in props else None
 
 
+def _record_id(execution: Any) -> str:
+    """The zentrack record id of a stored execution (its journal line's ``id``)."""
+    props = execution.custom_properties
+    if PROP_RECORD not in props:
+        return str(execution.external_id)
+    return str(json.loads(props[PROP_RECORD].string_value).get("id", execution.external_id))
+
+
 def _event(pb: Any, artifact_id: int, execution_id: int, kind: int, key: str) -> Any:
     """An MLMD Event whose path names the input or output (KFP's convention)."""
     event = pb.Event(artifact_id=artifact_id, execution_id=execution_id, type=kind)
@@ -283,6 +291,17 @@ class MetadataStore:
             return {}
         return {e.external_id: e.id for e in found}
 
+    def _first_executions(self, fingerprints: Iterable[str]) -> dict[str, Any]:
+        """The first execution of each fingerprint (external_id = fingerprint)."""
+        from ml_metadata import errors
+
+        wanted = list(fingerprints)
+        try:
+            found = self.mlmd.get_executions_by_external_ids(wanted) if wanted else []
+        except errors.NotFoundError:
+            found = []
+        return {e.external_id: e for e in found}
+
     def _fingerprint_contexts(self, fingerprints: Iterable[str]) -> dict[str, int]:
         """Return the context id of each fingerprint, creating missing ones."""
         from ml_metadata import errors
@@ -353,8 +372,23 @@ class MetadataStore:
         run_contexts = self._upsert_runs(runs, referenced) if runs or referenced else {}
         if not records:
             return 0
-        existing = self._existing(list(records)) if check_existing else {}
-        contexts = self._fingerprint_contexts({d["fp"] for d, _ in records.values()})
+        firsts = self._first_executions({d["fp"] for d, _ in records.values()})
+        first_ids = {_record_id(e): e.id for e in firsts.values()}
+        existing = {r: first_ids[r] for r in records if r in first_ids}
+        if check_existing:
+            existing.update(self._existing([r for r in records if r not in existing]))
+        # The first execution of a fingerprint is found by external_id = fingerprint;
+        # a fingerprint context is only needed once a second execution shares it.
+        new_first: dict[str, str] = {}
+        shared: set[str] = set()
+        for record_id, (data, _) in records.items():
+            fp = data["fp"]
+            if record_id in existing:
+                continue
+            if fp in firsts or fp in new_first:
+                shared.add(fp)
+            else:
+                new_first[fp] = record_id
         first: list[tuple[str, Any]] = []  # (record id, execution): written first
         cached: list[tuple[str, Any]] = []  # CACHED ones: they point at earlier ones
         for record_id, (data, text) in records.items():
@@ -362,7 +396,7 @@ class MetadataStore:
                 continue
             execution = pb.Execution(
                 type_id=self._step_type_id(data["step"]),
-                external_id=record_id,
+                external_id=data["fp"] if new_first.get(data["fp"]) == record_id else record_id,
                 last_known_state=pb.Execution.State.Value(data["st"]),
             )
             props = execution.custom_properties
@@ -384,20 +418,28 @@ class MetadataStore:
         stored = dict(existing)
         for group in (first, cached):
             if group is cached and cached:
-                self._point_at_originals(cached, records, stored)
+                self._point_at_originals(cached, records, {**first_ids, **stored})
             if group:
                 ids = self.mlmd.put_executions([e for _, e in group])
                 stored.update(zip([r for r, _ in group], ids, strict=True))
-        associations = [
-            pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
-            for record_id, (data, _) in records.items()
-        ]
+        associations = []
+        if shared:
+            contexts = self._fingerprint_contexts(shared)
+            for fp in shared:
+                original = firsts[fp].id if fp in firsts else stored[new_first[fp]]
+                associations.append(pb.Association(context_id=contexts[fp], execution_id=original))
+            associations += [
+                pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
+                for record_id, (data, _) in records.items()
+                if data["fp"] in shared
+            ]
         associations += [
             pb.Association(context_id=run_contexts[data["run"]], execution_id=stored[record_id])
             for record_id, (data, _) in records.items()
             if data.get("run")
         ]
-        self.mlmd.put_attributions_and_associations([], associations)
+        if associations:
+            self.mlmd.put_attributions_and_associations([], associations)
         new = {r for r, _ in first} | {r for r, _ in cached}
         self._write_lineage({r: records[r][0] for r in new}, stored)
         return len(new)
@@ -652,11 +694,16 @@ class MetadataStore:
         return out
 
     def lookup(self, fingerprint: str) -> list[Record]:
-        """Return the records with ``fingerprint``, oldest first (indexed)."""
+        """Return the records with ``fingerprint``, oldest first.
+
+        Two indexed reads: the first execution by ``external_id``, the others
+        through the fingerprint's context (which exists once there are two).
+        """
+        executions = {e.id: e for e in self._first_executions([fingerprint]).values()}
         context = self.mlmd.get_context_by_type_and_name(FINGERPRINT_CONTEXT, fingerprint)
-        if context is None:
-            return []
-        return self._records(self.mlmd.get_executions_by_context(context.id))
+        if context is not None:
+            executions.update((e.id, e) for e in self.mlmd.get_executions_by_context(context.id))
+        return self._records(executions.values())
 
     def step_records(self, step: str) -> list[Record]:
         """Return every record of one step, oldest first."""
