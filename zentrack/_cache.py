@@ -15,8 +15,6 @@ import contextvars
 import json
 import logging
 import os
-import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,12 @@ from zentrack._materialize import CorruptOutput, read_output, write_output
 from zentrack._values import exact_value
 
 log = logging.getLogger("zentrack")
+
+
+def _rmtree(path: Path, ignore_errors: bool = True) -> None:
+    import shutil  # imported on use: keeps `import zentrack` light
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
 
 _disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("zentrack_no_cache", default=False)
 cache_disabled = _disabled.get
@@ -88,7 +92,7 @@ class OutputCache:
         only this cache write is skipped (with a warning).
         """
         folder = self.folder(fingerprint)
-        tmp = folder.with_name(f".{fingerprint}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp = folder.with_name(f".{fingerprint}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
             tmp.mkdir(parents=True)
             meta = write_output(value, tmp)
@@ -103,11 +107,11 @@ class OutputCache:
             try:
                 os.rename(tmp, folder)
             except OSError:  # an older (corrupt, or concurrent) entry: replace it
-                shutil.rmtree(folder, ignore_errors=True)
+                _rmtree(folder, ignore_errors=True)
                 os.rename(tmp, folder)
             return meta
         except Exception as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp, ignore_errors=True)
             log.warning(
                 "zentrack: step %r: could not cache its output of type %s (%r); the result "
                 "is returned but will not be served from the cache. Register a materializer "
@@ -130,7 +134,7 @@ class OutputCache:
                         continue
                 except (OSError, ValueError):
                     pass
-            shutil.rmtree(meta_path.parent, ignore_errors=True)
+            _rmtree(meta_path.parent, ignore_errors=True)
             removed += 1
         return removed
 

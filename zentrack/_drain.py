@@ -14,7 +14,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,7 +110,7 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     :mod:`zentrack._pipeline`); if the lock can be taken, the process died
     without recording the end of its run.  Returns the run ids marked.
     """
-    host = socket.gethostname()
+    host = os.uname().nodename
     marked = []
     for context in store.run_contexts():
         props = context.custom_properties

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +42,7 @@ class JournalWriter:
 
     def _open_new(self) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        name = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
         fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd = fd

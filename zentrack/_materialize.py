@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -93,11 +92,15 @@ def _load_parquet(path: Path) -> Any:
 
 
 def _save_pickle(value: Any, path: Path) -> None:
+    import pickle
+
     with open(path, "wb") as f:
         pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load_pickle(path: Path) -> Any:
+    import pickle
+
     with open(path, "rb") as f:
         return pickle.load(f)  # the sha256 in meta.json was checked first
 

@@ -19,9 +19,7 @@ import functools
 import json
 import logging
 import os
-import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -109,7 +107,7 @@ def _run_line(state: RunState, status: str, **extra: Any) -> str:
         "src": state.source,
         "st": status,
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,
         "alive": state.alive_file,
         **extra,
     }
@@ -136,7 +134,7 @@ class _Alive:
         if self._fd is not None and self._pid == os.getpid():
             return self.path.name if self.path else ""
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}.alive"
+        path = directory / f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}.alive"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path, self._fd, self._pid = path, fd, os.getpid()
@@ -181,7 +179,7 @@ def _sigterm_as_exception() -> Iterator[None]:
 
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time then random hex."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
 def run_pipeline(

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -117,6 +116,7 @@ def _event(pb: Any, artifact_id: int, execution_id: int, kind: int, key: str) ->
 
 def _sqlite_precheck(path: Path) -> None:
     """Fail fast, with a clear message, on files MLMD would choke or hang on."""
+    import sqlite3
     if not path.parent.is_dir():
         raise StoreError(
             f"Store {str(path)!r}: the directory {str(path.parent)!r} does not exist; "

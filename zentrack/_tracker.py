@@ -15,7 +15,6 @@ import atexit
 import itertools
 import logging
 import os
-import secrets
 import sys
 import threading
 import time
@@ -289,7 +288,7 @@ class Tracker:
 
 def _record_ids() -> tuple[str, itertools.count[int]]:
     """Record ids unique across processes: a random prefix and a counter."""
-    return f"{secrets.token_hex(8)}-", itertools.count()
+    return f"{os.urandom(8).hex()}-", itertools.count()
 
 
 _active: Tracker | None = None
