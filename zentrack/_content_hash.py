@@ -107,9 +107,15 @@ def content_digest(value: Any) -> str:
 def input_digest(step: str, name: str, value: Any) -> str:
     """Digest one input of a step call, with an error that says how to fix it.
 
-    An output of a tracked call is digested as ``fp:<its fingerprint>``
-    (lineage); anything else by content.
+    Scalars (and strings of up to 64 characters) stand for themselves, as
+    ``=<canonical text>``; an output of a tracked call is ``fp:<its
+    fingerprint>`` (lineage); anything else its content digest.
     """
+    kind = type(value)
+    if kind is int or kind is float or kind is bool or value is None:
+        return "=" + canonical_json(value)  # small plain values are their own digest
+    if kind is str and len(value) <= 64:
+        return "=" + canonical_json(value)
     upstream = lineage_of(value)
     if upstream is not None:
         return "fp:" + upstream

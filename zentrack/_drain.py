@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,13 +134,44 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     return marked
 
 
+def _journal_sizes(directory: Path) -> dict[str, int]:
+    sizes = {}
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(directory):
+            if entry.name.endswith(".jsonl"):
+                with contextlib.suppress(FileNotFoundError):
+                    sizes[entry.name] = entry.stat().st_size
+    return sizes
+
+
+def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> int:
+    """Drain, then keep draining new journal lines until ``linger`` idle seconds.
+
+    A drainer that stays a little while saves the tracking process from
+    starting (and Python from importing MLMD in) a new one per batch.
+    """
+    assert location.journal_dir is not None
+    store = MetadataStore(location)
+    written = drain(location, store)
+    seen = _journal_sizes(location.journal_dir)
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < linger:
+        time.sleep(poll)
+        sizes = _journal_sizes(location.journal_dir)
+        if sizes != seen:
+            written += drain(location, store)
+            seen = _journal_sizes(location.journal_dir)
+            idle_since = time.monotonic()
+    return written
+
+
 def main(argv: list[str]) -> int:
-    """Entry point of the background drainer process."""
-    if len(argv) != 1:
-        print("usage: python -m zentrack._drain STORE", file=sys.stderr)
+    """Entry point of the background drainer process: ``STORE [LINGER_SECONDS]``."""
+    if len(argv) not in (1, 2):
+        print("usage: python -m zentrack._drain STORE [LINGER_SECONDS]", file=sys.stderr)
         return 2
     try:
-        drain(parse(argv[0]))
+        drain_while_busy(parse(argv[0]), float(argv[1]) if len(argv) == 2 else 0.0)
     except StoreError as exc:
         print(f"zentrack: {exc}", file=sys.stderr)
         return 3

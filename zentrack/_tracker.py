@@ -79,6 +79,8 @@ class Tracker:
         self.cache = _cache_from_env(cache)
         self.batch_size = batch_size
         self.max_age = max_age
+        #: Idle seconds a background drainer waits for more records before exiting.
+        self.linger = max(2.0, max_age)
         journal_dir = location.journal_dir
         self._journal = JournalWriter(journal_dir) if journal_dir is not None else None
         self._append = self._journal.append if self._journal is not None else None
@@ -174,7 +176,7 @@ class Tracker:
             )
             env.setdefault("GLOG_minloglevel", "2")
             self._drainer = subprocess.Popen(
-                [sys.executable, "-c", _DRAINER, self.location.spec()],
+                [sys.executable, "-c", _DRAINER, self.location.spec(), str(self.linger)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
