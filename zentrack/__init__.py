@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from zentrack import exceptions
     from zentrack._cache import no_cache
+    from zentrack._config import Config, diff_configs, load_config
+    from zentrack._config import parse_value as parse_config_value
     from zentrack._context import log_metrics
     from zentrack._explain import Explanation, explain
     from zentrack._materialize import register_materializer
@@ -26,12 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Comparison",
+    "Config",
     "Explanation",
     "Record",
     "Run",
     "Step",
     "Tracker",
     "compare_runs",
+    "diff_configs",
     "exceptions",
     "explain",
     "find",
@@ -39,9 +43,11 @@ __all__ = [
     "flush",
     "get_run",
     "init",
+    "load_config",
     "log_metrics",
     "lookup",
     "no_cache",
+    "parse_config_value",
     "pipeline",
     "register_materializer",
     "runs",
@@ -51,6 +57,10 @@ __all__ = [
 #: public name -> (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
     "Comparison": ("zentrack._query", "Comparison"),
+    "Config": ("zentrack._config", "Config"),
+    "diff_configs": ("zentrack._config", "diff_configs"),
+    "load_config": ("zentrack._config", "load_config"),
+    "parse_config_value": ("zentrack._config", "parse_value"),
     "Explanation": ("zentrack._explain", "Explanation"),
     "Record": ("zentrack._records", "Record"),
     "Run": ("zentrack._pipeline", "Run"),

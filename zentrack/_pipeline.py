@@ -34,6 +34,7 @@ from zentrack._context import RunState, current_run
 from zentrack._params import Signature, callable_signature
 from zentrack._records import Record
 from zentrack._values import decode_exact, exact_value, is_tracked
+from zentrack.exceptions import ConfigError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -271,7 +272,7 @@ def _write_config(
             steps=steps,
             meta={"zentrack": _version(), "fingerprint_scheme": SCHEME},
         )
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         log.warning(
             "zentrack: could not write the config of run %s to %s (%s).", state.id, path, exc
         )

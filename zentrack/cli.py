@@ -64,8 +64,6 @@ def _resolve(target: str) -> Any:
         module_name, _, attribute = target.rpartition(".")
     if not module_name or not attribute:
         raise SystemExit(f"zentrack: name a step as module:name (got {target!r})")
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     obj: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
         obj = getattr(obj, part)
@@ -207,6 +205,64 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_run_result(run: zt.Run[Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(_run_row(run), indent=2, default=repr))
+    else:
+        print(f"run {run.id}: {run.state}; config {run.config_path}")
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    if args.action == "diff":
+        if len(args.rest) != 1:
+            raise SystemExit("zentrack: usage: zentrack config diff A.yaml B.yaml")
+        rows = zt.diff_configs(zt.load_config(args.file), zt.load_config(args.rest[0]))
+        if args.json:
+            print(json.dumps([{"key": k, "a": a, "b": b} for k, a, b in rows], default=repr))
+        for key, a, b in [] if args.json else rows:
+            print(f"{key}: {a!r} -> {b!r}")
+        return 0 if not rows else 1
+    config = zt.load_config(args.file)
+    if args.action == "show":
+        print(config.to_text(), end="")
+    elif args.action == "set":
+        if len(args.rest) != 2:
+            raise SystemExit("zentrack: usage: zentrack config set FILE step.arg VALUE")
+        config.set(args.rest[0], zt.parse_config_value(args.rest[1]))
+        config.save()
+        print(f"set {args.rest[0]} = {args.rest[1]} in {args.file}")
+    elif args.action == "plan":
+        plan = config.plan()
+        if args.json:
+            print(json.dumps([attrs_row(step) for step in plan.steps], indent=2))
+        else:
+            print(plan)
+    else:
+        _print_run_result(config.run(), args.json)
+    return 0
+
+
+def attrs_row(step: Any) -> dict[str, Any]:
+    return {"key": step.key, "step": step.step, "hit": step.hit,
+            "fingerprint": step.fingerprint, "reasons": step.reasons}
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    zt.init(args.store)
+    run = zt.get_run(args.run_id)
+    if run.config_path is None:
+        raise SystemExit(f"zentrack: run {run.id} has no config to rerun from")
+    config = zt.load_config(run.config_path)
+    for item in args.set or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"zentrack: --set takes step.arg=value, got {item!r}")
+        config.set(key, zt.parse_config_value(text))
+    _print_run_result(config.run(), args.json)
+    return 0
+
+
 def cmd_flush(args: argparse.Namespace) -> int:
     zt.init(args.store)
     print(f"flushed {zt.flush()} records")
@@ -272,6 +328,13 @@ def _parser() -> argparse.ArgumentParser:
     p = add("cache", cmd_cache, "list cached outputs, or clear them")
     p.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
     p.add_argument("--step")
+    p = add("config", cmd_config, "show, edit, compare, plan or run a run's YAML config")
+    p.add_argument("action", choices=["show", "set", "diff", "plan", "run"])
+    p.add_argument("file")
+    p.add_argument("rest", nargs="*", metavar="ARG")
+    p = add("rerun", cmd_rerun, "run a recorded run again, optionally with edited args")
+    p.add_argument("run_id")
+    p.add_argument("--set", action="append", metavar="step.arg=value")
     add("flush", cmd_flush, "write waiting records to the store now")
     p = add("store", cmd_store, "show the store, or migrate an older MLMD schema")
     p.add_argument("action", nargs="?", choices=["info", "migrate"], default="info")
@@ -281,6 +344,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     try:
         return int(args.handler(args))
     except (ZentrackError, LookupError) as exc:

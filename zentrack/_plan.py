@@ -1,0 +1,128 @@
+"""A dry run of a config: which steps would hit or miss the cache, and why.
+
+Nothing runs.  Each step's fingerprint is recomputed from the config's args
+(over the signature's defaults), the step's current code, and the inputs
+its call had in the run that wrote the config; an input that came from an
+upstream step follows that step's new fingerprint, so editing an upstream
+arg shows its downstream steps missing too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from zentrack import _tracker
+from zentrack._explain import _differences
+from zentrack._fingerprint import fingerprint, inputs_text
+from zentrack._records import Record
+from zentrack._rerun import pipeline_spec, resolve_source
+from zentrack._step import Prospect, StepSpec, spec_of
+from zentrack._values import copy_value
+
+if TYPE_CHECKING:
+    from zentrack._config import Config
+
+
+@attrs.frozen
+class PlanStep:
+    """What running one config step would do.
+
+    Attributes:
+        key: the step's key in the config.
+        step: the step's name.
+        hit: whether its output would come from the cache (``None``: unknown,
+            the step was not in the recorded run).
+        fingerprint: the fingerprint it would have (``None`` when unknown).
+        reasons: why it would miss.
+    """
+
+    key: str
+    step: str
+    hit: bool | None
+    fingerprint: str | None
+    reasons: list[str]
+
+    def __str__(self) -> str:
+        verdict = {True: "hit", False: "miss", None: "unknown"}[self.hit]
+        lines = [f"{self.key:<20} {verdict}"]
+        lines += [f"{'':<20}   - {reason}" for reason in self.reasons]
+        return "\n".join(lines)
+
+
+@attrs.frozen
+class Plan:
+    """The dry run of a config, step by step, in the recorded run's order."""
+
+    steps: list[PlanStep]
+
+    def __str__(self) -> str:
+        return "\n".join(str(step) for step in self.steps)
+
+    @property
+    def misses(self) -> list[str]:
+        """Keys of the steps that would run."""
+        return [s.key for s in self.steps if s.hit is not True]
+
+
+def _recorded_run_steps(run_id: str | None) -> dict[str, Record]:
+    if run_id is None:
+        return {}
+    from zentrack._query import get_run
+
+    try:
+        return get_run(run_id).keyed_steps()
+    except LookupError:
+        return {}
+
+
+class _Input:
+    """Stands for an input in a planned call: its digest comes from the record."""
+
+
+def _prospect(spec: StepSpec, args: dict[str, Any], inputs: dict[str, str]) -> Prospect:
+    bound = {**{k: copy_value(v) for k, v in spec.signature.defaults.items()}, **args}
+    if not spec.is_class:
+        for name in spec.signature.all_names:
+            if name in inputs or name not in bound:
+                bound[name] = _Input()
+    if spec.signature.var_keyword is not None:
+        bound.setdefault(spec.signature.var_keyword, {})
+    canonical, exact, _ = spec.encoder.encode(bound)
+    return Prospect(spec, exact, inputs, fingerprint(spec.primed(), canonical, inputs_text(inputs)))
+
+
+def plan_config(config: Config) -> Plan:
+    """Say, before running anything, which steps of ``config`` would hit or miss."""
+    pipeline_spec(config)  # validates the whole config against the code first
+    tracker = _tracker.active()
+    recorded = _recorded_run_steps(config.run_id)
+    remap: dict[str, str] = {}  # old upstream fingerprint -> new
+    planned = []
+    for key, entry in config.steps.items():
+        spec = spec_of(resolve_source(entry.source))
+        assert spec is not None  # validated
+        record = recorded.get(key)
+        if record is None:
+            planned.append(
+                PlanStep(key, spec.name, None, None, ["not in the recorded run: cannot tell"])
+            )
+            continue
+        inputs = {}
+        for name, digest in record.inputs.items():
+            if digest.startswith("fp:"):
+                upstream, sep, item = digest[3:].partition("#")
+                digest = "fp:" + remap.get(upstream, upstream) + sep + item
+            inputs[name] = digest
+        prospect = _prospect(spec, entry.plain_args(), inputs)
+        remap[record.fingerprint] = prospect.fingerprint
+        cached = spec.cache and tracker.cache and (
+            tracker.outputs.get(prospect.fingerprint) is not None
+        )
+        reasons = [] if cached else _differences(prospect, record)
+        if not cached and not reasons:
+            reasons = ["its cached output is missing" if spec.cache else "caching is off"]
+        planned.append(PlanStep(key, spec.name, cached, prospect.fingerprint, reasons))
+    return Plan(planned)
+
