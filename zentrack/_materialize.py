@@ -149,6 +149,14 @@ def register_materializer(
     _by_name[label] = materializer
 
 
+def materializer_named(name: str) -> Materializer:
+    """The materializer stored under ``name`` in an output's meta data."""
+    found = _by_name.get(name)
+    if found is None:
+        raise CorruptOutput(f"no materializer named {name!r} is registered")
+    return found
+
+
 def choose(value: Any) -> Materializer:
     """The materializer for ``value``: user-registered first, pickle last."""
     for kind, materializer in _registered:

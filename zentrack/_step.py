@@ -180,7 +180,9 @@ def _track(
     tracker = _tracker._active or _tracker.active()
     primed = spec._primed or spec.primed()
     digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
-    fp = fingerprint(primed, canonical, digests)
+    hasher = primed.copy()  # inlined _fingerprint.fingerprint(): the same bytes
+    hasher.update(f"{canonical}\0{digests}".encode())
+    fp: str = hasher.hexdigest()
     cache = tracker.outputs if spec.cache and tracker.cache and not cache_disabled() else None
     if cache is not None:
         hit = cache.get(fp)
