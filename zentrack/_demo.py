@@ -48,6 +48,14 @@ def make_data(n: int = 8, *, scale: float = 1.0, seed: int = 0) -> list[float]:
     return [((i * 7919 + seed) % 13) * scale for i in range(n)]
 
 
+@zt.pipeline
+def training(n: int = 8, lr: float = 0.1) -> float:
+    """The pipeline: its step calls form one run, with a YAML config."""
+    data = make_data(n, scale=0.5)
+    trainer = TrainerStep(lr=lr, epochs=3, hidden_layers=[64, 32], metrics=["mse"])
+    return trainer.run(data)
+
+
 PLAIN_MLMD_READER = '''
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -69,13 +77,15 @@ def main(store: str | None = None) -> int:
     """Run the demo, then show the records through zentrack and plain MLMD."""
     tracker = zt.init(store)
     path = tracker.location.display
-    data = make_data(8, scale=0.5)
     for lr in (0.1, 0.05):
-        trainer = TrainerStep(lr=lr, epochs=3, hidden_layers=[64, 32], metrics=["mse"])
-        estimate = trainer.run(data)
-        print(f"trained with lr={lr}: estimate {estimate:.4f}")
-    written = zt.flush()
-    print(f"\nflushed {written} records into {path}\n")
+        run = training(lr=lr)
+        print(f"run {run.id}: trained with lr={lr}: estimate {run.output:.4f}")
+    again = training(lr=0.1)
+    states = [step.state for step in zt.get_run(again.id).steps]
+    print(f"run {again.id}: same args again, steps {states} (served from the cache)")
+    print(f"  its config: {again.config_path}")
+    zt.flush()  # reads flush anyway; explicit here for the tour
+    print(f"\n{len(zt.find())} step records and {len(zt.runs())} runs are in {path}\n")
 
     print("Read back with zentrack:")
     for record in zt.find(step="trainer", lr__lt=0.2):
@@ -93,6 +103,7 @@ def main(store: str | None = None) -> int:
             [sys.executable, "-c", reader], capture_output=True, text=True, env=env, check=False
         )
         print(textwrap.indent((out.stdout or out.stderr).strip(), "    "))
-        print(f"\nThe store is {path}; `zentrack find --step trainer` lists it again.")
+        print(f"\nThe store is {path}; `zentrack find --step trainer`, `zentrack runs` and")
+        print("`zentrack compare --pipeline training` show it again.")
         print(f"Property layout for plain-MLMD readers: {Path('docs') / 'mlmd.md'}")
     return 0
