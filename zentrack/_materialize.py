@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import attrs
 
-from zentrack._values import decode_exact, exact_value, is_tracked
+from zentrack._values import decode_exact, is_tracked, tag
 
 
 @attrs.frozen
@@ -41,7 +41,7 @@ class Materializer:
 
 
 def _save_json(value: Any, path: Path) -> None:
-    path.write_text(exact_value(value))
+    path.write_text(json.dumps(tag(value), allow_nan=True))  # keeps dict key order
 
 
 def _load_json(path: Path) -> Any:
@@ -54,7 +54,8 @@ def _save_bytes(value: Any, path: Path) -> None:
 
 def _is_ndarray(value: Any) -> bool:
     numpy = sys.modules.get("numpy")
-    return numpy is not None and isinstance(value, numpy.ndarray) and not value.dtype.hasobject
+    # exactly ndarray: subclasses (matrix, MaskedArray) keep their type through pickle
+    return numpy is not None and type(value) is numpy.ndarray and not value.dtype.hasobject
 
 
 def _save_npy(value: Any, path: Path) -> None:

@@ -237,11 +237,17 @@ def run_pipeline(
         if status != "COMPLETE":
             with contextlib.suppress(Exception):
                 tracker.flush()
+    steps: list[Record] = []
+    with contextlib.suppress(Exception):  # the store may be down: the run still happened
+        tracker.flush()
+        context = tracker.store.mlmd.get_context_by_type_and_name("zentrack.PipelineRun", state.id)
+        if context is not None:
+            steps = tracker.store.run_steps(context.id)
     return Run(
         id=state.id,
         pipeline=spec.name,
         state=status,
-        steps=[],
+        steps=steps,
         params=params,
         config_path=config_path,
         started=started / 1e9,
@@ -272,7 +278,7 @@ def _write_config(
             steps=steps,
             meta={"zentrack": _version(), "fingerprint_scheme": SCHEME},
         )
-    except (OSError, ConfigError) as exc:
+    except (OSError, ConfigError, ValueError, UnicodeError) as exc:
         log.warning(
             "zentrack: could not write the config of run %s to %s (%s).", state.id, path, exc
         )
@@ -309,6 +315,9 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(function) or isinstance(function, type):
             raise TypeError(f"@pipeline decorates functions (got {function!r}).")
+        from zentrack._step import check_name
+
+        check_name("@pipeline(name=...)", name or function.__name__)
         spec = PipelineSpec(
             name=name or function.__name__,
             source=f"{function.__module__}.{function.__qualname__}",

@@ -183,8 +183,8 @@ def _track(
     hasher = primed.copy()  # inlined _fingerprint.fingerprint(): the same bytes
     hasher.update(f"{canonical}\0{digests}".encode())
     fp: str = hasher.hexdigest()
-    cache = tracker.outputs if spec.cache and tracker.cache and not cache_disabled() else None
-    if cache is not None:
+    cache = tracker.outputs if spec.cache and tracker.cache else None
+    if cache is not None and not cache_disabled():
         hit = cache.get(fp)
         if hit is not None:
             return _serve_hit(tracker, spec, fp, exact, digests, key, *hit)
@@ -299,13 +299,29 @@ def _call_in_run(
 
 def _step_name(target: Any, name: str | None) -> str:
     if name is None:
-        return str(target.__name__)
-    if not isinstance(name, str) or not name or len(name) > 200:
-        raise ValueError(
-            f"@step(name=...) must be a non-empty string of at most 200 characters "
-            f"(got {name!r})."
-        )
+        name = str(target.__name__)
+        if not name.isidentifier():
+            raise ValueError(
+                f"@step cannot name {target!r:.80} after its __name__ {name!r}; give it a "
+                "name with @step(name=...)."
+            )
+    check_name("@step(name=...)", name)
     return name
+
+
+def check_name(what: str, name: object) -> None:
+    """Refuse names MLMD would truncate or mangle (NUL, control characters, bad UTF-8)."""
+    ok = isinstance(name, str) and 0 < len(name) <= 200 and name.isprintable()
+    if ok and isinstance(name, str):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            ok = False
+    if not ok or (isinstance(name, str) and name.startswith("mlmd-struct::")):
+        raise ValueError(
+            f"{what} must be 1 to 200 printable characters, valid UTF-8, not starting "
+            f"with 'mlmd-struct::' (got {name!r:.80}); choose a plain name."
+        )
 
 
 def _decorate_function(

@@ -185,7 +185,7 @@ def explain_open_error(location: Location, message: str) -> StoreError:
     if "older than library version" in message:
         return StoreError(
             f"Store {where!r} was written by an older MLMD schema ({message.split(';')[0]}); "
-            f"run `zentrack store migrate {where}` (it backs the file up first)."
+            f"run `zentrack --store {where} store migrate` (it backs the file up first)."
         )
     if "greater than library version" in message:
         return StoreError(
@@ -209,8 +209,8 @@ def explain_write_error(location: Location, exc: Exception) -> StoreError:
     """Turn an MLMD write failure into an error that says what to do."""
     where = location.display
     message = str(exc).strip()
-    if "readonly" in message or "read-only" in message:
-        fix = "make the file and its directory writable"
+    if "readonly" in message or "read-only" in message or "unable to open" in message:
+        fix = "make the file and its folder writable (SQLite writes -wal/-shm files beside it)"
     elif "locked" in message or "Concurrent writes aborted" in message:
         fix = "another process holds the database lock; retry when it is done"
     elif "disk" in message and "full" in message:
@@ -343,7 +343,16 @@ class MetadataStore:
         except StoreError:
             raise
         except (errors.StatusError, RuntimeError) as exc:
+            self.reset()  # the next flush reconnects: the cause may be fixed by then
             raise explain_write_error(self.location, exc) from None
+
+    def reset(self) -> None:
+        """Drop the MLMD connection and cached type ids (reopened on next use)."""
+        self._store = None
+        self._type_ids.clear()
+        self._context_type_ids.clear()
+        self._fp_context_type = None
+        self._output_type = None
 
     def _write(self, lines: Sequence[bytes | str], check_existing: bool) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb

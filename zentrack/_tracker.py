@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 from zentrack._cache import OutputCache
 from zentrack._drain import drain
 from zentrack._journal import JournalWriter, pending_chunks
-from zentrack._location import Location, parse
+from zentrack._location import ENV_STORE, Location, parse
 from zentrack._store import MetadataStore
 from zentrack.exceptions import StoreError
 
@@ -342,8 +342,14 @@ def init(
     if _active is not None:
         _active.close()
     _active = tracker
+    # Spawned workers (spawn/forkserver pools, Dask) start a new interpreter:
+    # they find the same store through the environment.
+    os.environ[ENV_STORE] = location.spec()
     if tracker.has_stale_journals():
-        tracker.flush()
+        try:
+            tracker.flush()
+        except StoreError as exc:
+            log.warning("zentrack: records of ended processes wait in the journal: %s", exc)
     return tracker
 
 

@@ -127,14 +127,15 @@ def _needs_tags(value: Any) -> bool:
     return False
 
 
-def _tag(value: Any) -> Any:
+def tag(value: Any) -> Any:
+    """Tag tuples (and tag-like dicts) so that JSON keeps them apart."""
     kind = type(value)
     if kind is tuple:
-        return {_TUPLE_TAG: [_tag(item) for item in value]}
+        return {_TUPLE_TAG: [tag(item) for item in value]}
     if kind is list:
-        return [_tag(item) for item in value]
+        return [tag(item) for item in value]
     if kind is dict:
-        inner = {key: _tag(item) for key, item in value.items()}
+        inner = {key: tag(item) for key, item in value.items()}
         if len(value) == 1 and (_TUPLE_TAG in value or _DICT_TAG in value):
             return {_DICT_TAG: inner}
         return inner
@@ -148,7 +149,7 @@ def exact_params(params: Mapping[str, Any], canonical: str) -> str:
     occurs somewhere; flat parameters take the first return.
     """
     if _needs_tags(dict(params)):
-        return _ENCODER.encode(_tag(dict(params)))
+        return _ENCODER.encode(tag(dict(params)))
     return canonical
 
 
@@ -173,7 +174,7 @@ def decode_exact(text: str) -> Any:
 
 def exact_value(value: Any) -> str:
     """Return the exact (storage) text of a single tracked value."""
-    return _ENCODER.encode(_tag(value)) if _needs_tags(value) else canonical_json(value)
+    return _ENCODER.encode(tag(value)) if _needs_tags(value) else canonical_json(value)
 
 
 def copy_value(value: Any) -> Any:

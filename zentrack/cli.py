@@ -348,6 +348,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     try:
         return int(args.handler(args))
-    except (ZentrackError, LookupError) as exc:
+    except (ZentrackError, LookupError, TypeError) as exc:
         print(f"zentrack: {exc}", file=sys.stderr)
         return 1
