@@ -97,8 +97,6 @@ KNOWN_BUGS: dict[str, tuple[str, bool]] = {
          "written", False),
     "test_reliability.py::TestStuckWriterLock::test_a_stopped_drainer_does_not_hang":
         ("the writer lock has no timeout", True),
-    "test_reliability.py::TestStoreFile::test_a_copy_of_the_store_file_holds_every_record":
-        ("WAL is not checkpointed when the store closes", True),
     "test_broken_stores.py::TestBrokenStore::test_calls_return_records_wait_and_a_flush_after"
     "_the_fix_writes_them_all[older_schema]": ("migrate after a failed init", False),
     "test_broken_stores.py::TestBrokenStore::test_calls_return_records_wait_and_a_flush_after"

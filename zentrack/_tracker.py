@@ -12,6 +12,7 @@ flushes, reads and exit drain in this process.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import os
@@ -247,8 +248,28 @@ class Tracker:
             self.flush()
         except StoreError as exc:
             log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
+        self._checkpoint()
         self._closed = True
         self._stop.set()
+
+    def _checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log into the store file.
+
+        Without it, recent records live only in ``metadata.sqlite-wal`` and a
+        plain copy of the store file (a backup, ``cp``) would miss them.
+        """
+        path = self.location.path
+        if path is None or not path.exists():
+            return
+        self.store.reset()  # MLMD's connection goes; the next use reopens it
+        import sqlite3
+
+        with contextlib.suppress(sqlite3.Error):
+            connection = sqlite3.connect(path, timeout=5)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                connection.close()
 
     def pending(self) -> int:
         """Count the records waiting in this store's journals (all processes)."""
@@ -269,7 +290,16 @@ class Tracker:
             import shutil
 
             backup = path.with_name(f"{path.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
-            shutil.copy2(path, backup)
+            import sqlite3
+
+            try:  # SQLite's own backup: consistent, and includes the write-ahead log
+                source, target = sqlite3.connect(path), sqlite3.connect(backup)
+                with target:
+                    source.backup(target)
+                source.close()
+                target.close()
+            except sqlite3.Error:
+                shutil.copy2(path, backup)
         self.store.migrate()
         return backup
 
