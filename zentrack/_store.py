@@ -282,36 +282,36 @@ class MetadataStore:
             )
         return int(self._fp_context_type)
 
-    def _existing(self, record_ids: Sequence[str]) -> dict[str, int]:
+    def _by_external_ids(self, kind: str, external_ids: Iterable[str]) -> dict[str, Any]:
+        """MLMD nodes (``kind``: executions, contexts, artifacts) by external id.
+
+        One indexed read; ids that are not stored are simply absent (some of
+        MLMD's lookups raise NotFoundError for them instead).
+        """
         from ml_metadata import errors
 
+        wanted = list(external_ids)
+        if not wanted:
+            return {}
         try:
-            found = self.mlmd.get_executions_by_external_ids(list(record_ids))
+            found = getattr(self.mlmd, f"get_{kind}_by_external_ids")(wanted)
         except errors.NotFoundError:
             return {}
-        return {e.external_id: e.id for e in found}
+        return {node.external_id: node for node in found}
+
+    def _existing(self, record_ids: Sequence[str]) -> dict[str, int]:
+        return {k: e.id for k, e in self._by_external_ids("executions", record_ids).items()}
 
     def _first_executions(self, fingerprints: Iterable[str]) -> dict[str, Any]:
         """The first execution of each fingerprint (external_id = fingerprint)."""
-        from ml_metadata import errors
-
-        wanted = list(fingerprints)
-        try:
-            found = self.mlmd.get_executions_by_external_ids(wanted) if wanted else []
-        except errors.NotFoundError:
-            found = []
-        return {e.external_id: e for e in found}
+        return self._by_external_ids("executions", fingerprints)
 
     def _fingerprint_contexts(self, fingerprints: Iterable[str]) -> dict[str, int]:
         """Return the context id of each fingerprint, creating missing ones."""
-        from ml_metadata import errors
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         wanted = {f"{FINGERPRINT_CONTEXT}/{fp}": fp for fp in fingerprints}
-        try:
-            found = self.mlmd.get_contexts_by_external_ids(list(wanted))
-        except errors.NotFoundError:
-            found = []
+        found = self._by_external_ids("contexts", wanted).values()
         ids = {wanted[c.external_id]: c.id for c in found}
         missing = [key for key, fp in wanted.items() if fp not in ids]
         if missing:
@@ -533,14 +533,7 @@ class MetadataStore:
         return self._output_type
 
     def _artifacts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, int]:
-        from ml_metadata import errors
-
-        wanted = list(external_ids)
-        try:
-            found = self.mlmd.get_artifacts_by_external_ids(wanted) if wanted else []
-        except errors.NotFoundError:
-            found = []
-        return {a.external_id: a.id for a in found}
+        return {k: a.id for k, a in self._by_external_ids("artifacts", external_ids).items()}
 
     # -- runs ------------------------------------------------------------------
 
@@ -554,16 +547,7 @@ class MetadataStore:
         return type_id
 
     def _contexts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Any]:
-        from ml_metadata import errors
-
-        wanted = list(external_ids)
-        if not wanted:
-            return {}
-        try:
-            found = self.mlmd.get_contexts_by_external_ids(wanted)
-        except errors.NotFoundError:
-            found = []
-        return {c.external_id: c for c in found}
+        return self._by_external_ids("contexts", external_ids)
 
     def _upsert_runs(self, lines: Sequence[dict[str, Any]], referenced: set[str]) -> dict[str, int]:
         """Create or update run contexts from run lines; return run id -> context id.
