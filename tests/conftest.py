@@ -92,9 +92,6 @@ def run_python() -> Callable[..., subprocess.CompletedProcess[str]]:
 #: docs/reliability.md). Listed here, in one place, so that fixing one makes
 #: its strict xfail fail loudly until the entry is removed.
 KNOWN_BUGS: dict[str, tuple[str, bool]] = {
-    "test_reliability.py::TestKilledDrainer::test_crash_right_after_an_mlmd_write_is_repaired":
-        ("a replayed batch skips the lineage (artifacts/events) of executions already "
-         "written", False),
     "test_reliability.py::TestStuckWriterLock::test_a_stopped_drainer_does_not_hang":
         ("the writer lock has no timeout", True),
     "test_broken_stores.py::TestBrokenStore::test_calls_return_records_wait_and_a_flush_after"

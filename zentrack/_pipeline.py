@@ -71,7 +71,7 @@ class Run(Generic[R]):
     id: str
     pipeline: str
     state: str
-    steps: list[Record]
+    _steps: list[Record] | None = attrs.field(alias="steps")
     params: dict[str, Any]
     config_path: Path | None
     started: float = 0.0
@@ -80,6 +80,22 @@ class Run(Generic[R]):
     error: str | None = None
     context_id: int | None = None
     output: R | None = None
+    #: Reads the steps from the store when ``steps`` was not given: a run
+    #: returned in-process leaves its records to the lazy flush until asked.
+    _loader: Callable[[], list[Record] | None] | None = attrs.field(
+        default=None, alias="loader", eq=False, repr=False
+    )
+
+    @property
+    def steps(self) -> list[Record]:
+        """The records of the run's step calls, in call order."""
+        if self._steps is None:
+            steps = self._loader() if self._loader is not None else []
+            if steps is None:
+                return []  # the store is unreachable now: ask again later
+            object.__setattr__(self, "_steps", steps)
+            return steps
+        return self._steps
 
     def __repr__(self) -> str:
         return (
@@ -237,23 +253,27 @@ def run_pipeline(
         if status != "COMPLETE":
             with contextlib.suppress(Exception):
                 tracker.flush()
-    steps: list[Record] = []
-    with contextlib.suppress(Exception):  # the store may be down: the run still happened
-        tracker.flush()
-        context = tracker.store.mlmd.get_context_by_type_and_name("zentrack.PipelineRun", state.id)
-        if context is not None:
-            steps = tracker.store.run_steps(context.id)
     return Run(
         id=state.id,
         pipeline=spec.name,
         state=status,
-        steps=steps,
+        steps=None,
+        loader=functools.partial(_read_steps, tracker, state.id),
         params=params,
         config_path=config_path,
         started=started / 1e9,
         source=spec.source,
         output=output,
     )
+
+
+def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
+    """The run's step records, flushed first (None while the store is down)."""
+    with contextlib.suppress(Exception):  # the store may be down: the run still happened
+        tracker.flush()
+        context = tracker.store.mlmd.get_context_by_type_and_name("zentrack.PipelineRun", run_id)
+        return [] if context is None else tracker.store.run_steps(context.id)
+    return None
 
 
 def _write_config(

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any, Final
 
@@ -450,7 +451,11 @@ class MetadataStore:
         if associations:
             self.mlmd.put_attributions_and_associations([], associations)
         new = {r for r, _ in first} | {r for r, _ in cached}
-        self._write_lineage({r: records[r][0] for r in new}, stored)
+        # Replayed records get their lineage again: a crash may have come
+        # between their executions and their artifacts/events.
+        self._write_lineage(
+            {r: data for r, (data, _) in records.items()}, stored, set(existing.values())
+        )
         return len(new)
 
     def _point_at_originals(
@@ -470,12 +475,19 @@ class MetadataStore:
             if original is not None:
                 execution.custom_properties[PROP_CACHED_FROM].int_value = original
 
-    def _write_lineage(self, records: dict[str, dict[str, Any]], stored: dict[str, int]) -> None:
+    def _write_lineage(
+        self,
+        records: dict[str, dict[str, Any]],
+        stored: dict[str, int],
+        replayed: AbstractSet[int] = frozenset(),
+    ) -> None:
         """Output artifacts with OUTPUT events; INPUT events from upstream outputs.
 
         Artifacts are keyed by the fingerprint of the call that produced them
         (``external_id`` ``zentrack.Output/<fp>``): a cache hit links the
         same artifact, and a downstream input finds its upstream by lookup.
+        Events of ``replayed`` executions (already stored) are written only
+        where missing, since MLMD rejects a duplicate event.
         """
         from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -520,8 +532,18 @@ class MetadataStore:
                     upstream = found.get(f"{OUTPUT_ARTIFACT}/{digest[3:].split('#')[0]}")
                     if upstream is not None:
                         events.append(_event(pb, upstream, execution_id, pb.Event.INPUT, name))
+        if replayed and events:
+            events = self._missing_events(events, replayed)
         if events:
             self.mlmd.put_events(events)
+
+    def _missing_events(self, events: list[Any], replayed: AbstractSet[int]) -> list[Any]:
+        """Drop the events of ``replayed`` executions that the store already has."""
+        present = {
+            (e.artifact_id, e.execution_id, e.type)
+            for e in self.mlmd.get_events_by_execution_ids(sorted(replayed))
+        }
+        return [e for e in events if (e.artifact_id, e.execution_id, e.type) not in present]
 
     def _artifact_type_id(self) -> int:
         if self._output_type is None:
