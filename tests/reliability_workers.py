@@ -360,6 +360,18 @@ def hold_sqlite_lock(path: str, ready: str, release: str) -> None:
     connection.close()
 
 
+def hold_writer_lock(store: str, seconds: str = "60") -> None:
+    """Hold the store's writer lock, print ``locked``, release after ``seconds``."""
+    from zentrack import _drain
+    from zentrack._location import parse
+
+    location = parse(store)
+    assert location.lock_path is not None
+    with _drain.writer_lock(location.lock_path):
+        print("locked", flush=True)
+        time.sleep(float(seconds))
+
+
 def threads(store: str, count: str, per_thread: str) -> None:
     """Make ``per_thread`` tracked calls on each of ``count`` threads, then exit normally."""
     zt.init(store)
@@ -499,12 +511,13 @@ def census(store: str) -> None:
 
 def calls_then_create_dir(count: str) -> None:
     """Tracked calls on ``$ZENTRACK_STORE`` in a missing folder, then create it and flush."""
+    folder = Path(os.environ["ZENTRACK_STORE"]).parent  # init rewrites it as a URL
     pauses = Pauses()
     returned = 0
     for i in range(int(count)):
         returned += tick(i=i) == i * 2
         pauses.tick()
-    Path(os.environ["ZENTRACK_STORE"]).parent.mkdir(parents=True)
+    folder.mkdir(parents=True)
     flushed = zt.flush()
     pauses.report(returned=returned, flushed=flushed, found=len(zt.find(step="tick")))
 
@@ -521,6 +534,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
         pipeline_then_kill,
         pipeline_waiting,
         hold_sqlite_lock,
+        hold_writer_lock,
         threads,
         hazard_values,
         hazard_step_name,

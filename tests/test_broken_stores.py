@@ -232,14 +232,16 @@ class TestBrokenStore:
             waiting = _tracker.active().pending()
         finally:
             fixed = fixer(path)
-        flushed = attempt(zt.flush)
+        # The fix itself may write them (`zentrack store migrate` flushes at its exit).
+        attempt(zt.flush)
+        left = attempt(lambda: _tracker.active().pending())
         found = attempt(lambda: worker_one_params(zt.find(step="tick")))
         expected = (
             (0, CALLS),
             [OK, OK],
             CALLS,
             "ok",
-            CALLS,
+            0,
             [(1, i) for i in range(CALLS)],
         )
         actual = (
@@ -247,7 +249,7 @@ class TestBrokenStore:
             errors,
             waiting,
             fixed,
-            flushed,
+            left,
             found,
         )
         note(

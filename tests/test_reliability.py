@@ -26,6 +26,7 @@ from tests.reliability_workers import (
     output,
     start_drainer,
     start_worker,
+    tick,
     wait_for,
     worker,
 )
@@ -337,6 +338,36 @@ class TestStuckWriterLock:
         expected = (5, 0, 3005)
         actual = (returned, exit_code, found)
         assert expected == actual
+
+    def test_a_flush_blocked_by_a_held_lock_names_the_holder_and_keeps_the_records(
+        self, store_path, monkeypatch
+    ):
+        """A lock held past ZENTRACK_LOCK_TIMEOUT: StoreError with pid and fix; nothing lost."""
+        monkeypatch.setenv("ZENTRACK_LOCK_TIMEOUT", "0.5")
+        tracker = zt.init(store_path)
+        tracker.batch_size, tracker.max_age = 10**9, 3600.0
+        holder = start_worker("hold_writer_lock", str(store_path))
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+            for i in range(3):
+                assert tick(i=i) == i * 2
+            with pytest.raises(zt.exceptions.StoreError) as raised:
+                zt.flush()
+            waiting = tracker.pending()
+        finally:
+            holder.kill()
+            holder.wait(timeout=30)
+        message = str(raised.value)
+        expected = (True, True, True, 3, 3, [0, 1, 2])
+        actual = (
+            f"process {holder.pid}" in message,
+            str(parse(str(store_path)).lock_path) in message,
+            "ZENTRACK_LOCK_TIMEOUT" in message,
+            waiting,
+            zt.flush(),
+            sorted(r.params["i"] for r in zt.find(step="tick")),
+        )
+        assert expected == actual, message
 
 
 class TestStoreFile:

@@ -14,7 +14,9 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,16 +32,68 @@ BATCH = 1000
 INFLIGHT = ".inflight"
 
 
+#: Seconds a flush waits for another process's writer lock before giving up
+#: (the records stay in the journal).  ``$ZENTRACK_LOCK_TIMEOUT`` overrides it.
+LOCK_TIMEOUT = 30.0
+
+
+class LockBusy(StoreError):
+    """The writer lock stayed held by another process for the whole wait."""
+
+
+def lock_timeout(default: float = LOCK_TIMEOUT) -> float:
+    """The writer-lock wait in seconds: ``$ZENTRACK_LOCK_TIMEOUT`` or ``default``."""
+    try:
+        return float(os.environ.get("ZENTRACK_LOCK_TIMEOUT", default))
+    except ValueError:
+        return default
+
+
 @contextlib.contextmanager
-def writer_lock(path: Path) -> Iterator[None]:
-    """Hold the store's writer lock (blocking) for the duration of the block."""
+def writer_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the store's writer lock for the duration of the block.
+
+    Waits at most ``timeout`` seconds (``None``: :func:`lock_timeout`), then
+    raises :class:`LockBusy` naming the holder, so a stuck process (stopped,
+    hung on a network store) cannot hang every other writer.  The holder
+    writes its pid into the lock file for that message.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _acquire(fd, path, lock_timeout() if timeout is None else timeout)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _acquire(fd: int, path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockBusy(_busy_message(fd, path, timeout)) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.02)
+
+
+def _busy_message(fd: int, path: Path, timeout: float) -> str:
+    pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    return (
+        f"Store writer lock {str(path)!r} is held by process {pid} and was not released "
+        f"within {timeout:g} s. The records wait in the journal and are written by a "
+        f"later flush. If process {pid} is stuck (stopped, hung), end it "
+        "(kill it): no record is lost, its batch is replayed. Set ZENTRACK_LOCK_TIMEOUT "
+        "to wait longer."
+    )
 
 
 def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) -> int:
@@ -87,17 +141,22 @@ def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) 
 
 
 def drain(
-    location: Location, store: MetadataStore | None = None, *, reconcile: bool = False
+    location: Location,
+    store: MetadataStore | None = None,
+    *,
+    reconcile: bool = False,
+    timeout: float | None = None,
 ) -> int:
     """Drain all journals of ``location`` under its writer lock.
 
     With ``reconcile``, also mark FAILED the runs whose process died.
+    ``timeout`` bounds the wait for the lock (see :func:`writer_lock`).
     """
     assert location.journal_dir is not None and location.lock_path is not None
     if not location.journal_dir.is_dir():
         return 0
     store = store or MetadataStore(location)
-    with writer_lock(location.lock_path):
+    with writer_lock(location.lock_path, timeout):
         written = drain_journals(store, location.journal_dir)
         if reconcile:
             reconcile_runs(store, location.journal_dir)
@@ -151,11 +210,14 @@ def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> i
     starting (and Python from importing MLMD in) a new one per batch.
     """
     assert location.journal_dir is not None
+    released = threading.Event()  # SIGUSR1: the tracking process is exiting
+    with contextlib.suppress(ValueError):  # not the main thread: linger fully
+        signal.signal(signal.SIGUSR1, lambda *_: released.set())
     store = MetadataStore(location)
     written = drain(location, store)
     seen = _journal_sizes(location.journal_dir)
     idle_since = time.monotonic()
-    while time.monotonic() - idle_since < linger:
+    while time.monotonic() - idle_since < linger and not released.is_set():
         time.sleep(poll)
         sizes = _journal_sizes(location.journal_dir)
         if sizes != seen:

@@ -28,8 +28,11 @@ ROTATE_BYTES: Final = 16 * 1024 * 1024
 class JournalWriter:
     """The current process's journal file, opened on first append."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, create_parents: bool = True) -> None:
         self.directory = directory
+        #: False beside an SQLite store: a missing store folder is not created
+        #: behind the user's back (appends fail and the tracker keeps records in memory).
+        self.create_parents = create_parents
         self._fd: int | None = None
         self._size = 0
         self._opening = threading.Lock()
@@ -41,7 +44,7 @@ class JournalWriter:
             return self._open_new()
 
     def _open_new(self) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=self.create_parents, exist_ok=True)
         name = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
         fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

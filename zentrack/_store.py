@@ -142,6 +142,11 @@ def _sqlite_precheck(path: Path) -> None:
         finally:
             connection.close()
     except sqlite3.DatabaseError as exc:
+        if "unable to open" in str(exc):  # WAL needs -shm/-wal files beside the store
+            raise StoreError(
+                f"Store {str(path)!r} cannot be opened ({exc}): make the file and its folder "
+                f"{str(path.parent)!r} writable (SQLite keeps -wal and -shm files beside it)."
+            ) from None
         raise StoreError(
             f"Store {str(path)!r} is not an MLMD database ({exc}); it is corrupt or another "
             "kind of file: move it aside, or restore it from a backup."
@@ -186,7 +191,7 @@ def explain_open_error(location: Location, message: str) -> StoreError:
     if "older than library version" in message:
         return StoreError(
             f"Store {where!r} was written by an older MLMD schema ({message.split(';')[0]}); "
-            f"run `zentrack --store {where} store migrate` (it backs the file up first)."
+            f"run `zentrack store migrate {where}` (it backs the file up first)."
         )
     if "greater than library version" in message:
         return StoreError(
@@ -200,8 +205,8 @@ def explain_open_error(location: Location, message: str) -> StoreError:
         )
     if "unable to open" in message:
         return StoreError(
-            f"Store {where!r} cannot be opened (missing or unwritable directory); "
-            "check the path and its permissions."
+            f"Store {where!r} cannot be opened (missing or unwritable directory): make "
+            "sure the folder exists and is writable (SQLite keeps -wal and -shm files there)."
         )
     return StoreError(f"Store {where!r} cannot be opened: {message.strip()[:300]}")
 

@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -26,13 +27,16 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._cache import OutputCache
-from zentrack._drain import drain
+from zentrack._drain import LockBusy, drain, lock_timeout
 from zentrack._journal import JournalWriter, pending_chunks
 from zentrack._location import ENV_STORE, Location, parse
 from zentrack._store import MetadataStore
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
+#: Seconds an exiting process waits for the writer lock (the records stay in
+#: the journal if it is held longer: the holder or a later process writes them).
+EXIT_LOCK_TIMEOUT: Final = 10.0
 
 ENV_CACHE: Final = "ZENTRACK_CACHE"
 _PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)
@@ -83,7 +87,11 @@ class Tracker:
         #: Idle seconds a background drainer waits for more records before exiting.
         self.linger = max(2.0, max_age)
         journal_dir = location.journal_dir
-        self._journal = JournalWriter(journal_dir) if journal_dir is not None else None
+        self._journal = (
+            JournalWriter(journal_dir, create_parents=location.path is None)
+            if journal_dir is not None
+            else None
+        )
         self._append = self._journal.append if self._journal is not None else None
         self._memory_lines: list[bytes] = []
         self._waiting = 0
@@ -94,6 +102,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._closed = False
         self._warned = False
+        self._journal_warned = False
         self.id_prefix, self.ids = _record_ids()
 
     # -- the hot path --------------------------------------------------------
@@ -117,7 +126,15 @@ class Tracker:
                 self._start_ager()
 
     def _journal_failed(self, exc: OSError, data: bytes) -> None:
-        """Tracking never breaks the user's code: keep records in memory instead."""
+        """Tracking never breaks the user's code: keep records in memory instead.
+
+        The journal is tried again after the next successful flush.
+        """
+        self._append = None
+        self._memory_lines.append(data)
+        if self._journal_warned:
+            return
+        self._journal_warned = True
         log.warning(
             "zentrack: cannot write the journal in %s (%s); records of this process are kept "
             "in memory and written to the store at the next flush. Fix the folder's "
@@ -125,8 +142,6 @@ class Tracker:
             self.location.journal_dir,
             exc,
         )
-        self._append = None
-        self._memory_lines.append(data)
 
     # -- flushing --------------------------------------------------------------
 
@@ -197,11 +212,14 @@ class Tracker:
             log.warning("zentrack: flush failed (%s); records are kept and written later.", exc)
 
     def _reap_drainer(self) -> None:
-        drainer, self._drainer = self._drainer, None
-        if drainer is None:
+        """Collect the background drainer if it has exited (never waits for it)."""
+        drainer = self._drainer
+        if drainer is None or drainer.poll() is None:
             return
+        self._drainer = None
         _, err = drainer.communicate()
-        if drainer.returncode != 0 and not self._warned:
+        # -SIGUSR1: released (see _release_drainer) before it could set its handler
+        if drainer.returncode not in (0, -signal.SIGUSR1) and not self._warned:
             self._warned = True
             log.warning(
                 "zentrack: background flush failed (%s); the records stay in the journal "
@@ -217,18 +235,24 @@ class Tracker:
             self._memory_lines[:0] = lines
             raise
 
-    def flush(self) -> int:
-        """Write every waiting record to MLMD now; return how many were written."""
+    def flush(self, timeout: float | None = None) -> int:
+        """Write every waiting record to MLMD now; return how many were written.
+
+        Waits at most ``timeout`` seconds (default ``$ZENTRACK_LOCK_TIMEOUT``
+        or 30) for another process's writer lock, then raises a
+        :class:`~zentrack.exceptions.StoreError` naming the holder.
+        """
         with self._lock:
             self._oldest = None
             self._waiting = 0
             if self._journal is None:
                 return self._flush_memory()
-            if self._drainer is not None:
-                self._reap_drainer()
-            written = drain(self.location, self.store, reconcile=True)
+            self._reap_drainer()
+            written = drain(self.location, self.store, reconcile=True, timeout=timeout)
             if self._memory_lines:  # the journal could not be written
                 written += self._flush_memory()
+            if self._append is None:  # try the journal again: the folder may be fixed
+                self._append = self._journal.append
             return written
 
     def has_stale_journals(self) -> bool:
@@ -244,13 +268,26 @@ class Tracker:
             return
         if self._journal is not None:
             self._journal.close()
+        self._release_drainer()
         try:
-            self.flush()
+            self.flush(timeout=lock_timeout(EXIT_LOCK_TIMEOUT))
         except StoreError as exc:
             log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
         self._checkpoint()
         self._closed = True
         self._stop.set()
+
+    def _release_drainer(self) -> None:
+        """Ask a lingering background drainer to exit after its current batch.
+
+        Nothing waits for it: this process drains what is left itself, under
+        the writer lock, so exit costs no drainer linger time.
+        """
+        drainer = self._drainer
+        if drainer is not None and drainer.poll() is None:
+            with contextlib.suppress(OSError):
+                drainer.send_signal(signal.SIGUSR1)
+        self._reap_drainer()
 
     def _checkpoint(self) -> None:
         """Fold SQLite's write-ahead log into the store file.
@@ -328,7 +365,7 @@ _active: Tracker | None = None
 
 def active() -> Tracker:
     """Return the active tracker, initialising the default store on first use."""
-    return _active if _active is not None else init()
+    return _active if _active is not None else _init(None, implicit=True)
 
 
 def init(
@@ -352,6 +389,22 @@ def init(
     Returns:
         The active tracker.
     """
+    return _init(store, artifacts=artifacts, cache=cache)
+
+
+def _init(
+    store: str | os.PathLike[str] | None,
+    *,
+    artifacts: str | os.PathLike[str] | None = None,
+    cache: bool = True,
+    implicit: bool = False,
+) -> Tracker:
+    """:func:`init`; ``implicit`` when a tracked call initialises the store.
+
+    A store path in a missing folder raises from an explicit ``init``; from a
+    tracked call it only warns (tracking never breaks user code) and the
+    records wait in memory until the folder exists and a flush writes them.
+    """
     global _active
     location = parse(store)
     if location.path is not None and not location.path.parent.is_dir():
@@ -359,6 +412,14 @@ def init(
         # it is more likely a typo than an intention, and gets a clear error.
         if location.path.parent.parent.is_dir():
             location.path.parent.mkdir(exist_ok=True)
+        elif implicit:
+            log.warning(
+                "zentrack: the store's directory %r does not exist; records are kept in "
+                "memory and written by the first flush after it is created. Create it, or "
+                "set $%s to another path.",
+                str(location.path.parent),
+                ENV_STORE,
+            )
         else:
             raise StoreError(
                 f"Store {str(location.path)!r}: the directory {str(location.path.parent)!r} "
@@ -376,8 +437,10 @@ def init(
     # they find the same store through the environment.
     os.environ[ENV_STORE] = location.spec()
     if tracker.has_stale_journals():
-        try:
-            tracker.flush()
+        try:  # a busy lock means another process is draining: it writes them
+            tracker.flush(timeout=0.0)
+        except LockBusy:
+            log.debug("zentrack: store busy; records of ended processes are left to its writer")
         except StoreError as exc:
             log.warning("zentrack: records of ended processes wait in the journal: %s", exc)
     return tracker
