@@ -166,6 +166,25 @@ def note(scenario: str, **figures: Any) -> None:
 # -- starting workers (parent side) -------------------------------------------------------
 
 
+def tick_params(records: list[zt.Record]) -> list[tuple[int, int]]:
+    """``(worker, i)`` of each ``tick`` record, sorted: what a test expects to find."""
+    return sorted((r.params["worker"], r.params["i"]) for r in records)
+
+
+def record_census(plain_store: Callable[[], Any]) -> tuple[int, int]:
+    """(executions, distinct record ids) as a plain ``ml_metadata`` reader sees them.
+
+    A duplicated record shows up as a difference between the two.
+    """
+    executions = plain_store().get_executions()
+    ids = {
+        json.loads(e.custom_properties["zentrack.record"].string_value)["id"]
+        for e in executions
+        if "zentrack.record" in e.custom_properties
+    }
+    return len(executions), len(ids)
+
+
 def command(cmd: str, *args: str) -> list[str]:
     return [sys.executable, "-c", "from tests.reliability_workers import main; main()", cmd, *args]
 

@@ -26,7 +26,9 @@ from tests.reliability_workers import (
     command,
     note,
     output,
+    record_census,
     tick,
+    tick_params,
     worker,
 )
 
@@ -35,21 +37,6 @@ CALLS_PER_PROCESS = 1000
 THREADS = 8
 CALLS_PER_THREAD = 200
 POOL_TASKS = 200
-
-
-def tick_params(records):
-    return sorted((r.params["worker"], r.params["i"]) for r in records)
-
-
-def census(plain_store):
-    """(executions, distinct record ids) as a plain ``ml_metadata`` reader sees them."""
-    executions = plain_store().get_executions()
-    ids = {
-        json.loads(e.custom_properties["zentrack.record"].string_value)["id"]
-        for e in executions
-        if "zentrack.record" in e.custom_properties
-    }
-    return len(executions), len(ids)
 
 
 def run_together(commands, timeout=120):
@@ -100,7 +87,7 @@ class TestManyProcesses:
             [stderr for _, _, stderr, _ in results],
             [r["returned"] for r in reports],
             tick_params(found),
-            census(plain_store),
+            record_census(plain_store),
         )
         note(
             "8 processes x 1000 calls",
@@ -125,7 +112,11 @@ class TestManyProcesses:
             [(w, i) for w in range(4) for i in range(count)],
             (4 * count, 4 * count),
         )
-        actual = ([code for code, _, _, _ in results], tick_params(found), census(plain_store))
+        actual = (
+            [code for code, _, _, _ in results],
+            tick_params(found),
+            record_census(plain_store),
+        )
         note("4 processes sigkilled at once", processes=4, calls=count, lost=4 * count - len(found))
         assert expected == actual
 
@@ -157,7 +148,7 @@ class TestThreads:
             [(w, i) for w in range(THREADS) for i in range(CALLS_PER_THREAD)],
             (THREADS * CALLS_PER_THREAD,) * 2,
         )
-        actual = (errors, tick_params(found), census(plain_store))
+        actual = (errors, tick_params(found), record_census(plain_store))
         note(
             "8 threads x 200 calls", threads=THREADS, calls=CALLS_PER_THREAD, max_pause=max(pauses)
         )

@@ -24,9 +24,11 @@ import zentrack as zt
 from tests.reliability_workers import (
     note,
     output,
+    record_census,
     start_drainer,
     start_worker,
     tick,
+    tick_params,
     wait_for,
     worker,
 )
@@ -51,21 +53,6 @@ def offsets(store_path):
     return {p.name: p.read_text() for p in journal_dir(store_path).glob("*.offset")}
 
 
-def tick_params(records):
-    return sorted((r.params["worker"], r.params["i"]) for r in records)
-
-
-def census(plain_store):
-    """(executions, distinct record ids) as a plain ``ml_metadata`` reader sees them."""
-    executions = plain_store().get_executions()
-    ids = {
-        json.loads(e.custom_properties["zentrack.record"].string_value)["id"]
-        for e in executions
-        if "zentrack.record" in e.custom_properties
-    }
-    return len(executions), len(ids)
-
-
 class TestKilledWriter:
     @pytest.mark.parametrize("recovery", ["init", "flush", "read"])
     def test_every_returned_call_of_a_sigkilled_process_is_recovered(
@@ -79,7 +66,7 @@ class TestKilledWriter:
             zt.flush()
         found = zt.find(step="tick")
         expected = (-signal.SIGKILL, [(0, i) for i in range(CALLS)], (CALLS, CALLS))
-        actual = (done.returncode, tick_params(found), census(plain_store))
+        actual = (done.returncode, tick_params(found), record_census(plain_store))
         assert expected == actual, done.stderr
         lost = CALLS - len(found)
         note("sigkill after calls", recovery=recovery, processes=1, calls=CALLS, lost=lost)
@@ -95,8 +82,8 @@ class TestKilledWriter:
         zt.init(store_path)
         flushed.append(zt.flush())
         expected = (-signal.SIGKILL, [0, 0, 0, 0], {"flushed": 0, "found": CALLS}, (CALLS, CALLS))
-        actual = (done.returncode, flushed, output(second), census(plain_store))
-        executions, distinct = census(plain_store)
+        actual = (done.returncode, flushed, output(second), record_census(plain_store))
+        executions, distinct = record_census(plain_store)
         note(
             "replay after recovery",
             processes=2,
@@ -112,7 +99,7 @@ class TestKilledWriter:
         done = worker("calls_then_kill", str(store_path), "2500")
         found = zt.find(step="tick")
         expected = (-signal.SIGKILL, [(0, i) for i in range(2500)], (2500, 2500))
-        actual = (done.returncode, tick_params(found), census(plain_store))
+        actual = (done.returncode, tick_params(found), record_census(plain_store))
         assert expected == actual, done.stderr
 
 
@@ -147,7 +134,7 @@ class TestKilledDrainer:
             [(0, i) for i in range(BACKLOG)],
             (BACKLOG, BACKLOG),
         )
-        actual = (done.returncode, killed, tick_params(found), census(plain_store))
+        actual = (done.returncode, killed, tick_params(found), record_census(plain_store))
         note(
             "drainer sigkilled mid-drain",
             backlog=BACKLOG,
@@ -196,7 +183,7 @@ class TestKilledDrainer:
             sorted(r.params["i"] for r in found),
             lineage,
             [(r.state, len(r.steps)) for r in zt.runs(pipeline="produce_run")],
-            census(plain_store),
+            record_census(plain_store),
         )
         note(
             f"crash right after {method}",
