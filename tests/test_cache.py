@@ -66,6 +66,88 @@ def zentrack_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+
+def work_module(
+    *,
+    body: str = "return n * 2",
+    doc: str = "Double n.",
+    comment: str = "",
+    header: tuple[str, ...] = (),
+    options: str = "",
+) -> str:
+    """The source of a user module ``stepmod`` with one step ``work``."""
+    lines = [
+        "import zentrack as zt",
+        "from tests.cache_steps import ran",
+        *header,
+        "",
+        "",
+        f"@zt.step{options}",
+        "def work(n=2):",
+        f'    """{doc}"""',
+        '    ran("work")',
+        *([f"    # {comment}"] if comment else []),
+        f"    {body}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _scale(factor: int) -> str:
+    return f"def scale(n):\n    return n * {factor}\n"
+
+
+_MISS_MISS = ([4, 4], ["work", "work"], ["COMPLETE", "COMPLETE"])
+_MISS_HIT = ([4, 4], ["work"], ["COMPLETE", "CACHED"])
+#: Successive versions of the user's files (a dict: ``work_module`` options) and
+#: (results, the calls that ran, the states recorded).
+CODE_CHANGES = [
+    pytest.param(
+        [{"stepmod.py": {"body": "return n * 2"}}, {"stepmod.py": {"body": "return n * 3"}}],
+        ([4, 6], ["work", "work"], ["COMPLETE", "COMPLETE"]),
+        id="body-change-misses",
+    ),
+    pytest.param(
+        [{"stepmod.py": {}}, {"stepmod.py": {"comment": "doubling is what we need here"}}],
+        _MISS_HIT,
+        id="comment-only-change-hits",
+    ),
+    pytest.param(
+        [{"stepmod.py": {"doc": "Double n."}},
+         {"stepmod.py": {"doc": "Return twice n, for the tests."}}],
+        _MISS_HIT,
+        id="docstring-only-change-hits",
+    ),
+    pytest.param(
+        [
+            {"helpers.py": _scale(2),
+             "stepmod.py": {"header": ("from helpers import scale",), "body": "return scale(n)"}},
+            {"helpers.py": _scale(2)},
+            {"helpers.py": _scale(5)},
+        ],
+        ([4, 4, 10], ["work", "work"], ["COMPLETE", "CACHED", "COMPLETE"]),
+        id="helper-change-in-another-module-misses",
+    ),
+    pytest.param(
+        [{"stepmod.py": {"header": ("FACTOR = 2",), "body": "return n * FACTOR"}},
+         {"stepmod.py": {"header": ("FACTOR = 3",), "body": "return n * FACTOR"}}],
+        ([4, 6], ["work", "work"], ["COMPLETE", "COMPLETE"]),
+        id="module-constant-change-misses",
+    ),
+    pytest.param(
+        [{"stepmod.py": {"options": '(version="1")'}},
+         {"stepmod.py": {"options": '(version="2")'}}],
+        _MISS_MISS,
+        id="version-bump-misses",
+    ),
+    pytest.param(
+        [{"stepmod.py": {"options": '(version="1")', "body": "return n * 2"}},
+         {"stepmod.py": {"options": '(version="1")', "body": "return n + n"}}],
+        _MISS_HIT,
+        id="kept-version-with-body-change-hits",
+    ),
+]
+
 class TestStep:
     """Caching of ``@step`` calls: hits and misses."""
 
@@ -487,31 +569,6 @@ class TestStep:
 
     # -- code changes, each variant in a fresh interpreter ---------------------
 
-    @staticmethod
-    def _module(
-        *,
-        body: str = "return n * 2",
-        doc: str = "Double n.",
-        comment: str = "",
-        header: tuple[str, ...] = (),
-        options: str = "",
-    ) -> str:
-        lines = [
-            "import zentrack as zt",
-            "from tests.cache_steps import ran",
-            *header,
-            "",
-            "",
-            f"@zt.step{options}",
-            "def work(n=2):",
-            f'    """{doc}"""',
-            '    ran("work")',
-            *([f"    # {comment}"] if comment else []),
-            f"    {body}",
-            "",
-        ]
-        return "\n".join(lines)
-
     def _run_variants(
         self, run_python, store_path, tmp_path, variants: list[dict[str, str]]
     ) -> tuple[list[object], list[str], list[str]]:
@@ -544,105 +601,17 @@ class TestStep:
         actual = (results, here, runs_in(runs_file), RUNS, states("prep"))
         assert expected == actual
 
-    def test_body_change_misses(self, run_python, store_path, tmp_path):
-        """Editing what the body computes changes the fingerprint: the step runs again."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module(body="return n * 2")},
-                {"stepmod.py": self._module(body="return n * 3")},
-            ],
-        )
-        expected = ([4, 6], ["work", "work"], ["COMPLETE", "COMPLETE"])
-        assert expected == actual
-
-    def test_comment_only_change_hits(self, run_python, store_path, tmp_path):
-        """Adding a comment to the body does not change the fingerprint."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module()},
-                {"stepmod.py": self._module(comment="doubling is what we need here")},
-            ],
-        )
-        expected = ([4, 4], ["work"], ["COMPLETE", "CACHED"])
-        assert expected == actual
-
-    def test_docstring_only_change_hits(self, run_python, store_path, tmp_path):
-        """Rewording the docstring does not change the fingerprint."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module(doc="Double n.")},
-                {"stepmod.py": self._module(doc="Return twice n, for the tests.")},
-            ],
-        )
-        expected = ([4, 4], ["work"], ["COMPLETE", "CACHED"])
-        assert expected == actual
-
-    def test_helper_change_in_another_module_misses(self, run_python, store_path, tmp_path):
-        """Editing a helper the step imports from another user module runs the step again."""
-        module = self._module(header=("from helpers import scale",), body="return scale(n)")
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"helpers.py": "def scale(n):\n    return n * 2\n", "stepmod.py": module},
-                {"helpers.py": "def scale(n):\n    return n * 2\n"},
-                {"helpers.py": "def scale(n):\n    return n * 5\n"},
-            ],
-        )
-        expected = ([4, 4, 10], ["work", "work"], ["COMPLETE", "CACHED", "COMPLETE"])
-        assert expected == actual
-
-    def test_module_constant_change_misses(self, run_python, store_path, tmp_path):
-        """Changing a module-level constant the step reads runs the step again."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module(header=("FACTOR = 2",), body="return n * FACTOR")},
-                {"stepmod.py": self._module(header=("FACTOR = 3",), body="return n * FACTOR")},
-            ],
-        )
-        expected = ([4, 6], ["work", "work"], ["COMPLETE", "COMPLETE"])
-        assert expected == actual
-
-    def test_version_bump_misses(self, run_python, store_path, tmp_path):
-        """Bumping @step(version=...) invalidates the cache even with unchanged code."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module(options='(version="1")')},
-                {"stepmod.py": self._module(options='(version="2")')},
-            ],
-        )
-        expected = ([4, 4], ["work", "work"], ["COMPLETE", "COMPLETE"])
-        assert expected == actual
-
-    def test_kept_version_with_body_change_hits(self, run_python, store_path, tmp_path):
-        """A pinned version replaces the code digest: a body change under it still hits."""
-        actual = self._run_variants(
-            run_python,
-            store_path,
-            tmp_path,
-            [
-                {"stepmod.py": self._module(options='(version="1")', body="return n * 2")},
-                {"stepmod.py": self._module(options='(version="1")', body="return n + n")},
-            ],
-        )
-        expected = ([4, 4], ["work"], ["COMPLETE", "CACHED"])
-        assert expected == actual
+    @pytest.mark.parametrize(("variants", "expected"), CODE_CHANGES)
+    def test_code_change_between_processes(
+        self, run_python, store_path, tmp_path, variants, expected
+    ):
+        """Each variant of the user's files runs in a fresh interpreter: hit or miss as listed."""
+        files = [
+            {name: work_module(**text) if isinstance(text, dict) else text
+             for name, text in variant.items()}
+            for variant in variants
+        ]
+        assert expected == self._run_variants(run_python, store_path, tmp_path, files)
 
     # -- code changes inside one long-lived process (a notebook, autoreload) ----
 
