@@ -437,8 +437,26 @@ class TestStep:
 
     # -- a damaged cache --------------------------------------------------------
 
-    def test_corrupted_output_misses_with_a_warning(self, caplog):
-        """Edited output bytes fail the sha256 check: a warning, a rerun, then a good entry."""
+    @pytest.mark.parametrize(
+        ("damage", "warning"),
+        [
+            pytest.param(
+                lambda f: (f / "output.json").write_bytes(
+                    (f / "output.json").read_bytes().replace(b"2", b"7")
+                ),
+                "corrupt",
+                id="edited-output",
+            ),
+            pytest.param(lambda f: (f / "output.json").unlink(), "", id="deleted-output"),
+            pytest.param(shutil.rmtree, None, id="deleted-entry-folder"),
+            pytest.param(lambda f: (f / "meta.json").write_text("{not json"), "", id="bad-meta"),
+        ],
+    )
+    def test_damaged_entry_misses_and_is_replaced(self, caplog, damage, warning):
+        """A damaged cache entry is a miss (with a warning unless it is simply gone), then new.
+
+        ``warning``: a phrase the one warning contains; None: no warning.
+        """
         calls = []
 
         @zt.step
@@ -447,29 +465,26 @@ class TestStep:
             return {"rows": list(range(n))}
 
         table()
-        data = output_folder(table) / "output.json"
-        data.write_bytes(data.read_bytes().replace(b"2", b"7"))
+        damage(output_folder(table))
         with caplog.at_level(logging.INFO, logger="zentrack"):
             rerun = table()
         warnings = zentrack_warnings(caplog)
         third = table()
         expected = (
-            {"rows": [0, 1, 2]},
-            {"rows": [0, 1, 2]},
+            [{"rows": [0, 1, 2]}] * 2,
             [3, 3],
-            1,
+            0 if warning is None else 1,
             True,
             ["COMPLETE", "COMPLETE", "CACHED"],
         )
         actual = (
-            rerun,
-            third,
+            [rerun, third],
             calls,
             len(warnings),
-            "corrupt" in warnings[0] if warnings else False,
+            warning is None or warning in warnings[0],
             states("table"),
         )
-        assert expected == actual
+        assert expected == actual, warnings
 
     def test_same_size_corruption_misses(self):
         """A flipped byte that keeps the file size is still caught by the sha256."""
@@ -487,61 +502,6 @@ class TestStep:
         data.write_bytes(bytes(raw))
         expected = (bytes(range(4)), [4, 4], ["COMPLETE", "COMPLETE"])
         actual = (blob(), calls, states("blob"))
-        assert expected == actual
-
-    def test_deleted_output_file_misses_with_a_warning(self, caplog):
-        """A cache entry whose data file is gone is a miss with a warning; then a fresh entry."""
-        calls = []
-
-        @zt.step
-        def table(n=3):
-            calls.append(n)
-            return {"rows": list(range(n))}
-
-        table()
-        (output_folder(table) / "output.json").unlink()
-        with caplog.at_level(logging.INFO, logger="zentrack"):
-            rerun = table()
-        warnings = zentrack_warnings(caplog)
-        third = table()
-        expected = ({"rows": [0, 1, 2]}, {"rows": [0, 1, 2]}, [3, 3], 1,
-                    ["COMPLETE", "COMPLETE", "CACHED"])
-        actual = (rerun, third, calls, len(warnings), states("table"))
-        assert expected == actual
-
-    def test_deleted_entry_folder_misses(self):
-        """With the whole entry folder deleted the call runs again and is cached anew."""
-        calls = []
-
-        @zt.step
-        def table(n=3):
-            calls.append(n)
-            return {"rows": list(range(n))}
-
-        table()
-        shutil.rmtree(output_folder(table))
-        results = [table(), table()]
-        expected = ([{"rows": [0, 1, 2]}] * 2, [3, 3], ["COMPLETE", "COMPLETE", "CACHED"])
-        actual = (results, calls, states("table"))
-        assert expected == actual
-
-    def test_corrupt_meta_json_misses_with_a_warning(self, caplog):
-        """An unreadable meta.json is a miss with a warning, and the entry is replaced."""
-        calls = []
-
-        @zt.step
-        def table(n=3):
-            calls.append(n)
-            return {"rows": list(range(n))}
-
-        table()
-        (output_folder(table) / "meta.json").write_text("{not json")
-        with caplog.at_level(logging.INFO, logger="zentrack"):
-            table()
-        warnings = zentrack_warnings(caplog)
-        third = table()
-        expected = ({"rows": [0, 1, 2]}, [3, 3], 1, ["COMPLETE", "COMPLETE", "CACHED"])
-        actual = (third, calls, len(warnings), states("table"))
         assert expected == actual
 
     def test_tampered_pickle_is_never_unpickled(self, caplog):
