@@ -258,7 +258,7 @@ class TestStep:
 
     @pytest.mark.parametrize(
         "make",
-        [lambda: (lambda: 1), threading.Lock],
+        [lambda: lambda: 1, threading.Lock],
         ids=["lambda", "lock"],
     )
     def test_unstorable_output_is_returned_with_a_warning(self, caplog, make, store_path):
@@ -307,8 +307,9 @@ class TestRegisterMaterializer:
 
     def test_registered_type_round_trips_through_it(self):
         """The registered save and load are used, and the served value is equal."""
-        zt.register_materializer(Celsius, save=_save_celsius, load=_load_celsius,
-                                 filename="temperature.txt")
+        zt.register_materializer(
+            Celsius, save=_save_celsius, load=_load_celsius, filename="temperature.txt"
+        )
         CELSIUS_IO.clear()
         calls = []
 
@@ -339,8 +340,13 @@ class TestRegisterMaterializer:
 
     def test_name_and_filename_are_used(self):
         """name= is stored in meta.json and filename= names the data file."""
-        zt.register_materializer(Celsius, save=_save_celsius, load=_load_celsius,
-                                 name="celsius-v1", filename="temperature.txt")
+        zt.register_materializer(
+            Celsius,
+            save=_save_celsius,
+            load=_load_celsius,
+            name="celsius-v1",
+            filename="temperature.txt",
+        )
 
         @zt.step
         def cold(degrees=-3.0):
@@ -378,3 +384,25 @@ class TestRegisterMaterializer:
         """register_materializer() needs a type as its first argument."""
         with pytest.raises(TypeError, match="takes a type"):
             zt.register_materializer("Celsius", save=_save_celsius, load=_load_celsius)
+
+    @pytest.mark.parametrize("name", ["json", "bytes", "numpy", "parquet", "pickle"])
+    def test_rejects_a_built_in_name(self, name):
+        """A user materializer may not take a built-in's name: stored outputs stay readable."""
+
+        @zt.step
+        def table(n: int = 2) -> dict[str, list[float]]:
+            return {"a": [float(i) for i in range(n)]}
+
+        table()
+        with pytest.raises(ValueError, match="built-in"):
+            zt.register_materializer(Celsius, save=_save_celsius, load=_load_celsius, name=name)
+        expected = ({"a": [0.0, 1.0]}, "json", ["COMPLETE", "CACHED"])
+        assert expected == (table(), materializer_of(table), states("table"))
+
+    @pytest.mark.parametrize("filename", ["", "..", "sub/out.bin", "meta.json"])
+    def test_rejects_a_filename_that_is_not_a_plain_file(self, filename):
+        """The data file lives in the entry folder beside meta.json: a plain, other name."""
+        with pytest.raises(ValueError, match="plain file name"):
+            zt.register_materializer(
+                Celsius, save=_save_celsius, load=_load_celsius, filename=filename
+            )

@@ -122,6 +122,7 @@ PICKLE: Final = Materializer("pickle", "output.pkl", lambda v: True, _save_pickl
 
 _registered: list[tuple[type, Materializer]] = []
 _by_name: dict[str, Materializer] = {m.name: m for m in (*BUILTIN, PICKLE)}
+_BUILTIN_NAMES: Final = frozenset(_by_name)
 
 
 def register_materializer(
@@ -145,6 +146,17 @@ def register_materializer(
     if not isinstance(kind, type):
         raise TypeError(f"register_materializer() takes a type (got {kind!r}).")
     label = name or f"{kind.__module__}.{kind.__qualname__}"
+    if label in _BUILTIN_NAMES:
+        raise ValueError(
+            f"register_materializer(name={label!r}): that name belongs to a built-in "
+            "materializer, whose stored outputs would then be read by your loader; "
+            "choose another name (the default is the type's qualified name)."
+        )
+    if filename in ("", ".", "..", "meta.json") or "/" in filename or "\\" in filename:
+        raise ValueError(
+            f"register_materializer(filename={filename!r}): give a plain file name such "
+            "as 'output.data' (no folders, not 'meta.json', which holds the entry's metadata)."
+        )
     materializer = Materializer(label, filename, lambda v: isinstance(v, kind), save, load)
     _registered.insert(0, (kind, materializer))
     _by_name[label] = materializer
