@@ -103,18 +103,6 @@ KNOWN_BUGS: dict[str, tuple[str, bool]] = {
         ("code digests are computed once per process", True),
     "test_cache.py::TestStep::test_constant_rebound_in_process_misses":
         ("code digests are computed once per process", True),
-    "test_cli.py::TestConfigRun::test_pipeline_arg_missing_from_the_config":
-        ("required pipeline args are not validated", True),
-    "test_cli.py::TestFingerprint::test_class_step_equals_the_api":
-        ("the CLI passes entry-point inputs to the constructor", True),
-    "test_pipeline.py::TestPipeline::test_steps_called_from_worker_threads_belong_to_the_run":
-        ("the run is a context variable, not inherited by pool threads", True),
-    "test_rerun.py::TestConfigRun::test_a_prebuilt_class_step_instance_gets_the_config_args":
-        ("overrides apply at construction only", True),
-    "test_rerun.py::TestConfigRun::test_step_key_the_pipeline_never_calls":
-        ("unused config keys only warn", True),
-    "test_rerun.py::TestConfigRun::test_required_pipeline_arg_the_config_lacks":
-        ("required pipeline args are not validated", True),
 }
 
 

@@ -172,9 +172,25 @@ def prebuilt() -> dict[str, Any]:
 
 @zt.pipeline
 def threaded() -> list[float]:
-    """Calls a step from worker threads, as a pipeline parallelising its steps does."""
+    """Calls steps from worker threads, as a pipeline parallelising its steps does.
+
+    Two ``fit`` calls, and a trainer built and run on a worker thread.
+    """
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(lambda lr: fit([1.0], lr=lr), [0.1, 0.2]))
+        fitted = list(pool.map(lambda lr: fit([1.0], lr=lr), [0.1, 0.2]))
+        pool.submit(lambda: TrainerStep(lr=0.3).run([1.0])).result()
+    return fitted
+
+
+@zt.pipeline
+def waits_with_others(n: int, arrived: Any, release: Any) -> None:
+    """Runs ``load_data(n)``, waits at the ``arrived`` barrier, then for ``release``.
+
+    Two of these on two threads are two runs in progress at once.
+    """
+    load_data(n)
+    arrived.wait(timeout=60)
+    release.wait(timeout=60)
 
 
 class Dataset:

@@ -520,6 +520,40 @@ class TestFingerprint:
         err = refused(zentrack(store_path, "fingerprint", f"{MODULE}:fit", "lr=0.3"))
         assert "data" in err, err
 
+    def test_class_that_is_not_a_step(self, store_path):
+        """A plain class: exit 1 and a message saying it is not a step."""
+        err = refused(zentrack(store_path, "fingerprint", f"{MODULE}:Dataset", "xs=[1.0]"))
+        assert "not decorated with @zentrack.step" in err, err
+
+
+class TestWhy:
+    """``zentrack why module:step k=v``."""
+
+    @pytest.mark.parametrize("lr", [0.5, 0.6])
+    def test_class_step_equals_the_api(self, store_path, lr):
+        """Constructor params build the instance, the rest are entry inputs: as ``zt.explain``.
+
+        After ``TrainerStep(lr=0.5).run([1.0])``, lr=0.5 is a hit and lr=0.6 a
+        miss whose reason is the changed param.
+        """
+        pft.TrainerStep(lr=0.5).run([1.0])
+
+        out = ok(
+            zentrack(store_path, "why", "--json", f"{MODULE}:TrainerStep", f"lr={lr}", "data=[1.0]")
+        )
+        explanation = zt.explain(pft.TrainerStep(lr=lr), [1.0])
+        expected = {
+            "hit": lr == 0.5,
+            "reasons": [] if lr == 0.5 else ["param lr changed: 0.5 -> 0.6"],
+            "fingerprint": explanation.fingerprint,
+        }
+        api = {
+            "hit": explanation.hit,
+            "reasons": explanation.reasons,
+            "fingerprint": explanation.fingerprint,
+        }
+        assert (expected, expected) == (json.loads(out), api)
+
 
 class TestStore:
     """``zentrack store``."""

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -162,13 +163,59 @@ class TestPipeline:
         )
 
     def test_steps_called_from_worker_threads_belong_to_the_run(self):
-        """Steps a pipeline runs in a thread pool are part of its run and its config."""
+        """Steps a pipeline runs in a thread pool are part of its run and its config.
+
+        Pool threads do not inherit the run's context variable; with one run in
+        progress they join it, with distinct keys, function and class steps
+        alike (which ``fit`` call is keyed first depends on the threads).
+        """
         run = pft.threaded()
 
-        expected = ([0.1, 0.2], [0.1, 0.2])
+        recorded = zt.get_run(run.id).keyed_steps()
+        expected = (
+            ["fit", "fit#2", "trainer"],
+            [run.id] * 3,
+            [0.1, 0.2, 0.3],
+            {key: record.params for key, record in recorded.items()},
+        )
         actual = (
-            sorted(r.params["lr"] for r in zt.get_run(run.id).steps),
-            sorted(args["lr"] for args in config_args(run.config_path).values()),
+            sorted(recorded),
+            [record.run_id for record in recorded.values()],
+            sorted(record.params["lr"] for record in recorded.values()),
+            config_args(run.config_path),
+        )
+        assert expected == actual
+
+    def test_threads_belong_to_no_run_while_several_runs_are_in_progress(self):
+        """With two runs in progress, a thread without a run cannot tell which: no run.
+
+        Each run still has its own steps, and a step called on a thread that
+        has no run (here the main thread) is recorded outside both.
+        """
+        arrived, release = threading.Barrier(3), threading.Event()
+        runs: dict[int, zt.Run[Any]] = {}
+
+        def start(n: int) -> None:
+            runs[n] = pft.waits_with_others(n, arrived, release)
+
+        threads = [threading.Thread(target=start, args=(n,)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        try:
+            arrived.wait(timeout=60)
+            pft.load_data(3)
+        finally:
+            release.set()
+            for thread in threads:
+                thread.join(timeout=60)
+
+        expected: Any = (
+            {1: [("load_data", 1)], 2: [("load_data", 2)]},
+            [(None, None)],
+        )
+        actual = (
+            {n: [(r.key, r.params["n"]) for r in zt.get_run(runs[n].id).steps] for n in runs},
+            [(r.run_id, r.key) for r in zt.find("load_data", n=3)],
         )
         assert expected == actual
 

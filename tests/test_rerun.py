@@ -235,15 +235,44 @@ class TestConfigRun:
         assert expected == (typed(keyed_params(again.id)), list(keyed_states(again.id).values()))
 
     def test_a_prebuilt_class_step_instance_gets_the_config_args(self):
-        """An instance made before the run still runs with the config's edited args."""
+        """An instance made before the run still runs with the config's edited args.
+
+        Its entry point runs on a stand-in built with the config's args (the
+        body sees ``self.lr == 0.7``; record and new config say 0.7), and the
+        instance the code holds keeps the values it was built with.
+        """
         run = pft.prebuilt()
         cfg = zt.load_config(run.config_path)
         cfg.steps["trainer"].args["lr"] = 0.7
         cfg.save()
+        pft.CALLS.clear()
 
         again = cfg.run()
-        expected = 0.7
-        assert expected == keyed_params(again.id)["trainer"]["lr"]
+        assert again.config_path is not None
+        expected: Any = (
+            {"batch_size": 1, "epochs": 1, "hidden_layers": None, "lr": 0.7},
+            0.7,
+            [("trainer", {"batch_size": 1, "lr": 0.7, "epochs": 1})],  # load_data: cached
+            {"weights": [0.0, 0.7], "lr": 0.7},
+            (0.1, 0.1),
+        )
+        actual = (
+            keyed_params(again.id)["trainer"],
+            zt.load_config(again.config_path).steps["trainer"].plain_args()["lr"],
+            pft.CALLS,
+            again.output,
+            (pft.PREBUILT.params.lr, pft.PREBUILT.lr),
+        )
+        assert expected == actual
+
+    def test_a_prebuilt_instance_the_config_leaves_alone_runs_itself(self):
+        """A config that keeps the instance's args runs the instance itself, from the cache."""
+        run = pft.prebuilt()
+        pft.CALLS.clear()
+
+        again = zt.load_config(run.config_path).run()
+        expected = ({"load_data": "CACHED", "trainer": "CACHED"}, [], run.output)
+        assert expected == (keyed_states(again.id), pft.CALLS, again.output)
 
     def test_config_dir(self, tmp_path):
         """``config_dir=`` says where the rerun's config is written."""
@@ -357,8 +386,57 @@ class TestConfigRun:
         before = snapshot()
 
         location, what = refusal(run.config_path)
-        expected = (f"{run.config_path}:{position(text, 'trainer#2')}", True, before)
-        assert expected == (location, "'trainer#2'" in what, snapshot()), what
+        expected = (f"{run.config_path}:{position(text, 'trainer#2')}", True, True, before)
+        actual = (
+            location,
+            what.startswith(f"the pipeline makes no step call keyed 'trainer#2': the run {run.id}"),
+            "fix it to 'trainer'" in what,
+            snapshot(),
+        )
+        assert expected == actual, what
+
+    @pytest.mark.parametrize(
+        ("old", "new"),
+        [
+            ("run_id: ", "run_id: null\n  old_run_id: "),
+            ("  args:\n    lr: 0.01\n", "  args:\n    lr: 0.02\n"),
+        ],
+        ids=["no_recorded_run", "pipeline_args_edited"],
+    )
+    def test_step_key_never_called_where_the_store_cannot_tell(self, old, new):
+        """Without a recorded run with these pipeline args, an unused key fails the run after it.
+
+        The config's run id is null (or its pipeline args differ from that
+        run's), so which calls the pipeline makes is only known once it ran:
+        the run is recorded FAILED with its config, and the ConfigError names
+        the key's position.
+        """
+        run = pft.training()
+        assert run.config_path is not None
+        text = run.config_path.read_text(encoding="utf-8")
+        assert old in text
+        text = text.replace(old, new, 1).replace("  old_run_id: ", "  # old run id: ")
+        text = text.replace("  trainer:\n", "  trainer#2:\n")
+        run.config_path.write_text(text, encoding="utf-8")
+
+        with pytest.raises(ConfigError) as info:
+            zt.load_config(run.config_path).run()
+        location, _, what = str(info.value).partition(": ")
+        newest = zt.runs("training")[0]
+        assert newest.config_path is not None
+        expected: Any = (
+            f"{run.config_path}:{position(text, 'trainer#2')}",
+            f"the run {newest.id} made no step call keyed 'trainer#2'",
+            ("FAILED", True),
+            ["load_data", "trainer", "evaluate"],
+        )
+        actual = (
+            location,
+            what.partition(", so")[0],
+            (newest.state, (newest.error or "").startswith("ConfigError: ")),
+            list(zt.load_config(newest.config_path).steps),
+        )
+        assert expected == actual, what
 
     def test_unknown_pipeline_arg(self, snapshot):
         """An arg the pipeline function does not take is refused."""
@@ -381,11 +459,13 @@ class TestConfigRun:
         the file and says which argument is missing, and nothing runs.
         """
         run = pft.on_dataset(pft.Dataset([1.0, 2.0]))
+        assert run.config_path is not None
+        text = run.config_path.read_text(encoding="utf-8")
         before = snapshot()
 
         location, what = refusal(run.config_path)
-        expected = (True, True, before)
-        actual = (location.startswith(f"{run.config_path}:"), "'dataset'" in what, snapshot())
+        expected = (f"{run.config_path}:{position(text, 'args:')}", True, before)
+        actual = (location, what.startswith("the pipeline needs the arg 'dataset',"), snapshot())
         assert expected == actual, what
 
     def test_yaml_syntax_error(self, snapshot):

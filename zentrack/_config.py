@@ -43,7 +43,7 @@ import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -82,6 +82,7 @@ __all__ = [
     "load_config",
     "parse_value",
     "to_plain",
+    "unused_keys_error",
     "validate_against",
     "write_run_config",
 ]
@@ -924,7 +925,16 @@ class Config:
         """Rerun the pipeline with this config's args; return the new :class:`Run`.
 
         The whole config is validated against the code before anything runs;
-        the config's args take precedence over the values in the pipeline's code.
+        the config's args take precedence over the values in the pipeline's code
+        (a class-step instance built before the run runs on a stand-in built
+        with the config's args).
+
+        Raises:
+            ConfigError: the config does not match the code: nothing ran.  Also
+                raised after the run when it never made a step call the config
+                has args for and that could not be known beforehand (the run
+                that wrote the config is not in the store, or had other
+                pipeline args); that run is recorded FAILED.
         """
         from zentrack._rerun import run_config
 
@@ -1245,15 +1255,29 @@ _KIND_NAMES: Final = {
 }
 
 
-def validate_against(config: Config, resolve: Callable[[str], Any]) -> None:
+def validate_against(
+    config: Config,
+    resolve: Callable[[str], Any],
+    *,
+    recorded: tuple[str, Collection[str]] | None = None,
+) -> None:
     """Check a config against the code it names, before anything runs.
 
     ``resolve(source)`` imports and returns what a source names (raising
     ImportError or AttributeError).  The pipeline source must name a
-    ``@zentrack.pipeline`` function and each step source a ``@zentrack.step``
-    whose name matches its key; every arg must be one of the callable's
-    parameters, of a type its default allows (an int where a float is the
-    default is fine, a bool where an int is is not; None is always allowed).
+    ``@zentrack.pipeline`` function, and the config must give every argument
+    of it that has no default; each step source must name a
+    ``@zentrack.step`` whose name matches its key; every arg must be one of
+    the callable's parameters, of a type its default allows (an int where a
+    float is the default is fine, a bool where an int is is not; None is
+    always allowed).
+
+    Args:
+        config: the loaded config.
+        resolve: imports what a source names.
+        recorded: ``(run id, config keys)`` of the step calls a run of this
+            pipeline made with the config's pipeline args, when known; a step
+            key not among them would not be used, so it is refused.
 
     Raises:
         ConfigError: listing every problem, each as ``file:line:column: ...``.
@@ -1271,6 +1295,7 @@ def validate_against(config: Config, resolve: Callable[[str], Any]) -> None:
             )
         else:
             _check_args("the pipeline", spec.signature, None, config.pipeline_args, problems)
+            _check_required(config, spec.signature, problems)
     for key, step in config.steps.items():
         entry = config._entries[key]
         mark = _value_mark(entry, "source")
@@ -1295,8 +1320,77 @@ def validate_against(config: Config, resolve: Callable[[str], Any]) -> None:
                 f"the step key {key!r} does not match the name {step_spec.name!r} of its source; "
                 f"write {step_spec.name!r} (or {step_spec.name + '#2'!r} for its second call)",
             )
+        elif recorded is not None and key not in recorded[1]:
+            problems.add(
+                _key_mark(config._data["steps"], key),
+                _uncalled_key(key, step_spec.name, *recorded),
+            )
         _check_args(f"step {key!r}", step_spec.signature, step_spec.declared, step.args, problems)
     problems.raise_if_any()
+
+
+def _uncalled_key(key: str, name: str, run_id: str, keys: Collection[str]) -> str:
+    """Why a step key that the recorded run never called is refused."""
+    calls = [
+        k for k in keys if k == name or (k.startswith(f"{name}#") and k[len(name) + 1 :].isdigit())
+    ]
+    shown = ", ".join(repr(k) for k in calls)
+    if len(calls) == 1:
+        made = f"called step {name!r} once (key {shown})"
+        fix = f"remove the key or fix it to {shown}"
+    elif calls:
+        made = f"called step {name!r} {len(calls)} times (keys {shown})"
+        fix = f"remove the key or fix it to one of {shown}"
+    else:
+        made, fix = f"never called step {name!r}", "remove the key"
+    return (
+        f"the pipeline makes no step call keyed {key!r}: the run {run_id} that wrote this "
+        f"config {made} with the same pipeline args, so these args would not be used; {fix} "
+        "(if the pipeline's code now makes this call, run the pipeline to write a config "
+        "that has it)"
+    )
+
+
+def _check_required(config: Config, signature: Any, problems: _Problems) -> None:
+    """Every pipeline argument without a default must be in the config's pipeline args."""
+    missing = [
+        name
+        for name in signature.names
+        if name not in signature.defaults and name not in config.pipeline_args
+    ]
+    if not missing:
+        return
+    pipeline = config._data["pipeline"]
+    if "args" in pipeline:
+        mark = _key_mark(pipeline, "args")
+    else:
+        mark = _key_mark(config._data, "pipeline")
+    names = ", ".join(repr(name) for name in missing)
+    problems.add(
+        mark,
+        f"the pipeline needs the arg{'s' if len(missing) > 1 else ''} {names}, which the config "
+        "does not give (a run writes only args of tracked types, not data such as a dataset); "
+        f"add {'them' if len(missing) > 1 else 'it'} under `args:` of `pipeline:`, or give "
+        f"{'them defaults' if len(missing) > 1 else 'it a default'} in the pipeline's code",
+    )
+
+
+def unused_keys_error(config: Config, run_id: str, keys: Collection[str]) -> ConfigError:
+    """The error for step keys of ``config`` that run ``run_id`` never called.
+
+    Raised after the run, when the keys a pipeline calls could not be known
+    before it (see :func:`zentrack._rerun.recorded_calls`).
+    """
+    problems = _Problems(config._label)
+    steps = config._data["steps"]
+    for key in keys:
+        problems.add(
+            _key_mark(steps, key),
+            f"the run {run_id} made no step call keyed {key!r}, so these args were not used "
+            "and the run is recorded FAILED; remove the key or fix it (the config that run "
+            "wrote lists the calls it made)",
+        )
+    return problems.error()
 
 
 def _kind_of(obj: Any) -> str:

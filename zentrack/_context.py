@@ -1,9 +1,22 @@
-"""What is running right now: the step call (for metrics) and the pipeline run."""
+"""What is running right now: the step call (for metrics) and the pipeline run.
+
+The run a step call belongs to is the context variable :data:`current_run`,
+set by the pipeline for the thread (or task) that runs it.  Threads do not
+inherit context variables (a ``ThreadPoolExecutor`` worker starts with an
+empty context), so a step called on a thread that has no run in its context
+joins :data:`lone_run`: the one pipeline run in progress in the process, if
+there is exactly one.  While several runs are in progress at once (pipelines
+running on several threads), such a call cannot tell which run it is part
+of, and it belongs to no run.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import itertools
+import os
 import sys
+import threading
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -31,14 +44,18 @@ class RunState:
         self.source = source
         self.overrides = overrides
         self.alive_file = alive_file
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, itertools.count[int]] = {}
         #: config key -> (step source, exact params text), in call order.
         self.entries: dict[str, tuple[str, str]] = {}
 
     def next_key(self, step: str) -> str:
-        """The config key of a step's next call: ``trainer``, ``trainer#2``, ..."""
-        count = self._counts.get(step, 0) + 1
-        self._counts[step] = count
+        """The config key of a step's next call: ``trainer``, ``trainer#2``, ...
+
+        Safe to call from several threads at once without a lock: the GIL makes
+        ``dict.setdefault`` and ``next`` on a counter atomic.  Calls made
+        concurrently get distinct keys in the order they reach this point.
+        """
+        count = next(self._counts.setdefault(step, itertools.count(1)))
         return step if count == 1 else f"{step}#{count}"
 
 
@@ -46,6 +63,40 @@ class RunState:
 current_run: contextvars.ContextVar[RunState | None] = contextvars.ContextVar(
     "zentrack_run", default=None
 )
+
+#: The only pipeline run in progress in this process, or None when there are
+#: none or several: what a step called on a thread without a run joins.
+#: Read without a lock on the hot path (one attribute read); written under
+#: :data:`_runs_lock` by :func:`run_started` and :func:`run_ended`.
+lone_run: RunState | None = None
+_active_runs: list[RunState] = []
+_runs_lock = threading.Lock()
+
+
+def run_started(state: RunState) -> None:
+    """Count ``state`` among the runs in progress in this process."""
+    global lone_run
+    with _runs_lock:
+        _active_runs.append(state)
+        lone_run = _active_runs[0] if len(_active_runs) == 1 else None
+
+
+def run_ended(state: RunState) -> None:
+    """Forget a run that has ended (a no-op for one never started)."""
+    global lone_run
+    with _runs_lock:
+        if state in _active_runs:
+            _active_runs.remove(state)
+        lone_run = _active_runs[0] if len(_active_runs) == 1 else None
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child gets a fresh lock: another thread may have held it at the fork."""
+    global _runs_lock
+    _runs_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def log_metrics(**metrics: Any) -> None:

@@ -9,6 +9,17 @@ YAML config is written (:mod:`zentrack._config`).
 Nested pipelines do not start runs of their own: their steps belong to the
 outermost run, so one config reruns the whole thing.  Steps called outside
 any pipeline belong to no run (``record.run_id is None``).
+
+Steps called on other threads while a run is in progress (a
+``ThreadPoolExecutor`` the pipeline uses, say) belong to that run, although
+threads do not inherit the context variable holding it: a thread without a
+run in its context joins the one run in progress in the process.  When
+several runs are in progress at once (pipelines called on several threads),
+such a thread cannot tell which one it works for, and its step calls belong
+to no run; submit them as ``contextvars.copy_context().run`` (a copy made
+in the pipeline, one per task) to keep them in it.  A pipeline called
+on such a thread is not nested: it starts a run of its own.  Keys of calls
+made concurrently follow the order in which they start.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 import attrs
 
 from zentrack import _tracker
-from zentrack._context import RunState, current_run
+from zentrack._context import RunState, current_run, run_ended, run_started
 from zentrack._params import Signature, callable_signature
 from zentrack._records import Record
 from zentrack._values import decode_exact, exact_value, is_tracked
@@ -205,8 +216,25 @@ def run_pipeline(
     kwargs: Mapping[str, Any],
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     config_dir: Path | None = None,
+    unused_error: Callable[[str, list[str]], Exception] | None = None,
 ) -> Run[Any]:
-    """Run a pipeline function as one tracked run and return the run."""
+    """Run a pipeline function as one tracked run and return the run.
+
+    Args:
+        spec: the pipeline.
+        args: its positional arguments.
+        kwargs: its keyword arguments.
+        overrides: args by config key (``trainer``, ``trainer#2``, ...) that
+            replace the values the code passes to those step calls.
+        config_dir: where the run's config goes (default: the tracker's).
+        unused_error: builds the error for the override keys the run (its
+            id given) never called (default: a plain :class:`ConfigError`).
+
+    Raises:
+        ConfigError: the pipeline returned, but never made some of the step
+            calls that ``overrides`` has args for, so the run is not the one
+            asked for; it is recorded FAILED, with its config.
+    """
     tracker = _tracker.active()
     bound = spec.signature.bind(args, kwargs)
     params = {k: v for k, v in bound.items() if is_tracked(v)}
@@ -220,24 +248,21 @@ def run_pipeline(
     started = time.time_ns()
     tracker.record(_run_line(state, "RUNNING", t0=started, p=json.loads(exact_value(params))))
     token = current_run.set(state)
+    run_started(state)
     status, error, output = "COMPLETE", None, None
     try:
         with _sigterm_as_exception():
             output = spec.function(*args, **kwargs)
+        unused = [key for key in state.overrides if key not in state.entries]
+        if unused:
+            raise (unused_error or _unused_error)(state.id, unused)
     except BaseException as exc:
         status = "FAILED" if isinstance(exc, Exception) else "CANCELED"
         error = f"{type(exc).__qualname__}: {exc}"[:4000]
         raise
     finally:
+        run_ended(state)
         current_run.reset(token)
-        unused = sorted(set(state.overrides) - set(state.entries))
-        if unused and status == "COMPLETE":
-            log.warning(
-                "zentrack: run %s did not call the config's steps %s, so their args were not "
-                "used; check the step keys in the config against the pipeline's code.",
-                state.id,
-                unused,
-            )
         config_path = _write_config(tracker, spec, state, params, config_dir)
         tracker.record(
             _run_line(
@@ -267,6 +292,13 @@ def run_pipeline(
     )
 
 
+def _unused_error(run_id: str, keys: list[str]) -> ConfigError:
+    return ConfigError(
+        f"The run {run_id} never made the step calls {keys} that it was given args for, so "
+        "those args were not used; remove those keys from the config or fix them."
+    )
+
+
 def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
     """The run's step records, flushed first (None while the store is down)."""
     with contextlib.suppress(Exception):  # the store may be down: the run still happened
@@ -288,7 +320,8 @@ def _write_config(
 
     directory = config_dir or tracker.configs
     path = directory / f"{spec.name}-{state.id}.yaml"
-    steps = [(key, source, decode_exact(exact)) for key, (source, exact) in state.entries.items()]
+    entries = list(state.entries.items())  # a straggling worker thread may still add one
+    steps = [(key, source, decode_exact(exact)) for key, (source, exact) in entries]
     try:
         return _config.write_run_config(
             path,

@@ -17,7 +17,7 @@ from zentrack import _tracker
 from zentrack._explain import _differences
 from zentrack._fingerprint import fingerprint, inputs_text
 from zentrack._records import Record
-from zentrack._rerun import pipeline_spec, resolve_source
+from zentrack._rerun import pipeline_spec, recorded_run, resolve_source
 from zentrack._step import Prospect, StepSpec, spec_of
 from zentrack._values import copy_value
 
@@ -67,14 +67,8 @@ class Plan:
 
 
 def _recorded_run_steps(run_id: str | None) -> dict[str, Record]:
-    if run_id is None:
-        return {}
-    from zentrack._query import get_run
-
-    try:
-        return get_run(run_id).keyed_steps()
-    except LookupError:
-        return {}
+    run = recorded_run(run_id)
+    return {} if run is None else run.keyed_steps()
 
 
 class _Input:

@@ -3,16 +3,28 @@
 The config's step args take precedence over the values written in the
 pipeline's code: each step call of the run looks up its config key and, if
 the config has args for it, calls the step with those instead.
+
+A step key the run never calls would leave its args unused, and the rerun
+would not be the run the config describes.  Which keys a pipeline calls is
+known before it runs when the run that wrote the config is in the store,
+COMPLETE, and had the same pipeline args: then such a key is refused with
+the other problems of the config, and nothing runs.  Otherwise (a config
+from another store, ``run_id: null``, edited pipeline args, a failed
+recorded run) it can only be known afterwards: the run is then recorded
+FAILED and a :class:`ConfigError` names the keys it never called.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zentrack import _tracker
 from zentrack._pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
+from zentrack._values import canonical_json
 from zentrack.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -41,11 +53,46 @@ def resolve_source(source: str) -> Any:
     raise ImportError(f"No module found for {source!r}.")
 
 
+def recorded_run(run_id: str | None) -> Run[Any] | None:
+    """The run with exactly this id, read from the store (None if absent or unreadable)."""
+    if run_id is None:
+        return None
+    from zentrack._query import _run_from_context
+    from zentrack._store import RUN_CONTEXT
+
+    with contextlib.suppress(Exception):  # a store that is down cannot tell: check afterwards
+        tracker = _tracker.active()
+        tracker.flush()
+        context = tracker.store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+        if context is not None:
+            return _run_from_context(tracker.store, context)
+    return None
+
+
+def recorded_calls(config: Config) -> tuple[str, list[str]] | None:
+    """``(run id, step keys)`` a run of the config is known to call, or None if unknown.
+
+    Known from the run that wrote the config when it is in the store,
+    COMPLETE, of the same pipeline, and had the config's pipeline args: the
+    same code then makes the same step calls.
+    """
+    run = recorded_run(config.run_id)
+    if run is None or run.state != "COMPLETE" or run.source != config.pipeline_source:
+        return None
+    try:
+        same_args = canonical_json(run.params) == canonical_json(config.plain_pipeline_args())
+    except (TypeError, ValueError):
+        return None
+    if not same_args:
+        return None
+    return run.id, [record.key or record.step for record in run.steps]
+
+
 def pipeline_spec(config: Config) -> PipelineSpec:
     """Validate a config against its code and return its pipeline's spec."""
     from zentrack._config import validate_against
 
-    validate_against(config, resolve_source)
+    validate_against(config, resolve_source, recorded=recorded_calls(config))
     spec = getattr(resolve_source(config.pipeline_source), PIPELINE_ATTR, None)
     if not isinstance(spec, PipelineSpec):  # validate_against checked it; keep mypy honest
         raise ConfigError(f"{config.pipeline_source!r} is not a zentrack pipeline.")
@@ -56,7 +103,15 @@ def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = No
     """Rerun a config's pipeline with the config's args; return the new run.
 
     Nothing runs unless the whole config validates against the code first.
+
+    Raises:
+        ConfigError: the config does not match the code (nothing ran), or the
+            run never made a step call the config has args for, which could
+            only be seen once it ran (see the module's docstring); that run
+            is recorded FAILED.
     """
+    from zentrack._config import unused_keys_error
+
     spec = pipeline_spec(config)
     overrides = {key: step.plain_args() for key, step in config.steps.items()}
     return run_pipeline(
@@ -65,4 +120,5 @@ def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = No
         config.plain_pipeline_args(),
         overrides=overrides,
         config_dir=Path(config_dir) if config_dir is not None else None,
+        unused_error=lambda run_id, keys: unused_keys_error(config, run_id, keys),
     )

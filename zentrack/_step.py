@@ -10,6 +10,7 @@ time or, for the code digest, at the first call.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import json
@@ -21,7 +22,7 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
-from zentrack import _tracker
+from zentrack import _context, _tracker
 from zentrack._cache import cache_disabled
 from zentrack._code import code_parts, combined_digest
 from zentrack._content_hash import input_digest
@@ -35,9 +36,11 @@ from zentrack._params import (
     check_params,
     make_params_class,
 )
-from zentrack._values import SCALAR_TYPES, exact_value, untag
+from zentrack._values import SCALAR_TYPES, copy_value, exact_value, untag
 
 _get_run = current_run.get
+#: ``(run id, config key)`` of a step call that belongs to a pipeline run.
+RunKey = tuple[str, str]
 log = logging.getLogger("zentrack")
 
 P = ParamSpec("P")
@@ -170,7 +173,7 @@ def _track(
     canonical: str,
     exact: str,
     inputs: Mapping[str, Any],
-    key: str | None = None,
+    key: RunKey | None = None,
 ) -> Any:
     """Fingerprint, run and record one call: the hot path shared by all steps.
 
@@ -235,7 +238,7 @@ def _serve_hit(
     fp: str,
     exact: str,
     digests: str,
-    key: str | None,
+    key: RunKey | None,
     meta: dict[str, Any],
     value: Any,
 ) -> Any:
@@ -256,12 +259,13 @@ def _serve_hit(
 TRACKING_CODES.add(_track.__code__)
 
 
-def _extra(metrics: Mapping[str, Any], key: str | None) -> str:
+def _extra(metrics: Mapping[str, Any], key: RunKey | None) -> str:
     """The optional keys of a journal line: run id, config key and metrics."""
-    run = _get_run() if key is not None else None
     text = ""
-    if run is not None and key is not None:
-        text = f',"run":{encode_basestring_ascii(run.id)},"key":{encode_basestring_ascii(key)}'
+    if key is not None:
+        text = (
+            f',"run":{encode_basestring_ascii(key[0])},"key":{encode_basestring_ascii(key[1])}'
+        )
     return text + f',"m":{exact_value(dict(metrics))}' if metrics else text
 
 
@@ -294,7 +298,7 @@ def _call_in_run(
         args = args[:skip] + own
     canonical, exact, inputs = spec.encoder.encode_call(args[skip:], kwargs)
     run.entries[key] = (spec.source, exact)
-    return _track(spec, fn, args, kwargs, canonical, exact, inputs, key)
+    return _track(spec, fn, args, kwargs, canonical, exact, inputs, (run.id, key))
 
 
 def _step_name(target: Any, name: str | None) -> str:
@@ -370,7 +374,7 @@ def _decorate_function(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            run = _get_run()
+            run = _get_run() or _context.lone_run
             if run is not None:
                 return _call_in_run(spec, fn, args, kwargs, run, 1)
             return _track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
@@ -382,7 +386,7 @@ def _decorate_function(
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            run = _get_run()
+            run = _get_run() or _context.lone_run
             if run is not None:
                 return _call_in_run(spec, fn, args, kwargs, run, 0)
             return _track(spec, fn, args, kwargs, *encode(args, kwargs))
@@ -418,11 +422,16 @@ def _prospect(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, A
 
 
 def _key_instance(spec: StepSpec, instance: Any, run: RunState, key: str) -> str:
-    """Give a class-step instance its config key in ``run``, and its config entry."""
+    """Give a class-step instance its config key in ``run``, and its config entry.
+
+    The mark ``(run id, key, stand-in)`` left on the instance keeps the key for
+    its later calls in the run; the stand-in is ``None`` here (see
+    ``_decorate_class``'s ``join_run`` for instances that get one).
+    """
     _, exact = _instance_texts(spec, instance)
     run.entries[key] = (spec.source, exact)
     with contextlib.suppress(AttributeError):
-        object.__setattr__(instance, _KEY_ATTR, (run.id, key))
+        object.__setattr__(instance, _KEY_ATTR, (run.id, key, None))
     return key
 
 
@@ -486,7 +495,7 @@ def _decorate_class(
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        run = _get_run()
+        run = _get_run() or _context.lone_run
         key = None
         if run is not None:
             key = run.next_key(name)
@@ -499,20 +508,70 @@ def _decorate_class(
             _key_instance(spec, self, run, key)
         init(self, *args, **kwargs)
 
+    def configured(instance: Any, override: Mapping[str, Any]) -> Any:
+        """``instance`` itself if a config's args leave its params as they are, else a stand-in.
+
+        The stand-in is a shallow copy of the instance (so attributes set after
+        construction are kept) on which ``__init__`` runs again with the
+        instance's params overridden by the config's args, exactly as a
+        constructor call inside the run would have received them.  The
+        instance itself is left as it is.
+        """
+        frozen = instance.params
+        given = {n: copy_value(getattr(frozen, n)) for n in init_signature.names}
+        if init_signature.var_keyword is not None:
+            given[init_signature.var_keyword] = copy_value(
+                getattr(frozen, init_signature.var_keyword)
+            )
+        bound = inspect.BoundArguments(spec.inspected, given)
+        args, kwargs = _apply_override(spec.inspected, bound.args, bound.kwargs, override)
+        params = params_class(**check_params(name, init_signature.bind(args, kwargs)))
+        canonical, _, _ = spec.encoder.encode(
+            {n: getattr(params, n) for n in spec.signature.all_names}
+        )
+        if canonical == _instance_texts(spec, instance)[0]:
+            return instance
+        standin = copy.copy(instance)
+        with contextlib.suppress(AttributeError):
+            object.__setattr__(standin, _INSTANCE_ATTR, None)
+        object.__setattr__(standin, "params", params)
+        init(standin, *args, **kwargs)
+        return standin
+
+    def join_run(instance: Any, run: RunState) -> tuple[str, str, Any]:
+        """Key the first call in ``run`` of an instance built outside it.
+
+        A config run's args for that key apply through a stand-in (see
+        :func:`configured`), which the instance's later calls in the run reuse.
+        """
+        key = run.next_key(name)
+        override = run.overrides.get(key)
+        target = configured(instance, override) if override else instance
+        _key_instance(spec, target, run, key)
+        mark = (run.id, key, None if target is instance else target)
+        with contextlib.suppress(AttributeError):
+            object.__setattr__(instance, _KEY_ATTR, mark)
+        return mark
+
     @functools.wraps(method)
     def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
         canonical, exact = _instance_texts(spec, self)
         inputs = entry_signature.bind(args, kwargs)
         if spec.ignored:
             inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        run = _get_run()
-        key = None
-        if run is not None:
-            mark = getattr(self, _KEY_ATTR, None)
-            key = mark[1] if mark is not None and mark[0] == run.id else None
-            if key is None:
-                key = _key_instance(spec, self, run, run.next_key(name))
-        return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs, key)
+        run = _get_run() or _context.lone_run
+        if run is None:
+            return _track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
+        mark = getattr(self, _KEY_ATTR, None)
+        if mark is None or mark[0] != run.id:
+            mark = join_run(self, run)
+        target = self
+        if mark[2] is not None:  # built before a config run that changes its args
+            target = mark[2]
+            canonical, exact = _instance_texts(spec, target)
+        return _track(
+            spec, method, (target, *args), kwargs, canonical, exact, inputs, (run.id, mark[1])
+        )
 
     def prospect(self: Any, *args: Any, **kwargs: Any) -> Prospect:
         canonical, exact = _instance_texts(spec, self)

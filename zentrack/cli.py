@@ -88,24 +88,40 @@ def cmd_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call_target(target: Any, values: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """What to fingerprint for ``name=value`` arguments: ``(step or instance, its kwargs)``.
+
+    For a class step, the constructor's named parameters build the instance
+    and every other value is an input of its entry point, as in
+    ``zt.fingerprint(Step(lr=0.5), data)``.
+    """
+    if not isinstance(target, type):
+        return target, values
+    from zentrack._step import spec_of
+
+    spec = spec_of(target)
+    if spec is None:
+        raise TypeError(
+            f"{target.__qualname__} is a class that is not decorated with @zentrack.step; "
+            "name a step function or step class."
+        )
+    names = set(spec.signature.names)
+    params = {k: v for k, v in values.items() if k in names}
+    inputs = {k: v for k, v in values.items() if k not in names}
+    return target(**params), inputs
+
+
 def cmd_fingerprint(args: argparse.Namespace) -> int:
     zt.init(args.store)
-    target = _resolve(args.step)
-    values = _assignments(args.args)
-    if isinstance(target, type):
-        print(zt.fingerprint(target(**values)))
-    else:
-        print(zt.fingerprint(target, **values))
+    target, values = _call_target(_resolve(args.step), _assignments(args.args))
+    print(zt.fingerprint(target, **values))
     return 0
 
 
 def cmd_why(args: argparse.Namespace) -> int:
     zt.init(args.store)
-    target = _resolve(args.step)
-    values = _assignments(args.args)
-    explanation = (
-        zt.explain(target(**values)) if isinstance(target, type) else zt.explain(target, **values)
-    )
+    target, values = _call_target(_resolve(args.step), _assignments(args.args))
+    explanation = zt.explain(target, **values)
     if args.json:
         print(
             json.dumps(
@@ -270,7 +286,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    tracker = zt.init(args.store)
+    tracker = zt.init(args.path or args.store)
     if args.action == "migrate":
         backup = tracker.migrate()
         print(f"migrated {tracker.location.display}" + (f" (backup: {backup})" if backup else ""))
@@ -308,12 +324,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--step")
     p.add_argument("--state")
     p.add_argument("where", nargs="*", metavar="param[__op]=value")
+    call_args = (
+        "arguments of the call, values as JSON; for a class step, its constructor's "
+        "params and its entry point's inputs together"
+    )
     p = add("fingerprint", cmd_fingerprint, "fingerprint of a step call, without running it")
     p.add_argument("step", metavar="module:step")
-    p.add_argument("args", nargs="*", metavar="name=value")
+    p.add_argument("args", nargs="*", metavar="name=value", help=call_args)
     p = add("why", cmd_why, "why a step call would miss the cache")
     p.add_argument("step", metavar="module:step")
-    p.add_argument("args", nargs="*", metavar="name=value")
+    p.add_argument("args", nargs="*", metavar="name=value", help=call_args)
     p = add("runs", cmd_runs, "pipeline runs, newest first")
     p.add_argument("--pipeline")
     p.add_argument("--state")
@@ -338,6 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     add("flush", cmd_flush, "write waiting records to the store now")
     p = add("store", cmd_store, "show the store, or migrate an older MLMD schema")
     p.add_argument("action", nargs="?", choices=["info", "migrate"], default="info")
+    p.add_argument("path", nargs="?", help="the store (default: --store, $ZENTRACK_STORE)")
     return parser
 
 
