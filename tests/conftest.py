@@ -92,17 +92,6 @@ def run_python() -> Callable[..., subprocess.CompletedProcess[str]]:
 #: docs/reliability.md). Listed here, in one place, so that fixing one makes
 #: its strict xfail fail loudly until the entry is removed.
 KNOWN_BUGS: dict[str, tuple[str, bool]] = {
-    "test_reliability.py::TestStuckWriterLock::test_a_stopped_drainer_does_not_hang":
-        ("the writer lock has no timeout", True),
-    "test_broken_stores.py::TestBrokenStore::test_calls_return_records_wait_and_a_flush_after"
-    "_the_fix_writes_them_all[older_schema]": ("migrate after a failed init", False),
-    "test_broken_stores.py::TestBrokenStore::test_calls_return_records_wait_and_a_flush_after"
-    "_the_fix_writes_them_all[read_only_directory]": ("read-only folder recovery", False),
-    "test_broken_stores.py::TestMissingDirectory::": ("implicit init in a missing folder", False),
-    "test_cache.py::TestStep::test_helper_reloaded_in_process_misses":
-        ("code digests are computed once per process", True),
-    "test_cache.py::TestStep::test_constant_rebound_in_process_misses":
-        ("code digests are computed once per process", True),
 }
 
 

@@ -18,6 +18,7 @@ import sys
 import sysconfig
 import textwrap
 import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -193,13 +194,22 @@ def _constant_text(value: Any) -> str | None:
     return None
 
 
-def code_parts(obj: Any, *, limit: int = 500) -> dict[str, str]:
+#: ``(namespace, name, value)``: ``namespace[name] is value`` while a digest holds.
+Binding = tuple[dict[str, Any], str, Any]
+
+
+def code_parts(
+    obj: Any, *, limit: int = 500, bindings: list[Binding] | None = None
+) -> dict[str, str]:
     """Digests of ``obj``'s code and of what it uses from the user's own modules.
 
     Follows, transitively, the functions and classes it references that are
     defined in the user's modules (not the standard library, site-packages or
     zentrack), and the module-level constants it reads.  Keys are qualified
     names (``"self"`` for ``obj`` itself); values sha256 hex digests.
+    ``bindings`` receives the module-level names the digest depends on: a
+    reloaded module or a rebound constant changes one of them (checked on
+    every call by ``StepSpec.primed``).
     """
     parts: dict[str, str] = {}
     seen: set[int] = set()
@@ -216,17 +226,69 @@ def code_parts(obj: Any, *, limit: int = 500) -> dict[str, str]:
         if tree is None:
             continue
         namespace = _namespace(target)
+        home = _home(target)
         for chain in _references(tree):
             found = _resolve(namespace, chain)
             if found is None:
                 continue
             name, value = found
+            if bindings is not None:
+                binding = _binding(home, chain)
+                if binding is not None:
+                    bindings.append(binding)
             constant = _constant_text(value)
             if constant is not None:
                 parts.setdefault(name, _digest("const:" + constant))
             elif id(value) not in seen:
                 queue.append((name, value))
     return dict(sorted(parts.items()))
+
+
+def _home(obj: Any) -> dict[str, Any] | None:
+    """The module dict that ``obj``'s global names are looked up in (not a copy)."""
+    function = inspect.unwrap(obj) if callable(obj) and not isinstance(obj, type) else obj
+    found = getattr(function, "__globals__", None)
+    if isinstance(found, dict):
+        return found
+    module = sys.modules.get(getattr(function, "__module__", "") or "")
+    return vars(module) if module is not None else None
+
+
+def _binding(home: dict[str, Any] | None, chain: list[str]) -> Binding | None:
+    """The module-level binding a resolved dotted name went through last."""
+    if home is None or chain[0] not in home:
+        return None  # a closure cell or builtin: fixed for this function object
+    namespace, name = home, chain[0]
+    for attribute in chain[1:]:
+        value = namespace.get(name)
+        if not isinstance(value, types.ModuleType) or attribute not in vars(value):
+            break
+        namespace, name = vars(value), attribute
+    return namespace, name, namespace[name]
+
+
+def bindings_check(bindings: Sequence[Binding]) -> Callable[[], bool] | None:
+    """A function telling whether every binding still names its object; None if none.
+
+    It runs on every tracked call, so it is generated as one expression of
+    subscripts and identity tests (about 25 ns a binding) instead of a loop.
+    """
+    if not bindings:
+        return None
+    defaults: dict[str, Any] = {}
+    tests = []
+    for i, (namespace, name, value) in enumerate(bindings):
+        defaults[f"n{i}"], defaults[f"k{i}"], defaults[f"v{i}"] = namespace, name, value
+        tests.append(f"n{i}[k{i}] is v{i}")
+    source = (
+        f"def unchanged({', '.join(f'{k}={k}' for k in defaults)}):\n"
+        f"    try:\n        return {' and '.join(tests)}\n"
+        "    except KeyError:  # the name was deleted\n        return False\n"
+    )
+    scope: dict[str, Any] = dict(defaults)
+    exec(compile(source, "<zentrack bindings check>", "exec"), scope)
+    check: Callable[[], bool] = scope["unchanged"]
+    return check
 
 
 def _resolve(namespace: dict[str, Any], chain: list[str]) -> tuple[str, Any] | None:

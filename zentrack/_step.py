@@ -24,7 +24,7 @@ import attrs
 
 from zentrack import _context, _tracker
 from zentrack._cache import cache_disabled
-from zentrack._code import code_parts, combined_digest
+from zentrack._code import Binding, bindings_check, code_parts, combined_digest
 from zentrack._content_hash import input_digest
 from zentrack._context import TRACKING_CODES, RunState, current_run
 from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
@@ -119,26 +119,42 @@ class StepSpec:
         #: (class steps: ``(instance, *args, **kwargs)``).
         self.prospect: Callable[..., Prospect] = _no_prospect
         self._primed: Any = None
+        #: Tells whether the module-level names the code digest followed are
+        #: still bound as they were (None: it followed none); see ``primed``.
+        self._unchanged: Callable[[], bool] | None = None
         self._tail = ""
 
     def __repr__(self) -> str:
         return f"<StepSpec {self.name!r} from {self.source}>"
 
     def primed(self) -> Any:
-        """The sha256 state after the step's fixed components (computed once)."""
+        """The sha256 state after the step's fixed components.
+
+        Computed on first use, and again whenever a module-level name the code
+        digest followed is rebound (a reloaded helper module, a constant
+        changed in a notebook): a stale digest would serve a stale cache hit.
+        """
         primed = self._primed
-        if primed is None:
-            parts = code_parts(self.target)
-            self.code_parts = {k: v[:16] for k, v in parts.items()}
-            self.code = combined_digest(parts)
-            primed = step_hasher(self.name, identity(self.version, self.code))
-            self._tail = (
-                f',"step":{encode_basestring_ascii(self.name)},'
-                f'"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
-                f'"cp":{json.dumps(self.code_parts, sort_keys=True)},'
-                f'"ver":{json.dumps(self.version)}'
-            )
-            self._primed = primed
+        unchanged = self._unchanged
+        if primed is None or (unchanged is not None and not unchanged()):
+            primed = self._prime()
+        return primed
+
+    def _prime(self) -> Any:
+        """Digest the code (and what it uses) and hash the fixed components."""
+        found: list[Binding] = []
+        parts = code_parts(self.target, bindings=found)
+        self._unchanged = bindings_check(list({(id(b[0]), b[1]): b for b in found}.values()))
+        self.code_parts = {k: v[:16] for k, v in parts.items()}
+        self.code = combined_digest(parts)
+        primed = step_hasher(self.name, identity(self.version, self.code))
+        self._tail = (
+            f',"step":{encode_basestring_ascii(self.name)},'
+            f'"src":{encode_basestring_ascii(self.source)},"code":"{self.code}",'
+            f'"cp":{json.dumps(self.code_parts, sort_keys=True)},'
+            f'"ver":{json.dumps(self.version)}'
+        )
+        self._primed = primed
         return primed
 
     def digest_inputs(self, inputs: Mapping[str, Any]) -> dict[str, str]:
@@ -181,7 +197,10 @@ def _track(
     the few microseconds a tracked call may add (benchmarks/bench_hot_path.py).
     """
     tracker = _tracker._active or _tracker.active()
-    primed = spec._primed or spec.primed()
+    primed = spec._primed
+    unchanged = spec._unchanged
+    if primed is None or (unchanged is not None and not unchanged()):
+        primed = spec._prime()  # first call, or a helper/constant was rebound
     digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
     hasher = primed.copy()  # inlined _fingerprint.fingerprint(): the same bytes
     hasher.update(f"{canonical}\0{digests}".encode())
