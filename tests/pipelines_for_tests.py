@@ -88,6 +88,19 @@ def keep_values(
     _ran("keep_values", tiny=tiny, one=one)
 
 
+@zt.step
+def blend(base: float = 1.0, **weights: float) -> float:
+    """A step with ``**weights``: a config records them under ``weights``."""
+    _ran("blend", base=base, **weights)
+    return base + sum(weights.values())
+
+
+@zt.pipeline
+def blended() -> float:
+    """Calls :func:`blend` with extra keyword args."""
+    return blend(base=0.5, momentum=0.25)
+
+
 @zt.pipeline
 def training(n: int = 4, lr: float = 0.01) -> float:
     """load_data -> trainer -> evaluate: the pipeline most tests run."""

@@ -150,7 +150,7 @@ steps:
   evaluate:
     args:
       threshold: 0.7
-      anything: [1, 2]
+      extra: {{anything: [1, 2]}}
     source: {HERE}.evaluate
   tune:
     args: {{lr: 0.2}}
@@ -1516,6 +1516,28 @@ class TestValidateAgainst:
         ]
         assert expected == lines
 
+    def test_keyword_arg_beside_the_var_keyword_mapping(self, tmp_path):
+        """A **extra step's extra args go under 'extra': a key beside it would be dropped."""
+        path = tmp_path / "config.yaml"
+        text = VALID.replace("threshold: 0.7\n", "threshold: 0.7\n      momentum: 0.9\n")
+
+        expected = [
+            f"{path}:18:7: step 'evaluate' has no arg 'momentum'; its other keyword args go "
+            "under 'extra' (its **extra), so write it as extra: {momentum: ...}"
+        ]
+        assert expected == self.problems(tmp_path, text)
+
+    def test_var_keyword_arg_that_is_not_a_mapping(self, tmp_path):
+        """The 'extra' of a **extra step holds keyword args: a list there is refused."""
+        path = tmp_path / "config.yaml"
+        text = VALID.replace("extra: {anything: [1, 2]}", "extra: [1, 2]")
+
+        expected = [
+            f"{path}:18:14: arg 'extra' of step 'evaluate' holds its **extra keyword args, so "
+            "it must be a mapping such as {momentum: 0.9}"
+        ]
+        assert expected == self.problems(tmp_path, text)
+
     @pytest.mark.parametrize(
         ("line", "message"),
         [
@@ -1664,7 +1686,7 @@ class TestValidateAgainst:
         text = (
             VALID.replace(f"{HERE}.training", f"{HERE}.missing")
             .replace("      name: null", "      lr: 'x'")
-            .replace("anything: [1, 2]", "anything: [1, 2]\n      metric: 1")
+            .replace("extra: {anything: [1, 2]}", "extra: {anything: [1, 2]}\n      metric: 1")
         )
 
         lines = self.problems(tmp_path, text)

@@ -217,6 +217,28 @@ class TestConfigRun:
         expected = ({"n": 2, "factor": 3.0}, 3.0)
         assert expected == (zt.get_run(again.id).params, again.output)
 
+    def test_var_keyword_args_are_edited_under_their_name(self):
+        """A step's ``**weights`` sit under ``weights``: editing and adding keys there runs."""
+        run = pft.blended()
+        cfg = zt.load_config(run.config_path)
+        cfg.steps["blend"].args["weights"] = {"momentum": 0.5, "decay": 0.125}
+        cfg.save()
+
+        again = cfg.run()
+        expected = (
+            {"base": 0.5, "weights": {"momentum": 0.25}},
+            {"base": 0.5, "weights": {"momentum": 0.5, "decay": 0.125}},
+            ("blend", {"base": 0.5, "momentum": 0.5, "decay": 0.125}),
+            1.125,
+        )
+        actual = (
+            keyed_params(run.id)["blend"],
+            keyed_params(again.id)["blend"],
+            pft.CALLS[-1],
+            again.output,
+        )
+        assert expected == actual
+
     def test_an_unedited_config_reruns_from_the_cache(self):
         """Same args: every step is served from the cache, no step body runs."""
         run = pft.training()

@@ -1424,11 +1424,27 @@ def _check_args(
     defaults: Mapping[str, Any] = signature.defaults
     for name, raw in args.items():
         if name not in names:
-            if signature.var_keyword is None:
+            extra = signature.var_keyword
+            if extra is None:
                 problems.add(
                     _key_mark(args, name),
                     f"{owner} has no arg {name!r}; valid args are {', '.join(names) or 'none'}, "
                     "so remove it or fix its name",
+                )
+            elif name == extra:
+                if not isinstance(to_plain(args[name]), dict):
+                    problems.add(
+                        _value_mark(args, name),
+                        f"arg {name!r} of {owner} holds its **{extra} keyword args, so it must "
+                        f"be a mapping such as {{momentum: 0.9}}",
+                    )
+            else:
+                # Its **kwargs are recorded under their own name: a key beside
+                # them would be dropped silently on the rerun.
+                problems.add(
+                    _key_mark(args, name),
+                    f"{owner} has no arg {name!r}; its other keyword args go under "
+                    f"{extra!r} (its **{extra}), so write it as {extra}: {{{name}: ...}}",
                 )
             continue
         if declared is not None and name not in declared:
