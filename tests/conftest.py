@@ -21,6 +21,13 @@ import pytest
 from hypothesis import settings
 
 import zentrack as zt
+from tests.servers import (  # noqa: F401  (fixtures for the server tests)
+    mariadb_server,
+    postgres_server,
+    server,
+    server_home,
+    server_url,
+)
 from zentrack import _tracker
 
 settings.register_profile("zentrack", deadline=None, max_examples=100)

@@ -126,7 +126,7 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
             port = parts.port
         except ValueError:
             raise StoreError(f"Store {_redact(text)!r}: the port is not a number.") from None
-        return Location(
+        location = Location(
             kind=kind,
             url=text,
             host=parts.hostname,
@@ -135,6 +135,10 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
             password=unquote(parts.password or ""),
             database=database,
         )
+        from zentrack._server_values import check_location
+
+        check_location(location)  # MLMD aborts the process on a missing field
+        return location
     raise StoreError(
         f"Store {_redact(text)!r}: unknown scheme {parts.scheme!r}; use a file path, "
         "sqlite:///abs/path.db, :memory:, postgresql://user:pw@host:port/db or "

@@ -168,20 +168,10 @@ def _connection_config(location: Location) -> Any:
         assert location.path is not None
         config.sqlite.filename_uri = str(location.path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    elif location.kind == "postgresql":
-        pg = config.postgresql
-        pg.host = location.host
-        pg.port = str(location.port)
-        pg.user = location.user
-        pg.password = location.password
-        pg.dbname = location.database
     else:
-        my = config.mysql
-        my.host = location.host
-        my.port = location.port or 3306
-        my.user = location.user
-        my.password = location.password
-        my.database = location.database
+        from zentrack._server_values import connection_config
+
+        return connection_config(location)  # checked first: MLMD aborts on missing fields
     return config
 
 
@@ -253,6 +243,11 @@ class MetadataStore:
         if self.location.kind == "sqlite":
             assert self.location.path is not None
             _sqlite_precheck(self.location.path)
+        else:
+            from zentrack._server_values import SERVER_KINDS, ServerStore
+
+            if self.location.kind in SERVER_KINDS:  # values MLMD cannot store there: see module
+                return ServerStore(self.location, upgrade=upgrade)
         from ml_metadata.metadata_store import metadata_store
 
         try:
