@@ -1189,6 +1189,23 @@ class TestDiffConfigs:
 
 
 class TestWriteRunConfig:
+    def test_a_config_too_large_to_self_check_still_loads_back_exactly(self, tmp_path):
+        """Over 256 KiB the writer skips reading its text back; the values still round-trip."""
+        text = "a\\b\x00 ü\t\n'\"" * 30_000  # backslashes, NUL, tabs, quotes: every escape
+        args = {"text": text, "rate": 1e-07, "n": 1, "nested": [[1.0, None], {"k": "v"}]}
+        path = write_run_config(
+            tmp_path / "run.yaml",
+            pipeline_source="mypackage.pipelines.training",
+            pipeline_args={},
+            run_id="big",
+            steps=[("take", "mypackage.steps.take", args)],
+            meta={},
+        )
+
+        loaded = load_config(path).steps["take"].plain_args()
+        expected = (True, args)
+        assert expected == (path.stat().st_size > 256 * 1024, loaded)
+
     def test_writes_the_seed_shape(self, tmp_path):
         """Header comment, pipeline with source, run id, args and meta, then sorted step args."""
         path = write_run_config(

@@ -1142,6 +1142,10 @@ def _flat_args(config: Config) -> dict[str, Any]:
     return flat
 
 
+#: A written run config larger than this is not read back to check it.
+_VERIFY_WRITTEN_BYTES: Final = 256 * 1024
+
+
 def write_run_config(
     path: str | os.PathLike[str],
     *,
@@ -1208,7 +1212,9 @@ def write_run_config(
     shown = run_id if _PLAIN.fullmatch(run_id) else json.dumps(run_id)  # a comment is raw
     data.yaml_set_start_comment(_HEADER.format(run_id=shown))
     text = _dump(data, _yaml())
-    if not _loads_as(text, _plain_document(data)):
+    # ruamel's own emitter wrote it; reading it back is a self-check, skipped
+    # for huge configs, where ruamel's pure-Python scanner takes seconds a MB.
+    if len(text) <= _VERIFY_WRITTEN_BYTES and not _loads_as(text, _plain_document(data)):
         raise ConfigError(
             f"write_run_config: the config for {str(target)!r} would not load back as given; "
             "please report this as a zentrack bug, with the args."
