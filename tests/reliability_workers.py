@@ -528,19 +528,6 @@ def census(store: str) -> None:
     print(json.dumps({"plain": plain_census(store)}), flush=True)
 
 
-def calls_then_create_dir(count: str) -> None:
-    """Tracked calls on ``$ZENTRACK_STORE`` in a missing folder, then create it and flush."""
-    folder = Path(os.environ["ZENTRACK_STORE"]).parent  # init rewrites it as a URL
-    pauses = Pauses()
-    returned = 0
-    for i in range(int(count)):
-        returned += tick(i=i) == i * 2
-        pauses.tick()
-    folder.mkdir(parents=True)
-    flushed = zt.flush()
-    pauses.report(returned=returned, flushed=flushed, found=len(zt.find(step="tick")))
-
-
 COMMANDS: dict[str, Callable[..., None]] = {
     f.__name__: f
     for f in (
@@ -560,7 +547,6 @@ COMMANDS: dict[str, Callable[..., None]] = {
         hazard_pipeline_name,
         hazard_metric_name,
         census,
-        calls_then_create_dir,
     )
 }
 

@@ -14,8 +14,10 @@ read-only cases use ``chattr +i`` and are skipped where it is unavailable.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -147,15 +149,16 @@ def back_to_current_schema(path: Path) -> str:
     return "ok"
 
 
-#: case -> (break it, fix it, a phrase of the fix the error must name, needs chattr)
+#: case -> (break it, fix it, a phrase of the fix the error must name, needs chattr,
+#: whether the store can still be read)
 CASES = {
-    "garbage": (garbage, move_aside, "move it aside", False),
-    "truncated": (truncated, move_aside, "move it aside", False),
-    "other_application": (other_application, move_aside, "another application", False),
-    "read_only_file": (read_only_file, writable_file, "writable", True),
-    "read_only_directory": (read_only_directory, writable_directory, "writable", True),
-    "older_schema": (older_schema, migrate, "zentrack store migrate", False),
-    "newer_schema": (newer_schema, back_to_current_schema, "upgrade", False),
+    "garbage": (garbage, move_aside, "move it aside", False, False),
+    "truncated": (truncated, move_aside, "move it aside", False, False),
+    "other_application": (other_application, move_aside, "another application", False, False),
+    "read_only_file": (read_only_file, writable_file, "writable", True, True),
+    "read_only_directory": (read_only_directory, writable_directory, "writable", True, False),
+    "older_schema": (older_schema, migrate, "zentrack store migrate", False, False),
+    "newer_schema": (newer_schema, back_to_current_schema, "upgrade", False, False),
 }
 
 
@@ -182,6 +185,19 @@ def describe(action, path: Path, fix: str) -> str:
     except Exception as exc:  # the finding: any other exception is a bug
         return f"{type(exc).__name__} instead of StoreError: {str(exc)[:300]}"
     return "no error"
+
+
+def read_anyway(caplog, path: Path, fix: str) -> str:
+    """A read of a store that cannot be written: what it holds, and a warning naming the fix."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="zentrack"):
+        try:
+            found = [(r.params["worker"], r.params["i"]) for r in zt.find(step="tick")]
+        except Exception as exc:
+            return f"{type(exc).__name__}: {str(exc)[:300]}"
+    warnings = [r.getMessage() for r in caplog.records if r.name == "zentrack"]
+    warned = any(str(path) in w and fix in w for w in warnings)
+    return OK if found == [(7, 0)] and warned else f"found {found}, warnings {warnings}"
 
 
 def attempt(action) -> object:
@@ -216,10 +232,14 @@ def worker_one_params(records) -> list[tuple[int, int]]:
 class TestBrokenStore:
     @pytest.mark.parametrize("case", sorted(CASES))
     def test_calls_return_records_wait_and_a_flush_after_the_fix_writes_them_all(
-        self, store_path, tmp_path, immutable_supported, case
+        self, store_path, tmp_path, immutable_supported, case, caplog
     ):
-        """Broken: calls return, reads say what to do, records wait; fixed: one flush writes all."""
-        breaker, fixer, fix, needs_chattr = CASES[case]
+        """Broken: calls return, reads say what to do, records wait; fixed: one flush writes all.
+
+        A store that can be read but not written (a read-only file) is read
+        anyway, with a warning naming the fix.
+        """
+        breaker, fixer, fix, needs_chattr, readable = CASES[case]
         if needs_chattr and not immutable_supported:
             pytest.skip("chattr +i is not available here (tests run as root: chmod is not enough)")
         path = new_store(tmp_path)
@@ -228,7 +248,10 @@ class TestBrokenStore:
         try:
             zt.init(path)
             done = worker("calls", str(path), str(CALLS), "1")
-            errors = [describe(zt.flush, path, fix), describe(lambda: zt.find(), path, fix)]
+            errors = [
+                describe(zt.flush, path, fix),
+                read_anyway(caplog, path, fix) if readable else describe(zt.find, path, fix),
+            ]
             waiting = _tracker.active().pending()
         finally:
             fixed = fixer(path)
@@ -317,19 +340,49 @@ class TestMissingDirectory:
         expected = OK
         assert expected == describe(lambda: zt.init(path), path, "create it")
 
-    def test_calls_on_a_store_in_a_missing_directory_return_and_are_written_once_it_exists(
-        self, tmp_path
-    ):
-        """$ZENTRACK_STORE in a missing folder: calls return; created later, a flush writes all."""
+    def test_implicit_init_in_a_missing_directory_creates_it_and_keeps_every_record(self, tmp_path):
+        """$ZENTRACK_STORE in a missing folder: the folder is made (with a warning), nothing lost.
+
+        The process exits without a flush of its own and without ever calling
+        init: the records must survive it (an in-memory fallback would not).
+        """
         path = tmp_path / "missing" / "twice" / "metadata.sqlite"
-        done = worker("calls_then_create_dir", str(CALLS), env={"ZENTRACK_STORE": str(path)})
-        report = output(done)
-        expected = (0, CALLS, CALLS, CALLS)
-        actual = (done.returncode, *(report.get(k) for k in ("returned", "flushed", "found")))
+        done = worker("implicit_calls", str(CALLS), env={"ZENTRACK_STORE": str(path)})
+        zt.init(path)
+        expected = (0, CALLS, True, [(0, i) for i in range(CALLS)])
+        actual = (
+            done.returncode,
+            output(done).get("returned"),
+            f"created the folder '{path.parent}'" in done.stderr,
+            sorted((r.params["worker"], r.params["i"]) for r in zt.find(step="tick")),
+        )
         assert expected == actual, done.stderr[-1000:]
 
 
 class TestReadOnlyFolders:
+    def test_a_lock_file_that_cannot_be_opened_fails_writes_but_not_reads(self, tmp_path, caplog):
+        """No writer lock (here a folder where the lock file goes): StoreError; reads work."""
+        path = new_store(tmp_path)
+        done = worker("calls_then_kill", str(path), str(CALLS), "1", "1")
+        lock = path.with_name(path.name + ".lock")
+        lock.unlink(missing_ok=True)
+        lock.mkdir()
+        try:
+            zt.init(path)
+            flushed = describe(zt.flush, lock, "writable")
+            read = read_anyway(caplog, lock, "writable")
+        finally:
+            lock.rmdir()
+        expected = (-signal.SIGKILL, OK, OK, CALLS, [(1, i) for i in range(CALLS)])
+        actual = (
+            done.returncode,
+            flushed,
+            read,
+            attempt(zt.flush),
+            worker_one_params(zt.find(step="tick")),
+        )
+        assert expected == actual
+
     def test_unwritable_journal_folder_falls_back_to_memory(self, store_path, immutable_supported):
         """An immutable journal folder: calls return, records kept in memory, flush writes them."""
         if not immutable_supported:

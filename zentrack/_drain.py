@@ -58,8 +58,15 @@ def writer_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     hung on a network store) cannot hang every other writer.  The holder
     writes its pid into the lock file for that message.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            f"Store writer lock {str(path)!r} cannot be created ({exc.strerror or exc}): the "
+            "store's folder must be writable to record into it (reads of the store still "
+            "work); make it writable or pass another store."
+        ) from None
     try:
         _acquire(fd, path, lock_timeout() if timeout is None else timeout)
         with contextlib.suppress(OSError):

@@ -97,7 +97,7 @@ def explain(target: Any, /, *args: Any, **kwargs: Any) -> Explanation:
     prospect = describe_call(target, *args, **kwargs)
     spec = prospect.spec
     tracker = _tracker.active()
-    tracker.flush()
+    tracker.flush_for_read()
     history = tracker.store.step_records(spec.name)
     done = [r for r in history if r.state in ("COMPLETE", "CACHED")]
     same = [r for r in done if r.fingerprint == prospect.fingerprint]

@@ -42,7 +42,7 @@ def lookup(fingerprint: str) -> list[Record]:
     if not isinstance(fingerprint, str):
         raise TypeError(f"lookup() takes a fingerprint string (got {fingerprint!r}).")
     tracker = _tracker.active()
-    tracker.flush()
+    tracker.flush_for_read()
     return tracker.store.lookup(fingerprint)
 
 
@@ -99,7 +99,7 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
     """
     matchers = [_matcher(key, value) for key, value in conditions.items()]
     tracker = _tracker.active()
-    tracker.flush()
+    tracker.flush_for_read()
     store = tracker.store
     names = [step] if step is not None else store.step_names()
     found = [
@@ -134,7 +134,7 @@ def _run_from_context(store: Any, context: Any) -> Run[Any]:
 def runs(pipeline: str | None = None, *, state: str | None = None) -> list[Run[Any]]:
     """Return the recorded runs (of one pipeline), newest first."""
     tracker = _tracker.active()
-    tracker.flush()
+    tracker.flush_for_read()
     store = tracker.store
     found = [_run_from_context(store, c) for c in store.run_contexts(pipeline)]
     found = [r for r in found if state is None or r.state == state]

@@ -202,21 +202,26 @@ def explain_open_error(location: Location, message: str) -> StoreError:
 
 
 def explain_write_error(location: Location, exc: Exception) -> StoreError:
-    """Turn an MLMD write failure into an error that says what to do."""
+    """Turn an MLMD write failure into an error that says what to do.
+
+    MLMD's own text quotes the protobuf and SQL it was writing: it is shown
+    only when the cause is not one of the known ones.
+    """
     where = location.display
     message = str(exc).strip()
     if "readonly" in message or "read-only" in message or "unable to open" in message:
+        cause = "the database is read-only"
         fix = "make the file and its folder writable (SQLite writes -wal/-shm files beside it)"
     elif "locked" in message or "Concurrent writes aborted" in message:
+        cause = "the database is locked"
         fix = "another process holds the database lock; retry when it is done"
     elif "disk" in message and "full" in message:
-        fix = "free disk space"
+        cause, fix = "the disk is full", "free disk space"
     else:
-        fix = "check the store"
+        cause, fix = f"{type(exc).__name__}: {message[:300]}", "check the store"
     return StoreError(
-        f"Store {where!r}: writing records failed ({type(exc).__name__}: {message[:200]}); "
-        f"{fix}. Nothing is lost: the records stay in the journal and are written by the "
-        "next flush."
+        f"Store {where!r}: writing records failed ({cause}); {fix}. Nothing is lost: the "
+        "records stay in the journal and are written by the next flush."
     )
 
 
@@ -341,6 +346,14 @@ class MetadataStore:
                 if check_existing:
                     raise
                 return self._write(lines, True)
+        except StoreError:
+            raise
+        except (errors.StatusError, RuntimeError):
+            # A connection opened while the store was read-only (or a server
+            # restarted) stays broken: retry once on a fresh one, replay-safe.
+            self.reset()
+        try:
+            return self._write(lines, True)
         except StoreError:
             raise
         except (errors.StatusError, RuntimeError) as exc:

@@ -255,6 +255,23 @@ class Tracker:
                 self._append = self._journal.append
             return written
 
+    def flush_for_read(self) -> None:
+        """Flush before a read; if the store cannot take the records, read anyway.
+
+        A read-only store, a full disk or a stuck writer must not hide what
+        the store already holds: the read goes on, with a warning saying how
+        many records it cannot show yet and why.
+        """
+        try:
+            self.flush()
+        except StoreError as exc:
+            log.warning(
+                "zentrack: %d record(s) are not in the store yet, so this read does not "
+                "show them: %s",
+                self.pending(),
+                exc,
+            )
+
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""
         directory = self.location.journal_dir
@@ -271,9 +288,22 @@ class Tracker:
         self._release_drainer()
         try:
             self.flush(timeout=lock_timeout(EXIT_LOCK_TIMEOUT))
-        except StoreError as exc:
-            log.warning("zentrack: could not flush at exit (%s); records kept in the journal.", exc)
-        self._checkpoint()
+        except Exception as exc:  # at exit: report, never raise
+            if self._memory_lines:
+                log.error(
+                    "zentrack: %d record(s) of this process are lost: the journal folder %s "
+                    "could not be written and the store could not take them (%s). Make the "
+                    "folder writable to keep records of later runs.",
+                    len(self._memory_lines),
+                    self.location.journal_dir,
+                    exc,
+                )
+            else:
+                log.warning(
+                    "zentrack: could not flush at exit (%s); records kept in the journal.", exc
+                )
+        with contextlib.suppress(Exception):
+            self._checkpoint()
         self._closed = True
         self._stop.set()
 
@@ -311,9 +341,12 @@ class Tracker:
     def pending(self) -> int:
         """Count the records waiting in this store's journals (all processes)."""
         directory = self.location.journal_dir
-        if directory is None:
+        if directory is None or not directory.is_dir():
             return len(self._memory_lines)
-        return sum(len([ln for ln in c.lines if ln.strip()]) for c in pending_chunks(directory))
+        chunks = pending_chunks(directory)
+        return sum(len([ln for ln in c.lines if ln.strip()]) for c in chunks) + len(
+            self._memory_lines
+        )
 
     def migrate(self) -> Path | None:
         """Upgrade an older MLMD schema in place, after copying the file aside.
@@ -401,9 +434,10 @@ def _init(
 ) -> Tracker:
     """:func:`init`; ``implicit`` when a tracked call initialises the store.
 
-    A store path in a missing folder raises from an explicit ``init``; from a
-    tracked call it only warns (tracking never breaks user code) and the
-    records wait in memory until the folder exists and a flush writes them.
+    A store path in a missing folder raises from an explicit ``init`` (more
+    likely a typo than an intention); from a tracked call the folder is
+    created with a warning, since tracking never breaks user code and an
+    in-memory fallback would lose the records if the process then died.
     """
     global _active
     location = parse(store)
@@ -412,12 +446,13 @@ def _init(
         # it is more likely a typo than an intention, and gets a clear error.
         if location.path.parent.parent.is_dir():
             location.path.parent.mkdir(exist_ok=True)
-        elif implicit:
+        elif implicit:  # a tracked call: keep the records rather than refuse them
+            location.path.parent.mkdir(parents=True, exist_ok=True)
             log.warning(
-                "zentrack: the store's directory %r does not exist; records are kept in "
-                "memory and written by the first flush after it is created. Create it, or "
-                "set $%s to another path.",
+                "zentrack: created the folder %r for the store named by $%s, which did not "
+                "exist; if that path is a typo, move the folder and fix $%s.",
                 str(location.path.parent),
+                ENV_STORE,
                 ENV_STORE,
             )
         else:

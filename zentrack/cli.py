@@ -294,7 +294,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     print(f"store:    {tracker.location.display}")
     print(f"journals: {tracker.location.journal_dir}")
     print(f"waiting:  {tracker.pending()} records not yet in MLMD")
-    zt.flush()
+    tracker.flush_for_read()
     counts = {name: len(zt.find(name)) for name in tracker.store.step_names()}
     for name, count in counts.items():
         print(f"step {name}: {count} executions")
