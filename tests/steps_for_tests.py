@@ -66,3 +66,24 @@ def square(x: int) -> int:
 def mixed(data: Any, *, config: Any = None, tags: Any = (), lr: float = 0.1) -> int:
     """Take an input and container parameters, for cross-process fingerprints."""
     return 0
+
+
+@zt.step
+def tick(i: int = 0) -> int:
+    """A step cheap to fingerprint many times over, for fingerprint-prefix lookups."""
+    return i
+
+
+def shared_prefix_pair() -> tuple[int, int]:
+    """Two args whose ``tick`` fingerprints share their first 8 hex characters.
+
+    A birthday search over computed fingerprints (nothing runs): about 80,000
+    tries, well under a second.
+    """
+    seen: dict[str, int] = {}
+    for i in range(2_000_000):
+        head = tick.fingerprint(i)[:8]
+        if head in seen:
+            return seen[head], i
+        seen[head] = i
+    raise AssertionError("no two fingerprints share 8 hex characters")

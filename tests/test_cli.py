@@ -23,6 +23,7 @@ import pytest
 import zentrack as zt
 from tests import pipelines_for_tests as pft
 from tests.conftest import ROOT, SUBPROCESS_TIMEOUT
+from tests.steps_for_tests import shared_prefix_pair, tick
 
 MODULE = "tests.pipelines_for_tests"
 
@@ -387,6 +388,7 @@ class TestShow:
 
     def test_unknown_run(self, store_path):
         """An unknown id: exit 1, a message, no traceback."""
+        pft.scaled()
         err = refused(zentrack(store_path, "show", "nope"))
         assert "No run 'nope'" in err, err
 
@@ -405,7 +407,7 @@ class TestCompare:
             ["state", "COMPLETE", "COMPLETE"],
             ["*", "pipeline.lr", "0.02", "0.01"],
             ["*", "trainer.lr", "0.02", "0.01"],
-            ["trainer.loss", "0.98", "0.99"],
+            ["metric:trainer.loss", "0.98", "0.99"],
         ]
         assert expected == [line.split() for line in out.splitlines()]
 
@@ -423,6 +425,57 @@ class TestCompare:
         )
         actual = (data["runs"], data["params"]["trainer.lr"], data["metrics"], data["differing"])
         assert expected == actual
+
+
+class TestCompareLabels:
+    """A param and a metric of the same name: the demo's ``loss`` ('mse') and logged loss."""
+
+    @pytest.fixture
+    def demo_runs(self) -> tuple[zt.Run[Any], zt.Run[Any]]:
+        from zentrack._demo import training
+
+        return training(lr=0.1), training(lr=0.05)
+
+    def test_text_labels_the_metric(self, store_path, demo_runs):
+        """The param row is ``trainer.loss``, the metric row ``metric:trainer.loss``."""
+        first, second = demo_runs
+        losses = [run.steps[-1].metrics["loss"] for run in (second, first)]
+
+        out = ok(zentrack(store_path, "compare", "--pipeline", "training"))
+        rows = [line.split() for line in out.splitlines() if "loss" in line]
+        expected = [
+            ["trainer.loss", "'mse'", "'mse'"],
+            ["metric:trainer.loss", *map(repr, losses)],
+        ]
+        assert expected == rows
+
+    def test_differing_keeps_the_metric_labelled(self, store_path, demo_runs):
+        """``--differing`` drops the same-valued param; the metric row still says it is one."""
+        out = ok(zentrack(store_path, "compare", "--pipeline", "training", "--differing"))
+        expected = [["*", "pipeline.lr"], ["*", "trainer.lr"], ["metric:trainer.loss"]]
+        assert expected == [line.split()[:-2] for line in out.splitlines()[2:]]
+
+    def test_json_keeps_params_and_metrics_apart(self, store_path, demo_runs):
+        """In JSON the metric is under ``metrics`` only; ``differing`` lists params only."""
+        first, second = demo_runs
+        losses = [run.steps[-1].metrics["loss"] for run in (second, first)]
+
+        data = json.loads(ok(zentrack(store_path, "compare", "--pipeline", "training", "--json")))
+        comparison = zt.compare_runs(pipeline="training")
+        expected = (["mse", "mse"], losses, ["pipeline.lr", "trainer.lr"])
+        actual = (
+            data["params"]["trainer.loss"],
+            data["metrics"]["trainer.loss"],
+            data["differing"],
+        )
+        assert (expected, expected) == (
+            actual,
+            (
+                comparison.params["trainer.loss"],
+                comparison.metrics["trainer.loss"],
+                comparison.differing(),
+            ),
+        )
 
 
 class TestFind:
@@ -460,12 +513,57 @@ class TestFind:
         ]
         assert expected == out.split()
 
+    def test_unknown_operator_is_a_message(self, store_path):
+        """A ValueError of the API (an unknown operator) is one line and exit 1."""
+        pft.training()
+
+        err = refused(zentrack(store_path, "find", "lr__about=0.01"))
+        assert "unknown operator 'about'" in err, err
+
     def test_no_match(self, store_path):
         """Nothing matches: ``no records``."""
         pft.training(lr=0.01)
 
         expected = "no records\n"
         assert expected == ok(zentrack(store_path, "find", "--step", "trainer", "lr__gt=1"))
+
+
+@zt.step
+def padded(i: int = 0, pad: str = "") -> int:
+    """A step whose records print as long lines."""
+    return i
+
+
+class TestClosedOutput:
+    """A reader that stops early: ``zentrack find | head -1``."""
+
+    def test_find_into_a_reader_that_leaves(self, store_path):
+        """The reader gets its line; zentrack exits 141 (128 + SIGPIPE) with nothing on stderr.
+
+        400 records of 1 kB lines overflow the pipe's buffer, so zentrack is
+        still writing when the reader closes its end.
+        """
+        for i in range(400):
+            padded(i, pad="x" * 1000)
+        zt.flush()
+        env = {**os.environ, "GLOG_minloglevel": "2"}
+        env.pop("ZENTRACK_STORE", None)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zentrack", "--store", str(store_path), "find", "--step",
+             "padded"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read()
+        code = process.wait(timeout=SUBPROCESS_TIMEOUT)
+        expected = (141, "", ["padded", "COMPLETE"])
+        assert expected == (code, err, first.split()[1:3]), err
 
 
 class TestLookup:
@@ -482,6 +580,36 @@ class TestLookup:
         assert expected == [(row["execution_id"], row["state"]) for row in rows]
         expected_states = ["COMPLETE", "CACHED"]
         assert expected_states == [row["state"] for row in rows]
+
+    def test_the_short_fingerprint_find_prints(self, store_path):
+        """The 12 characters ``find`` prints look the records up, as the full fingerprint does."""
+        pft.training()
+        pft.training()
+        short = ok(zentrack(store_path, "find", "--step", "trainer")).split()[3]
+
+        rows = json.loads(ok(zentrack(store_path, "lookup", short, "--json")))
+        full = zt.find(step="trainer")[0].fingerprint
+        expected = (12, [(r.execution_id, r.state) for r in zt.lookup(full)])
+        assert expected == (len(short), [(row["execution_id"], row["state"]) for row in rows])
+
+    def test_too_short_says_what_a_fingerprint_is(self, store_path):
+        """Fewer than 8 characters: exit 1, and how to get a usable fingerprint."""
+        pft.training()
+
+        err = refused(zentrack(store_path, "lookup", "bc8b"))
+        assert "64 hex characters, or a prefix of at least 8" in err, err
+
+    def test_ambiguous_prefix_lists_the_candidates(self, store_path):
+        """Two fingerprints start with the prefix: exit 1, both named."""
+        first, second = shared_prefix_pair()
+        tick(first)
+        tick(second)
+        fingerprints = [tick.fingerprint(first), tick.fingerprint(second)]
+
+        err = refused(zentrack(store_path, "lookup", fingerprints[0][:8]))
+        expected = (True, True, True)
+        actual = ("ambiguous" in err, fingerprints[0] in err, fingerprints[1] in err)
+        assert expected == actual, err
 
 
 class TestFingerprint:
@@ -573,6 +701,247 @@ class TestStore:
             "step trainer: 2 executions",
         ]
         assert expected == out.splitlines()
+
+
+READ_COMMANDS = [
+    ["find"],
+    ["lookup", "0" * 64],
+    ["runs"],
+    ["show", "20260101"],
+    ["compare"],
+    ["why", f"{MODULE}:load_data"],
+    ["cache"],
+    ["cache", "info"],
+    ["store"],
+    ["store", "info"],
+]
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m zentrack ARGS`` in ``cwd`` with ``env`` added (no store exported)."""
+    zt.flush()
+    full = {**os.environ, "GLOG_minloglevel": "2"}
+    full.pop("ZENTRACK_STORE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "zentrack", *args],
+        cwd=cwd,
+        env={**full, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
+
+
+class TestMissingStore:
+    """Read commands on a SQLite store that does not exist create nothing."""
+
+    @pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+    def test_typo_in_store_is_refused(self, tmp_path, command):
+        """``--store typo.sqlite CMD``: exit 1 naming the path, and no file or folder made."""
+        project = tmp_path / "project"
+        project.mkdir()
+        typo = project / "typo.sqlite"
+
+        err = refused(zentrack(typo, *command))
+        expected = (f"zentrack: no store at {typo}; check --store / $ZENTRACK_STORE\n", [])
+        assert expected == (err, list(project.iterdir()))
+
+    def test_relative_path_from_the_environment(self, tmp_path):
+        """``$ZENTRACK_STORE=typo.sqlite``: refused the same way, the path made absolute."""
+        project = tmp_path / "project"
+        project.mkdir()
+        err = refused(run_cli("runs", cwd=project, env={"ZENTRACK_STORE": "typo.sqlite"}))
+        expected = (f"zentrack: no store at {project / 'typo.sqlite'}; check --store", [])
+        assert expected == (err.split(" / ")[0], list(project.iterdir()))
+
+    def test_default_store_in_a_folder_without_one(self, tmp_path):
+        """No store given, no ``.zentrack`` here: refused, and no ``.zentrack`` created."""
+        project = tmp_path / "project"
+        project.mkdir()
+        err = refused(run_cli("find", cwd=project))
+        expected = (str(project / ".zentrack" / "metadata.sqlite"), [])
+        assert expected == (err.split("no store at ")[1].split(";")[0], list(project.iterdir()))
+
+    def test_records_waiting_in_journals_are_read(self, tmp_path, run_python):
+        """No SQLite file yet, but a dead process's journal: the read writes and shows it."""
+        path = tmp_path / "fresh" / "metadata.sqlite"
+        script = (
+            "import os, sys\n"
+            "import zentrack as zt\n"
+            "from tests.steps_for_tests import square\n"
+            "zt.init(sys.argv[1])\n"
+            "square(7)\n"
+            "os._exit(0)  # no flush at exit\n"
+        )
+        done = run_python(script, str(path))
+        expected = (0, False)
+        assert expected == (done.returncode, path.exists()), done.stderr
+
+        rows = json.loads(ok(zentrack(path, "find", "--json")))
+        expected = [("square", {"x": 7})]
+        assert expected == [(row["step"], row["params"]) for row in rows]
+
+    def test_existing_empty_store_reads_as_empty(self, store_path):
+        """A store that exists but holds nothing: ``no runs``, exit 0, as before."""
+        zt.runs()
+        expected = "no runs\n"
+        assert expected == ok(zentrack(store_path, "runs"))
+
+
+SCRIPT = """\
+import os
+
+import zentrack as zt
+
+
+def note(text):
+    with open(os.environ["ZT_TEST_LOG"], "a", encoding="utf-8") as stream:
+        stream.write(text + "\\n")
+
+
+@zt.step
+def double(x: int = 1) -> int:
+    with open(os.environ["ZT_TEST_LOG"], "a", encoding="utf-8") as stream:
+        stream.write(f"double {x}\\n")
+    return 2 * x
+
+
+@zt.pipeline
+def outer(x: int = 1) -> int:
+    return double(x)
+
+
+note("top-level")
+if __name__ == "__main__":
+    note("main")
+    run = outer(x=3)
+    note(f"config {run.config_path}")
+"""
+
+
+class TestScriptPipelines:
+    """Pipelines defined in the script being run, rerun with ``config run`` and ``rerun``."""
+
+    def run_script(
+        self, store: Path, folder: Path, *command: str
+    ) -> tuple[subprocess.CompletedProcess[str], Path]:
+        """Run ``python COMMAND`` in ``folder`` on ``store``; return it and its config path."""
+        log = folder / "log.txt"
+        done = subprocess.run(
+            [sys.executable, *command],
+            cwd=folder,
+            env={
+                **os.environ,
+                "GLOG_minloglevel": "2",
+                "ZENTRACK_STORE": str(store),
+                "ZT_TEST_LOG": str(log),
+            },
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        config = next(
+            line.split(" ", 1)[1] for line in logged_lines(log) if line.startswith("config ")
+        )
+        return done, Path(config)
+
+    def test_script_records_its_module_and_reruns(self, store_path, tmp_path):
+        """``python train.py`` records ``train.outer``; the config reruns from the folder.
+
+        The rerun imports train.py as a module: its top-level code runs again,
+        the ``__main__`` block does not.  The step's fingerprint does not depend
+        on the module's name, so the same args are a cache hit.
+        """
+        (tmp_path / "train.py").write_text(SCRIPT, encoding="utf-8")
+        _, config = self.run_script(store_path, tmp_path, "train.py")
+        [first] = zt.runs()
+        sources = (
+            zt.load_config(config).pipeline_source,
+            {key: step.source for key, step in zt.load_config(config).steps.items()},
+            first.source,
+            first.steps[0].source,
+        )
+        expected_sources = (
+            "train.outer",
+            {"double": "train.double"},
+            "train.outer",
+            "train.double",
+        )
+        assert expected_sources == sources
+
+        log = tmp_path / "log.txt"
+        ok(zentrack(store_path, "config", "run", str(config), cwd=tmp_path, log=log))
+        ok(zentrack(store_path, "rerun", first.id, "--set", "double.x=5", cwd=tmp_path, log=log))
+
+        expected = (
+            ["top-level", "main", "double 3", "top-level", "top-level", "double 5"],
+            [("COMPLETE", "COMPLETE"), ("COMPLETE", "CACHED"), ("COMPLETE", "COMPLETE")],
+            [first.steps[0].fingerprint] * 2,
+        )
+        runs = zt.runs()[::-1]
+        actual = (
+            [line for line in logged_lines(log) if not line.startswith("config ")],
+            [(run.state, run.steps[0].state) for run in runs],
+            [run.steps[0].fingerprint for run in runs[:2]],
+        )
+        assert expected == actual
+
+    def test_python_dash_m_records_the_module_name(self, store_path, tmp_path):
+        """``python -m scripts.train`` records ``scripts.train.outer``, which reruns."""
+        package = tmp_path / "scripts"
+        package.mkdir()
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        (package / "train.py").write_text(SCRIPT, encoding="utf-8")
+        _, config = self.run_script(store_path, tmp_path, "-m", "scripts.train")
+
+        log = tmp_path / "log.txt"
+        out = ok(zentrack(store_path, "config", "run", str(config), cwd=tmp_path, log=log))
+        expected = ("scripts.train.outer", "COMPLETE")
+        assert expected == (zt.load_config(config).pipeline_source, zt.runs()[0].state), out
+
+    @pytest.mark.parametrize("how", ["-c", "my-train.py"])
+    def test_unimportable_main_says_why(self, store_path, tmp_path, how):
+        """``python -c`` or a script whose name is no module name: ``__main__.outer``.
+
+        Rerunning it in that same process works; from another process the error
+        says it must be defined in an importable module.
+        """
+        script = SCRIPT.replace(
+            '    note(f"config {run.config_path}")\n',
+            '    note(f"config {run.config_path}")\n'
+            '    note(f"same process {zt.load_config(run.config_path).run().state}")\n',
+        )
+        if how == "-c":
+            command = ["-c", script]
+        else:
+            (tmp_path / how).write_text(script, encoding="utf-8")
+            command = [how]
+        _, config = self.run_script(store_path, tmp_path, *command)
+
+        log = tmp_path / "log.txt"
+        err = refused(zentrack(store_path, "config", "run", str(config), cwd=tmp_path, log=log))
+        expected = (
+            "__main__.outer",
+            "same process COMPLETE",
+            True,
+            True,
+        )
+        actual = (
+            zt.load_config(config).pipeline_source,
+            logged_lines(tmp_path / "log.txt")[-1],
+            "'__main__.outer' cannot be imported (ImportError: it was defined in a script, "
+            "REPL or notebook" in err,
+            "define it in an importable module" in err,
+        )
+        assert expected == actual, err
+
+
+def logged_lines(log: Path) -> list[str]:
+    """Every line a script wrote to its log."""
+    return log.read_text(encoding="utf-8").splitlines() if log.exists() else []
 
 
 class TestDemo:

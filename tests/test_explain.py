@@ -271,6 +271,7 @@ class TestWhyCommand:
 
     def test_no_previous_execution(self, store_path):
         """On an empty store the command says the step has no completed execution."""
+        zt.find()  # the first read creates the (empty) store; `why` refuses a missing one
         done = zentrack_cli(store_path, "why", "tests.cache_steps:prep", "n=3")
         expected = (0, True)
         actual = (done.returncode, "has no completed execution yet" in done.stdout)

@@ -320,6 +320,50 @@ class TestPipeline:
         expected = store_path.parent / "configs" / f"training-{run.id}.yaml"
         assert expected == run.config_path
 
+    @pytest.mark.parametrize(
+        ("name", "stem"),
+        [
+            ("../../etc", "___.._etc"),
+            ("a/b", "a_b"),
+            ("a\\b", "a_b"),
+            (".hidden", "_hidden"),
+            ("..", "__"),
+            ("lr 0.1: ünï", "lr_0.1___n_"),
+            ("plain-name_1.v2", "plain-name_1.v2"),
+        ],
+    )
+    def test_config_file_name_is_safe(self, store_path, name, stem):
+        """Any pipeline name gives a file directly in the configs folder; the run keeps the name.
+
+        Only ``[A-Za-z0-9._-]`` are kept, others and leading dots become ``_``.
+        """
+
+        def body(n: int = 2) -> float:
+            return pft.load_data(n)[-1]
+
+        run = zt.pipeline(name=name)(body)()
+
+        configs = store_path.parent / "configs"
+        expected = (
+            configs / f"{stem}-{run.id}.yaml",
+            [configs / f"{stem}-{run.id}.yaml"],
+            [(name, run.id)],
+            {"n": 2},
+        )
+        actual = (
+            run.config_path,
+            sorted(store_path.parent.parent.rglob("*.yaml")),
+            [(r.pipeline, r.id) for r in zt.runs(pipeline=name)],
+            zt.load_config(configs / f"{stem}-{run.id}.yaml").plain_pipeline_args(),
+        )
+        assert expected == actual
+
+    @pytest.mark.parametrize("name", ["train#2", "#"])
+    def test_hash_in_the_name_is_a_value_error(self, name):
+        """Pipeline names cannot hold '#' either, as step names cannot."""
+        with pytest.raises(ValueError, match="must not contain '#'"):
+            zt.pipeline(name=name)(pft.training.__wrapped__)
+
     def test_config_values_keep_their_exact_types(self):
         """1e-07, 1, 1.0, None, nested lists and dicts come back exactly, types included."""
         run = pft.values()
@@ -465,7 +509,7 @@ class TestCompareRuns:
             ["state", "COMPLETE", "COMPLETE"],
             ["*", "pipeline.lr", "0.02", "0.01"],
             ["*", "trainer.lr", "0.02", "0.01"],
-            ["trainer.loss", "0.98", "0.99"],
+            ["metric:trainer.loss", "0.98", "0.99"],
         ]
         assert expected == [line.split() for line in text.splitlines()]
 

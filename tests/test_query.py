@@ -7,7 +7,7 @@ import concurrent.futures
 import pytest
 
 import zentrack as zt
-from tests.steps_for_tests import TrainerStep, keep, train
+from tests.steps_for_tests import TrainerStep, keep, shared_prefix_pair, tick, train
 from tests.strategies import typed
 from zentrack._tracker import Tracker
 
@@ -100,6 +100,62 @@ class TestLookup:
         """lookup() needs a string."""
         with pytest.raises(TypeError):
             zt.lookup(123)
+
+
+class TestLookupByPrefix:
+    """``zt.lookup`` with the short fingerprint ``find``/``show`` print."""
+
+    @pytest.mark.parametrize("length", [8, 12, 40, 63])
+    def test_unique_prefix_finds_the_records(self, length):
+        """A prefix only one stored fingerprint starts with gives all its records."""
+        fingerprint = zt.fingerprint(train, b"data", lr=0.2)
+        train(b"data", lr=0.2)
+        train(b"data", lr=0.2)
+        train(b"data", lr=0.3)
+
+        expected = [(r.execution_id, r.state) for r in zt.lookup(fingerprint)]
+        actual = [(r.execution_id, r.state) for r in zt.lookup(fingerprint[:length])]
+        assert (2, expected) == (len(expected), actual)
+
+    def test_case_and_spaces_do_not_matter(self):
+        """A pasted prefix in capitals, with a trailing newline, is the same prefix."""
+        fingerprint = zt.fingerprint(train, b"data", lr=0.2)
+        train(b"data", lr=0.2)
+
+        expected = [fingerprint]
+        assert expected == [r.fingerprint for r in zt.lookup(fingerprint[:12].upper() + "\n")]
+
+    def test_prefix_nothing_starts_with_finds_nothing(self):
+        """Like an unknown full fingerprint: an empty list."""
+        fingerprint = zt.fingerprint(train, b"data", lr=0.2)
+        train(b"data", lr=0.2)
+        other = format((int(fingerprint[:12], 16) + 1) % 16**12, "012x")
+
+        expected: list[zt.Record] = []
+        assert expected == zt.lookup(other)
+
+    def test_ambiguous_prefix_is_a_lookup_error_listing_the_candidates(self):
+        """Two stored fingerprints share the prefix: both are named, and more digits pick one."""
+        first, second = shared_prefix_pair()
+        tick(first)
+        tick(second)
+        fingerprints = sorted([tick.fingerprint(first), tick.fingerprint(second)])
+
+        with pytest.raises(LookupError, match="ambiguous") as caught:
+            zt.lookup(fingerprints[0][:8])
+        expected = (True, True, [fingerprints[1]])
+        actual = (
+            fingerprints[0] in str(caught.value),
+            fingerprints[1] in str(caught.value),
+            [r.fingerprint for r in zt.lookup(fingerprints[1][:40])],
+        )
+        assert expected == actual
+
+    @pytest.mark.parametrize("text", ["", "abc", "1234567", "xyz12345678", "g" * 64, "0" * 65])
+    def test_not_a_fingerprint_is_a_value_error(self, text):
+        """Too short, too long or not hex: the message says what a fingerprint is."""
+        with pytest.raises(ValueError, match="64 hex characters, or a prefix of at least 8"):
+            zt.lookup(text)
 
 
 class TestFind:

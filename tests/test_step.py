@@ -8,6 +8,7 @@ import inspect
 import multiprocessing
 import pickle
 
+import attrs
 import pytest
 
 import zentrack as zt
@@ -100,6 +101,50 @@ class TestStepOnFunctions:
         """An empty, overlong or non-string name is rejected at decoration."""
         with pytest.raises(ValueError, match="name"):
             zt.step(name=name)(lambda: None)
+
+    @pytest.mark.parametrize("name", ["a#2", "#", "train#"])
+    def test_hash_in_name_is_a_value_error(self, name):
+        """'#' marks a repeated call's config key (a#2), so a step name cannot hold it."""
+        with pytest.raises(ValueError, match="must not contain '#'") as caught:
+            zt.step(name=name)(lambda: None)
+        assert repr(name) in str(caught.value)
+
+    def test_hash_in_a_class_step_name_is_a_value_error(self):
+        """Class steps follow the same rule."""
+
+        class Fit:
+            def run(self):
+                return None
+
+        with pytest.raises(ValueError, match="must not contain '#'"):
+            zt.step(name="fit#2")(Fit)
+
+    def test_named_lambda_is_a_step(self):
+        """A lambda with a name decorates (its ``__name__`` is ``<lambda>``) and tracks."""
+        lam = zt.step(name="lam")(lambda x=1: x + 1)
+
+        expected = (3, [{"x": 2}], "lam_Params", {"x": 1})
+        actual = (
+            lam(2),
+            [r.params for r in zt.find(step="lam")],
+            lam.Params.__name__,
+            attrs.asdict(lam.Params()),
+        )
+        assert expected == actual
+
+    @pytest.mark.parametrize(
+        ("name", "class_name"),
+        [("my step-1", "my_step_1_Params"), ("1st", "_1st_Params"), ("trainer", "trainer_Params")],
+    )
+    def test_params_class_is_named_after_the_step(self, name, class_name):
+        """Any printable step name gives an identifier for the Params class."""
+
+        def fit(lr=0.1):
+            return lr
+
+        tracked = zt.step(name=name)(fit)
+        expected = (class_name, 0.2)
+        assert expected == (tracked.Params.__name__, tracked(lr=0.2))
 
     def test_non_callable_is_a_type_error(self):
         """Decorating something that is not callable raises TypeError."""

@@ -8,6 +8,7 @@ which is several times cheaper than :meth:`inspect.Signature.bind`.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -141,6 +142,18 @@ class Signature:
         if self.var_keyword is not None:
             bound[self.var_keyword] = extra
         return bound
+
+
+def params_class_name(step: str) -> str:
+    """The ``__name__`` of a function step's Params class, built from the step's name.
+
+    attrs compiles code that spells the class name, so it must be an
+    identifier: ``__name__`` will not do (a lambda's is ``<lambda>``), and
+    a step name may hold any printable character.  Anything outside
+    ``[A-Za-z0-9_]`` becomes ``_``; a leading digit gets a ``_`` before it.
+    """
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", step)
+    return f"{'_' if stem[:1].isdigit() else ''}{stem}_Params"
 
 
 def make_params_class(

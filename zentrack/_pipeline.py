@@ -30,6 +30,7 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -44,6 +45,7 @@ from zentrack import _tracker
 from zentrack._context import RunState, current_run, run_ended, run_started
 from zentrack._params import Signature, callable_signature
 from zentrack._records import Record
+from zentrack._source import source_of
 from zentrack._values import decode_exact, exact_value, is_tracked
 from zentrack.exceptions import ConfigError
 
@@ -51,6 +53,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PIPELINE_ATTR: Final = "__zentrack_pipeline__"
+_UNSAFE_FILE_CHARS: Final = re.compile(r"[^A-Za-z0-9._-]")
 log = logging.getLogger("zentrack")
 
 
@@ -308,6 +311,19 @@ def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
     return None
 
 
+def config_file_stem(name: str) -> str:
+    """A pipeline's name made safe as the start of its configs' file names.
+
+    Only ``[A-Za-z0-9._-]`` are kept, anything else becomes ``_`` and so do
+    leading dots: the file always lands directly in the configs folder (no
+    separator, no ``..``, not hidden), whatever the name.  The run keeps the
+    exact name; the file name only has to be unique, which the run id makes it.
+    """
+    safe = _UNSAFE_FILE_CHARS.sub("_", name)
+    kept = safe.lstrip(".")
+    return "_" * (len(safe) - len(kept)) + kept
+
+
 def _write_config(
     tracker: _tracker.Tracker,
     spec: PipelineSpec,
@@ -319,7 +335,7 @@ def _write_config(
     from zentrack._fingerprint import SCHEME
 
     directory = config_dir or tracker.configs
-    path = directory / f"{spec.name}-{state.id}.yaml"
+    path = directory / f"{config_file_stem(spec.name)}-{state.id}.yaml"
     entries = list(state.entries.items())  # a straggling worker thread may still add one
     steps = [(key, source, decode_exact(exact)) for key, (source, exact) in entries]
     try:
@@ -362,7 +378,9 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
 
     Args:
         fn: the pipeline function (given by the bare ``@pipeline`` form).
-        name: the pipeline's name in the store (default: ``__name__``).
+        name: the pipeline's name in the store (default: ``__name__``); no
+            ``#``.  Its configs' file names use it with anything outside
+            ``[A-Za-z0-9._-]`` replaced by ``_`` (see :func:`config_file_stem`).
     """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -373,7 +391,7 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
         check_name("@pipeline(name=...)", name or function.__name__)
         spec = PipelineSpec(
             name=name or function.__name__,
-            source=f"{function.__module__}.{function.__qualname__}",
+            source=source_of(function),
             signature=Signature(callable_signature(function, drop_self=False)),
             function=function,
         )

@@ -30,6 +30,10 @@ _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "contains": lambda value, item: item in value,
 }
 _MISSING: Final = object()
+#: Fingerprints are sha256 hex digests; :func:`lookup` takes prefixes this long or longer.
+FINGERPRINT_LENGTH: Final = 64
+MIN_PREFIX: Final = 8
+_HEX: Final = "0123456789abcdef"
 
 
 def flush() -> int:
@@ -38,12 +42,44 @@ def flush() -> int:
 
 
 def lookup(fingerprint: str) -> list[Record]:
-    """Return the records of every execution with ``fingerprint``, oldest first."""
+    """Return the records of every execution with ``fingerprint``, oldest first.
+
+    ``fingerprint`` is the full 64 hex characters, or a prefix of at least
+    :data:`MIN_PREFIX` of them (``find`` and ``show`` print 12) that only one
+    stored fingerprint starts with; a prefix nothing starts with finds nothing.
+
+    Raises:
+        ValueError: ``fingerprint`` is not hex, or is shorter than a prefix may be.
+        LookupError: several stored fingerprints start with the prefix.
+    """
     if not isinstance(fingerprint, str):
         raise TypeError(f"lookup() takes a fingerprint string (got {fingerprint!r}).")
+    text = fingerprint.strip().lower()
+    if not MIN_PREFIX <= len(text) <= FINGERPRINT_LENGTH or text.strip(_HEX):
+        raise ValueError(
+            f"lookup() takes a fingerprint, {FINGERPRINT_LENGTH} hex characters, or a prefix "
+            f"of at least {MIN_PREFIX} of them (got {fingerprint!r:.80}); copy it from "
+            "`zentrack find` / `zentrack show` (12 characters) or their --json output (all 64)."
+        )
     tracker = _tracker.active()
     tracker.flush_for_read()
-    return tracker.store.lookup(fingerprint)
+    if len(text) < FINGERPRINT_LENGTH:
+        return _lookup_prefix(tracker.store, text)
+    return tracker.store.lookup(text)
+
+
+def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
+    """The records of the one stored fingerprint starting with ``prefix``."""
+    shown = 10
+    candidates = store.fingerprints_with_prefix(prefix, limit=shown + 1)
+    if not candidates:
+        return []
+    if len(candidates) == 1:
+        return list(store.lookup(candidates[0]))
+    listed = ", ".join(candidates[:shown]) + (", ..." if len(candidates) > shown else "")
+    raise LookupError(
+        f"Fingerprint prefix {prefix!r} is ambiguous: {listed} start with it; give more of it."
+    )
 
 
 def _same(expected: Any, actual: Any) -> bool:
@@ -161,6 +197,11 @@ def get_run(run_id: str) -> Run[Any]:
 class Comparison:
     """Parameters and metrics of several runs side by side.
 
+    A param and a metric may share a name (a ``loss`` argument and a logged
+    ``loss``): they stay apart, in :attr:`params` and :attr:`metrics`, and
+    where they share one table (:meth:`to_text`, :meth:`to_pandas`) metric
+    columns are labelled ``metric:step_key.metric``.
+
     Attributes:
         runs: the runs compared, newest first.
         params: ``"step_key.param"`` -> the value in each run (``MISSING`` if absent).
@@ -176,7 +217,11 @@ class Comparison:
         return [key for key, values in self.params.items() if not _all_same(values)]
 
     def to_text(self, *, only_differing: bool = False) -> str:
-        """A plain-text table: one row per column, one column per run."""
+        """A plain-text table: one row per column, one column per run.
+
+        Params come first, differing ones marked ``*`` (``only_differing``
+        keeps only those); then every metric, labelled ``metric:``.
+        """
         keys = self.differing() if only_differing else list(self.params)
         header = ["", *[r.id for r in self.runs]]
         rows = [header, ["state", *[r.state for r in self.runs]]]
@@ -184,7 +229,7 @@ class Comparison:
         rows += [
             [("* " if k in differing else "  ") + k, *map(_show, self.params[k])] for k in keys
         ]
-        rows += [["  " + k, *map(_show, v)] for k, v in self.metrics.items()]
+        rows += [["  " + metric_label(k), *map(_show, v)] for k, v in self.metrics.items()]
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
         return "\n".join(
             "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -199,8 +244,13 @@ class Comparison:
             raise ImportError(
                 "Comparison.to_pandas() needs pandas: pip install 'zentrack[pandas]'."
             ) from None
-        columns = {**self.params, **{f"metric:{k}": v for k, v in self.metrics.items()}}
+        columns = {**self.params, **{metric_label(k): v for k, v in self.metrics.items()}}
         return pandas.DataFrame(columns, index=[r.id for r in self.runs])
+
+
+def metric_label(key: str) -> str:
+    """How a metric column is labelled beside params: ``metric:trainer.loss``."""
+    return f"metric:{key}"
 
 
 class _Missing:

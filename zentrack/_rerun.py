@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from zentrack import _tracker
 from zentrack._pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
+from zentrack._source import unimportable_main
 from zentrack._values import canonical_json
 from zentrack.exceptions import ConfigError
 
@@ -36,8 +37,20 @@ def resolve_source(source: str) -> Any:
 
     Tries the longest importable module prefix first, so nested qualnames
     (``module.Class.method``) resolve too.  Only imports and attribute
-    lookups happen: nothing is called.
+    lookups happen: nothing is called.  A ``__main__`` source that does not
+    resolve here (defined in another process's script or REPL) is an
+    ImportError saying it must move into an importable module.
     """
+    try:
+        return _import_source(source)
+    except (ImportError, AttributeError) as exc:
+        hint = unimportable_main(source)
+        if hint is None:
+            raise
+        raise ImportError(hint) from exc
+
+
+def _import_source(source: str) -> Any:
     parts = source.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:cut])

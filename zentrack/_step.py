@@ -35,7 +35,9 @@ from zentrack._params import (
     callable_signature,
     check_params,
     make_params_class,
+    params_class_name,
 )
+from zentrack._source import source_of
 from zentrack._values import SCALAR_TYPES, copy_value, exact_value, untag
 
 _get_run = current_run.get
@@ -111,7 +113,9 @@ class StepSpec:
         )
         self.is_class = is_class
         self.params_class = params_class
-        self.source = f"{target.__module__}.{target.__qualname__}"
+        #: ``module.QualName`` for configs and records (``__main__`` named by its
+        #: importable name when it has one); never part of the fingerprint.
+        self.source = source_of(target)
         self.code = ""
         #: Short digests of the step's code and of each helper it uses.
         self.code_parts: dict[str, str] = {}
@@ -333,7 +337,12 @@ def _step_name(target: Any, name: str | None) -> str:
 
 
 def check_name(what: str, name: object) -> None:
-    """Refuse names MLMD would truncate or mangle (NUL, control characters, bad UTF-8)."""
+    """Refuse names MLMD would truncate or mangle (NUL, control characters, bad UTF-8).
+
+    ``#`` is refused too: a step's second call in a run is keyed ``name#2`` in
+    the run's config, so a step named ``a#2`` would share a key with step
+    ``a``'s second call (pipeline names follow the same rule).
+    """
     ok = isinstance(name, str) and 0 < len(name) <= 200 and name.isprintable()
     if ok and isinstance(name, str):
         try:
@@ -344,6 +353,12 @@ def check_name(what: str, name: object) -> None:
         raise ValueError(
             f"{what} must be 1 to 200 printable characters, valid UTF-8, not starting "
             f"with 'mlmd-struct::' (got {name!r:.80}); choose a plain name."
+        )
+    if isinstance(name, str) and "#" in name:
+        raise ValueError(
+            f"{what} must not contain '#', which marks repeated calls in a run's config keys "
+            f"(trainer#2 is step trainer's second call) (got {name!r:.80}); choose a name "
+            "without '#'."
         )
 
 
@@ -369,7 +384,7 @@ def _decorate_function(
         )
     params_class = make_params_class(
         name,
-        f"{fn.__name__}_Params",
+        params_class_name(name),
         [n for n in signature.names if declared is None or n in declared],
         signature.defaults,
     )
@@ -637,7 +652,8 @@ def step(
 
     Args:
         fn: the function or class (given by the bare ``@step`` form).
-        name: the step's name in the store (default: ``__name__``).
+        name: the step's name in the store (default: ``__name__``); no ``#``,
+            which marks repeated calls in config keys (``trainer#2``).
         version: replaces the code digest in the fingerprint: bump it to
             invalidate cached results by hand, keep it to survive refactors.
         cache: ``False`` never serves this step from the cache.

@@ -733,6 +733,20 @@ class MetadataStore:
             executions.update((e.id, e) for e in self.mlmd.get_executions_by_context(context.id))
         return self._records(executions.values())
 
+    def fingerprints_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` stored fingerprints starting with ``prefix`` (lowercase hex).
+
+        One query: the first execution of each fingerprint has it as its
+        ``external_id``; other executions' record ids hold a ``-``.
+        """
+        from ml_metadata.metadata_store import ListOptions
+
+        if not prefix or prefix.strip("0123456789abcdef"):
+            raise ValueError(f"fingerprint prefix {prefix!r} is not lowercase hex.")
+        query = f"external_id LIKE '{prefix}%' AND NOT external_id LIKE '%-%'"
+        found = self.mlmd.get_executions(list_options=ListOptions(limit=limit, filter_query=query))
+        return sorted({e.external_id for e in found if e.external_id.startswith(prefix)})
+
     def step_records(self, step: str) -> list[Record]:
         """Return every record of one step, oldest first."""
         return self._records(self.mlmd.get_executions_by_type(STEP_TYPE_PREFIX + step))

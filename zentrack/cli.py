@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import zentrack as zt
 from zentrack.exceptions import ZentrackError
@@ -76,14 +77,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(args.store)
 
 
+def _init_for_read(store: str | None) -> zt.Tracker:
+    """Open the store for a command that only reads it; refuse one that does not exist.
+
+    Opening a SQLite path creates the file, so ``--store typo.sqlite runs``
+    would make an empty store and print "no runs".  A path with no file (and
+    no journals of calls waiting to be written there) is refused before
+    anything is created.  Server stores and ``:memory:`` are opened as usual.
+    """
+    from zentrack._location import ENV_STORE, parse
+
+    location = parse(store)
+    path, journals = location.path, location.journal_dir
+    if location.kind == "sqlite" and path is not None and not path.exists():
+        waiting = journals is not None and journals.is_dir() and any(journals.iterdir())
+        if not waiting:
+            raise SystemExit(f"zentrack: no store at {path}; check --store / ${ENV_STORE}")
+    return zt.init(store)
+
+
 def cmd_lookup(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     _print_records(zt.lookup(args.fingerprint), args.json)
     return 0
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     _print_records(zt.find(args.step, state=args.state, **_assignments(args.where)), args.json)
     return 0
 
@@ -119,7 +139,7 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 
 def cmd_why(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     target, values = _call_target(_resolve(args.step), _assignments(args.args))
     explanation = zt.explain(target, **values)
     if args.json:
@@ -139,7 +159,7 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     found = zt.runs(args.pipeline, state=args.state)[: args.limit]
     if args.json:
         print(json.dumps([_run_row(r) for r in found], indent=2, default=repr))
@@ -167,7 +187,7 @@ def _run_row(run: zt.Run[Any]) -> dict[str, Any]:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     run = zt.get_run(args.run_id)
     if args.json:
         print(json.dumps(_run_row(run), indent=2, default=repr))
@@ -183,7 +203,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    zt.init(args.store)
+    _init_for_read(args.store)
     comparison = zt.compare_runs(args.pipeline, runs=args.run_ids or None, last=args.last)
     if args.json:
         print(
@@ -204,7 +224,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    tracker = zt.init(args.store)
+    tracker = zt.init(args.store) if args.action == "clear" else _init_for_read(args.store)
     if args.action == "clear":
         removed = tracker.outputs.clear(args.step)
         print(
@@ -286,7 +306,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    tracker = zt.init(args.path or args.store)
+    store = args.path or args.store
+    tracker = zt.init(store) if args.action == "migrate" else _init_for_read(store)
     if args.action == "migrate":
         backup = tracker.migrate()
         print(f"migrated {tracker.location.display}" + (f" (backup: {backup})" if backup else ""))
@@ -319,7 +340,9 @@ def _parser() -> argparse.ArgumentParser:
 
     add("demo", cmd_demo, "run the seed example on the embedded SQLite store")
     p = add("lookup", cmd_lookup, "records of the executions with a fingerprint")
-    p.add_argument("fingerprint")
+    p.add_argument(
+        "fingerprint", help="all 64 hex characters, or a unique prefix of 8 or more"
+    )
     p = add("find", cmd_find, "records whose parameters match, e.g. lr__lt=0.05")
     p.add_argument("--step")
     p.add_argument("--state")
@@ -344,7 +367,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     p.add_argument("--pipeline")
     p.add_argument("--last", type=int)
-    p.add_argument("--differing", action="store_true", help="only params that differ")
+    p.add_argument(
+        "--differing",
+        action="store_true",
+        help="only params that differ (metrics, labelled metric:, are always shown)",
+    )
     p = add("cache", cmd_cache, "list cached outputs, or clear them")
     p.add_argument("action", nargs="?", choices=["info", "clear"], default="info")
     p.add_argument("--step")
@@ -362,13 +389,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit code when the reader of stdout went away (``zentrack find | head -1``):
+#: 128 + SIGPIPE, what a shell reports for ``cat`` or ``grep`` stopped the same way.
+EXIT_CLOSED_STDOUT: Final = 141
+
+
+def _stdout_closed() -> int:
+    """Stop quietly once stdout's reader has gone; return :data:`EXIT_CLOSED_STDOUT`.
+
+    stdout is pointed at /dev/null first, so the interpreter's last flush of
+    what is still buffered cannot raise BrokenPipeError again at exit.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_CLOSED_STDOUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code."""
+    """Run the command line; return the process exit code.
+
+    Errors zentrack raises on purpose (and bad lookups, values or calls) are
+    one line on stderr and exit 1.  Output piped into a reader that stops
+    early (``| head``) ends the command quietly with exit 141, as ``cat``.
+    """
     args = _parser().parse_args(argv)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     try:
-        return int(args.handler(args))
-    except (ZentrackError, LookupError, TypeError) as exc:
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that left shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except (ZentrackError, LookupError, TypeError, ValueError) as exc:
         print(f"zentrack: {exc}", file=sys.stderr)
         return 1
