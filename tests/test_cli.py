@@ -801,11 +801,18 @@ def note(text):
         stream.write(text + "\\n")
 
 
+FACTOR = 2
+
+
+def scale(x):
+    return FACTOR * x
+
+
 @zt.step
 def double(x: int = 1) -> int:
     with open(os.environ["ZT_TEST_LOG"], "a", encoding="utf-8") as stream:
         stream.write(f"double {x}\\n")
-    return 2 * x
+    return scale(x)
 
 
 @zt.pipeline
@@ -853,7 +860,8 @@ class TestScriptPipelines:
 
         The rerun imports train.py as a module: its top-level code runs again,
         the ``__main__`` block does not.  The step's fingerprint does not depend
-        on the module's name, so the same args are a cache hit.
+        on the module's name (its helper and constant are keyed ``train.scale``
+        and ``train.FACTOR`` either way), so the same args are a cache hit.
         """
         (tmp_path / "train.py").write_text(SCRIPT, encoding="utf-8")
         _, config = self.run_script(store_path, tmp_path, "train.py")

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from zentrack._source import importable_module
+
 _SCHEME = b"zentrack-code-v1\0"
 
 
@@ -291,13 +293,22 @@ def bindings_check(bindings: Sequence[Binding]) -> Callable[[], bool] | None:
     return check
 
 
+def _label(module: object) -> str:
+    """A module's name as another process imports it (``train``, not ``__main__``).
+
+    Parts are keyed by it, so a step's digest is the same when its script
+    runs (``python train.py``) and when a rerun imports it (``train``).
+    """
+    return importable_module(module) if isinstance(module, str) else str(module)
+
+
 def _resolve(namespace: dict[str, Any], chain: list[str]) -> tuple[str, Any] | None:
     """Follow a dotted name to a user function or class, or a user module constant."""
     if chain[0] not in namespace:
         return None
     value = namespace[chain[0]]
     home = namespace.get("__name__")
-    qualified = f"{home}.{chain[0]}"
+    qualified = f"{_label(home)}.{chain[0]}"
     for attribute in chain[1:]:
         if not isinstance(value, types.ModuleType):
             break  # an attribute of an object: the object is what we follow
@@ -312,7 +323,7 @@ def _resolve(namespace: dict[str, Any], chain: list[str]) -> tuple[str, Any] | N
         module = sys.modules.get(getattr(inner, "__module__", None) or "")
         if module is None or not is_user_module(module):
             return None
-        return f"{module.__name__}.{getattr(inner, '__qualname__', chain[-1])}", value
+        return f"{_label(module.__name__)}.{getattr(inner, '__qualname__', chain[-1])}", value
     module = sys.modules.get(home) if isinstance(home, str) else None
     if module is not None and is_user_module(module) and _constant_text(value) is not None:
         return qualified, value

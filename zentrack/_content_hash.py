@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from zentrack._lineage import lineage_of
+from zentrack._source import importable_module
 from zentrack._values import SCALAR_TYPES, canonical_json, is_tracked
 from zentrack.exceptions import UnhashableInputError
 
@@ -83,7 +84,7 @@ def _update(h: Any, value: Any, depth: int, seen: set[int]) -> None:
             digests = sorted(content_digest(item) for item in value)
             _feed(h, b"E", "|".join(digests).encode())
         elif dataclasses.is_dataclass(value) or hasattr(value, "__attrs_attrs__"):
-            _feed(h, b"R", f"{kind.__module__}.{kind.__qualname__}".encode())
+            _feed(h, b"R", f"{importable_module(kind.__module__)}.{kind.__qualname__}".encode())
             _update(h, dict(sorted(_fields(value).items())), depth + 1, seen)
         else:
             raise _Unhashable(value)
