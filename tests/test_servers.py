@@ -95,6 +95,18 @@ class TestTracking:
         )
         assert expected == actual
 
+    def test_lookup_by_a_short_fingerprint_prefix(self, server_url):
+        """A unique 12-character prefix finds the calls, in any case; a repeat is found too."""
+        fingerprint = zt.fingerprint(tick, i=7)
+        for i in (7, 7, 8):
+            tick(i=i)
+        expected = ([7, 7], [7, 7])
+        actual = (
+            [r.params["i"] for r in zt.lookup(fingerprint[:12])],
+            [r.params["i"] for r in zt.lookup(fingerprint[:12].upper())],
+        )
+        assert expected == actual
+
     def test_failed_call_is_recorded_with_its_error(self, server_url):
         """A failing call is FAILED, with its message (backslashes and quotes) kept exactly."""
         with pytest.raises(Diverged):
