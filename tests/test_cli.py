@@ -161,6 +161,71 @@ class TestConfigSet:
         assert expected == actual, err
 
 
+    def test_list_that_grows_changes_only_its_lines(self, store_path, trained):
+        """A longer list is one more line in the file's own style; ``+4`` and ``# end`` stay."""
+        path = trained.config_path
+        edit_text(path, "      'n': 4\n      scale", "      'n': +4\n      scale")
+        edit_text(path, "hidden_layers: [64, 32]\n", "hidden_layers:\n        - 64\n        - 32\n")
+        before = path.read_text(encoding="utf-8") + "# end\n"
+        path.write_text(before, encoding="utf-8")
+
+        key, value = "trainer.hidden_layers", "[64, 32, 16]"
+        ok(zentrack(store_path, "config", "set", str(path), key, value))
+
+        expected = before.replace("        - 32\n", "        - 32\n        - 16\n")
+        assert expected == path.read_text(encoding="utf-8")
+
+    @pytest.mark.parametrize(
+        ("key", "text", "needle"),
+        [
+            (
+                "trainer.batch_size",
+                "abc",
+                "arg 'batch_size' of step 'trainer' is 'abc' that is a string, but its default 1 "
+                "is an int; write an int\n",
+            ),
+            (
+                "trainer.batch_size",
+                "'4'",
+                "its default 1 is an int; write an int without quotes\n",
+            ),
+            (
+                "pipeline.lr",
+                "[0.1]",
+                "arg 'lr' of the pipeline is [0.1] that is a list, but its default 0.01 is a "
+                "float; write a float\n",
+            ),
+            (
+                "trainer.lr",
+                "0.02  # tuned",
+                "'# tuned' is a YAML comment, which would be dropped from the value; to set the "
+                "text as a string, quote it as YAML ('0.02  # tuned', inside the shell's own "
+                "quotes), or leave the comment out\n",
+            ),
+            (
+                "trainer.lr",
+                "2e400",
+                "2e400 is out of a float's range and would be read as .inf; write .inf for "
+                "infinity, or quote it ('2e400') to keep it as a string\n",
+            ),
+        ],
+    )
+    def test_value_run_would_refuse_is_refused(self, store_path, trained, key, text, needle):
+        """The same checks as ``rerun --set``: exit 1, a located message, the file unchanged."""
+        path = trained.config_path
+        before = path.read_text(encoding="utf-8")
+
+        err = refused(zentrack(store_path, "config", "set", str(path), key, text))
+
+        expected = (True, True, before)
+        actual = (
+            err.startswith(f"zentrack: {path}:") or err.startswith(f"zentrack: value {text!r}:"),
+            err.endswith(needle),
+            path.read_text(encoding="utf-8"),
+        )
+        assert expected == actual, err
+
+
 class TestConfigDiff:
     """``zentrack config diff A B``."""
 
@@ -217,6 +282,16 @@ class TestConfigPlan:
         plan = zt.load_config(trained.config_path).plan()
         expected = [attrs.asdict(step) for step in plan.steps]
         assert expected == rows
+
+
+    def test_config_without_a_run(self, store_path, trained):
+        """A config without ``run_id``: steps that take only params are planned from them."""
+        path = trained.config_path
+        edit_text(path, f"  run_id: {trained.id}\n", "")
+
+        out = ok(zentrack(store_path, "config", "plan", str(path)))
+        expected = [["load_data", "hit"], ["trainer", "unknown"], ["evaluate", "unknown"]]
+        assert expected == [line.split() for line in out.splitlines() if not line[0].isspace()]
 
 
 class TestConfigRun:
@@ -322,6 +397,22 @@ class TestRerun:
         err = refused(zentrack(store_path, "rerun", trained.id, "--set", "trainer.momentum=1"))
         expected = (True, before)
         assert expected == ("has no arg 'momentum'" in err, store_state()), err
+
+    @pytest.mark.parametrize(
+        ("item", "needle"),
+        [
+            ("trainer.batch_size=abc", "arg 'batch_size' of step 'trainer' is 'abc'"),
+            ("trainer.lr=# x", "'# x' is a YAML comment"),
+        ],
+    )
+    def test_value_that_does_not_fit_is_refused(self, store_path, trained, item, needle):
+        """A value of the wrong type, or one YAML would not read as typed: nothing runs."""
+        before = store_state()
+
+        err = refused(zentrack(store_path, "rerun", trained.id, "--set", item))
+
+        expected = (True, before)
+        assert expected == (needle in err, store_state()), err
 
     def test_unknown_run(self, store_path):
         """A run id the store does not have: exit 1 with a message."""

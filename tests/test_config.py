@@ -158,6 +158,32 @@ steps:
 """
 
 
+#: A config with odd spellings, comments and both styles, for structural edits.
+STRUCTURAL = f"""\
+# odd spellings on purpose: +12, 1_0.0, 0x1F, .5, 1e-07
+pipeline:
+  source: {HERE}.training   # the pipeline
+  args: {{lr: 1e-07, epochs: +12}}
+steps:
+  trainer:
+    args:
+      batch_size: 0x1F       # hex
+      hidden_layers:
+        - 64
+        - 32
+      lr: .5
+      options:
+        momentum: 1_0.0      # underscores
+        nesterov: true
+      layers: [8,  8]        # two spaces
+    source: {HERE}.Trainer
+  evaluate:
+    args: {{threshold: .5, extra: {{beta: +12, gamma: 1_0.0}}}}   # flow
+    source: {HERE}.evaluate
+# end
+"""
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -734,6 +760,206 @@ class TestConfigSave:
         expected.insert(20, "            epochs: 3\n")
         assert expected == path.read_text(encoding="utf-8").splitlines(keepends=True)
 
+    @pytest.mark.parametrize(
+        ("edit", "old", "new"),
+        [
+            pytest.param(
+                lambda c: c.steps["trainer"].args["hidden_layers"].append(16),
+                "        - 32\n",
+                "        - 32\n        - 16\n",
+                id="block-list-appended",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.hidden_layers", [64, 32, 16]),
+                "        - 32\n",
+                "        - 32\n        - 16\n",
+                id="block-list-set-longer",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.hidden_layers", [64, 8, 32]),
+                "        - 64\n",
+                "        - 64\n        - 8\n",
+                id="block-list-item-inserted",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.hidden_layers", [32]),
+                "        - 64\n",
+                "",
+                id="block-list-shrinks",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.layers", [8, 8, 4]),
+                "[8,  8]",
+                "[8,  8, 4]",
+                id="flow-list-grows",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args["layers"].pop(),
+                "[8,  8]",
+                "[8]",
+                id="flow-list-shrinks",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args["options"].update(dampening=0.5),
+                "        nesterov: true\n",
+                "        nesterov: true\n        dampening: 0.5\n",
+                id="block-mapping-gains-a-key",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args["options"].insert(0, "first", [[1], 2]),
+                "      options:\n",
+                "      options:\n        first:\n          - [1]\n          - 2\n",
+                id="block-mapping-gains-a-first-key",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args["options"].pop("momentum"),
+                "        momentum: 1_0.0      # underscores\n",
+                "",
+                id="block-mapping-loses-a-key",
+            ),
+            pytest.param(
+                lambda c: c.steps["evaluate"].args["extra"].update(delta=[1, "a b"]),
+                "gamma: 1_0.0}",
+                "gamma: 1_0.0, delta: [1, a b]}",
+                id="flow-mapping-gains-a-key",
+            ),
+            pytest.param(
+                lambda c: c.steps["evaluate"].args["extra"].pop("beta"),
+                "{beta: +12, gamma: 1_0.0}",
+                "{gamma: 1_0.0}",
+                id="flow-mapping-loses-a-key",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args.update(epochs=3),
+                "      layers: [8,  8]        # two spaces\n",
+                "      layers: [8,  8]        # two spaces\n      epochs: 3\n",
+                id="arg-added",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args.update(name="it's"),
+                "      layers: [8,  8]        # two spaces\n",
+                "      layers: [8,  8]        # two spaces\n      name: 'it''s'\n",
+                id="quoted-arg-added",
+            ),
+            pytest.param(
+                lambda c: c.steps["evaluate"].args.update(metric="auc"),
+                "gamma: 1_0.0}}",
+                "gamma: 1_0.0}, metric: auc}",
+                id="arg-added-to-flow-args",
+            ),
+            pytest.param(
+                lambda c: c.pipeline_args.update(seed=None),
+                "epochs: +12}",
+                "epochs: +12, seed: null}",
+                id="pipeline-arg-added",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args.pop("lr"),
+                "      lr: .5\n",
+                "",
+                id="arg-deleted",
+            ),
+            pytest.param(
+                lambda c: c.steps["trainer"].args.pop("hidden_layers"),
+                "      hidden_layers:\n        - 64\n        - 32\n",
+                "",
+                id="block-arg-deleted",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.hidden_layers", {"a": 1, "b": [1, [2]]}),
+                "        - 64\n        - 32\n",
+                "        a: 1\n        b:\n          - 1\n          - [2]\n",
+                id="block-list-becomes-a-mapping",
+            ),
+            pytest.param(
+                lambda c: c.set("trainer.options", None),
+                "options:\n        momentum: 1_0.0      # underscores\n        nesterov: true\n",
+                "options: null\n",
+                id="block-mapping-becomes-null",
+            ),
+        ],
+    )
+    def test_structural_edit_changes_only_its_entries(self, tmp_path, edit, old, new):
+        """Entries added or removed are whole lines (or flow items) in the collection's style.
+
+        Comments, the trailing ``# end`` and spellings elsewhere (``+12``, ``1_0.0``,
+        ``0x1F``, ``.5``, ``1e-07``) stay byte-identical.
+        """
+        path = write(tmp_path, STRUCTURAL)
+        config = load_config(path)
+        assert STRUCTURAL.count(old) == 1
+
+        edit(config)
+        config.save()
+
+        expected = STRUCTURAL.replace(old, new)
+        assert expected == path.read_text(encoding="utf-8")
+        assert config._snapshot == load_config(path)._snapshot
+
+    def test_several_structural_edits_at_once(self, tmp_path):
+        """Appending to the last arg and adding an arg after it keep their order."""
+        path = write(tmp_path, minimal("\n      b: {x: 1}\n      a:\n        - 1  # one"))
+        config = load_config(path)
+        args = config.steps["t"].args
+
+        args["a"].append(2)
+        args["b"]["z"] = 2
+        del args["b"]["x"]
+        args["c"] = [3]
+        config.save()
+
+        expected = minimal(
+            "\n      b: {z: 2}\n      a:\n        - 1  # one\n        - 2\n      c: [3]"
+        )
+        assert expected == path.read_text(encoding="utf-8")
+
+    def test_structural_edits_after_a_save(self, tmp_path):
+        """After a structural save the next one patches the text just written."""
+        path = write(tmp_path, STRUCTURAL)
+        config = load_config(path)
+        config.steps["trainer"].args["hidden_layers"].append(16)
+        config.save()
+
+        config.steps["trainer"].args["hidden_layers"].pop(0)
+        config.save()
+
+        expected = STRUCTURAL.replace(
+            "        - 64\n        - 32\n", "        - 32\n        - 16\n"
+        )
+        assert expected == path.read_text(encoding="utf-8")
+
+    def test_file_without_a_final_line_break_keeps_none(self, tmp_path):
+        """Entries added or cut at the very end leave the file without a final line break."""
+        original = minimal("\n      a: 1\n      b: [1]").removesuffix("\n")
+        path = write(tmp_path, original)
+        config = load_config(path)
+        config.steps["t"].args["c"] = {"d": [1, [2]]}
+        config.save()
+        added = path.read_text(encoding="utf-8")
+
+        del config.steps["t"].args["c"]
+        del config.steps["t"].args["b"]
+        config.save()
+
+        expected = (original + "\n      c:\n        d:\n          - 1\n          - [2]", original)
+        assert expected == (added, path.read_text(encoding="utf-8") + "\n      b: [1]")
+
+    def test_sequence_of_mappings_keeps_its_dash_style(self, tmp_path):
+        """New items follow the list's own dash spacing; a first key after a dash can go."""
+        original = minimal("\n      xs:\n      -   a: 1  # first\n          b: 2\n      -   c: 3")
+        path = write(tmp_path, original)
+        config = load_config(path)
+
+        del config.steps["t"].args["xs"][0]["a"]
+        config.steps["t"].args["xs"].append({"d": [4, {"e": 5}]})
+        config.save()
+
+        expected = minimal(
+            "\n      xs:\n      -   b: 2\n      -   c: 3\n      -   d:\n"
+            "          -   4\n          -   {e: 5}"
+        )
+        assert expected == path.read_text(encoding="utf-8")
+
     def test_structural_edit_keeps_what_precedes_the_document_start(self, tmp_path):
         """Directives and comments before ``---``, and a closing ``...``, are kept."""
         original = "%YAML 1.2\n# head\n---\n" + minimal() + "...\n"
@@ -971,6 +1197,76 @@ class TestConfigSet:
         )
         assert expected == str(info.value)
 
+    @pytest.mark.parametrize(
+        ("dotted", "value", "where", "message"),
+        [
+            (
+                "trainer.verbose",
+                "yes",
+                "9:16",
+                "arg 'verbose' of step 'trainer' is 'yes' that is a string, but its default "
+                "False is a bool; write a bool",
+            ),
+            (
+                "trainer#2.lr",
+                "0.5",
+                "13:16",
+                "arg 'lr' of step 'trainer#2' is '0.5' that is a string, but its default 0.01 is "
+                "a float; write a float without quotes",
+            ),
+            (
+                "pipeline.lr",
+                [1],
+                "4:9",
+                "arg 'lr' of the pipeline is [1] that is a list, but its default 0.01 is a "
+                "float; write a float",
+            ),
+            (
+                "evaluate.extra",
+                3,
+                "18:14",
+                "arg 'extra' of step 'evaluate' holds its **extra keyword args, so it must be a "
+                "mapping such as {momentum: 0.9}",
+            ),
+        ],
+    )
+    def test_value_contradicting_the_signature_is_refused(
+        self, tmp_path, dotted, value, where, message
+    ):
+        """With importable sources, a value ``run`` would refuse is refused; nothing changes."""
+        path = write(tmp_path, VALID)
+        config = load_config(path)
+
+        with pytest.raises(ConfigError) as info:
+            config.set(dotted, value)
+
+        expected = (f"{path}:{where}: {message}", [], VALID)
+        actual = (str(info.value), diff_configs(load_config(path), config), config.to_text())
+        assert expected == actual
+
+    @pytest.mark.parametrize(
+        ("dotted", "value"),
+        [("trainer#2.lr", 2), ("trainer.hidden_layers", "abc"), ("evaluate.extra.anything", "x")],
+    )
+    def test_values_the_signature_allows_are_set(self, tmp_path, dotted, value):
+        """An int where the default is a float, anything where it is None or in ``**extra``."""
+        path = write(tmp_path, VALID)
+        config = load_config(path)
+
+        config.set(dotted, value)
+        config.save()
+
+        assert None is validate_against(load_config(path), resolve)
+
+    def test_sources_that_do_not_import_are_not_checked(self, tmp_path):
+        """Without the code there is no signature to check against: any tracked value is set."""
+        config = load_config(write(tmp_path, VALID.replace(f"{HERE}.Trainer", "nowhere_zz.T")))
+
+        config.set("trainer.verbose", "yes")
+
+        expected = "yes"
+        assert expected == config.steps["trainer"].plain_args()["verbose"]
+
     @pytest.mark.parametrize("value", [datetime.date(2020, 1, 1), np.float64(0.5), {1, 2}, b"x"])
     def test_untracked_value(self, tmp_path, value):
         """A value of an untracked type is refused before anything changes."""
@@ -1077,7 +1373,6 @@ class TestParseValue:
             ('"null"', "null"),
             ("[1, 2]", [1, 2]),
             ("{a: [1.5, x]}", {"a": [1.5, "x"]}),
-            ("0.5  # a comment", 0.5),
             ("", ""),
             ("  ", "  "),
             ("12345678901234567890123", 12345678901234567890123),
@@ -1112,10 +1407,43 @@ class TestParseValue:
                 "']', but got '<stream end>'); fix the YAML syntax (often the indentation) at or "
                 "just before this position",
             ),
+            (
+                "# x",
+                "value '# x':1:1: '# x' is a YAML comment, which would be dropped from the value; "
+                "to set the text as a string, quote it as YAML ('# x', inside the shell's own "
+                "quotes), or leave the comment out",
+            ),
+            (
+                "it's 0.5  # tuned",
+                "value \"it's 0.5  # tuned\":1:11: '# tuned' is a YAML comment, which would be "
+                "dropped from the value; to set the text as a string, quote it as YAML "
+                "('it''s 0.5  # tuned', inside the shell's own quotes), or leave the comment out",
+            ),
+            (
+                "2e400",
+                "value '2e400':1:1: 2e400 is out of a float's range and would be read as .inf; "
+                "write .inf for infinity, or quote it ('2e400') to keep it as a string",
+            ),
+            (
+                "[1, -1.5e309]",
+                "value '[1, -1.5e309]':1:5: -1.5e309 is out of a float's range and would be read "
+                "as -.inf; write -.inf for infinity, or quote it ('-1.5e309') to keep it as a "
+                "string",
+            ),
+            (
+                "{a: 1e-400}",
+                "value '{a: 1e-400}':1:5: 1e-400 is out of a float's range and would be read as "
+                "0.0; write 0.0 for zero, or quote it ('1e-400') to keep it as a string",
+            ),
+            (
+                "---",
+                "value '---':1:1: '---' is not a single YAML value (a '---' or '...' marks a "
+                "document); write null for None, or quote it ('---') to set it as a string",
+            ),
         ],
     )
     def test_refusals(self, text, message):
-        """Dates, tags and broken YAML are refused as in a file."""
+        """Dates, tags, broken YAML, comments and floats out of range are refused."""
         with pytest.raises(ConfigError) as info:
             parse_value(text)
 

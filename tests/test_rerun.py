@@ -602,6 +602,68 @@ class TestConfigPlan:
         actual = ([(k, r.fingerprint, r.state) for k, r in records.items()], plan.misses)
         assert expected == actual
 
+    def test_config_without_a_run_plans_steps_without_inputs(self, snapshot):
+        """Without ``run_id`` a step with no inputs is planned from its args; others unknown.
+
+        ``load_data`` takes only params, so its fingerprint follows from the
+        config; ``trainer`` (a class step, called with data) and ``evaluate``
+        (whose ``model`` comes from the trainer) need a recorded call.
+        """
+        run = pft.training()
+        recorded = zt.get_run(run.id).keyed_steps()["load_data"].fingerprint
+        assert run.config_path is not None
+        text = edit_text(run.config_path, f"  run_id: {run.id}\n", "")
+        run.config_path.write_text(text.replace("      scale: 1.0\n", ""), encoding="utf-8")
+        cfg = zt.load_config(run.config_path)
+        before = snapshot()
+
+        plan = cfg.plan()
+        expected = (
+            [
+                ("load_data", True, recorded, []),
+                (
+                    "trainer",
+                    None,
+                    None,
+                    [
+                        "a class step's inputs come with its entry call, which no recorded run "
+                        "shows: cannot tell"
+                    ],
+                ),
+                (
+                    "evaluate",
+                    None,
+                    None,
+                    [
+                        "input 'model' is not in the config (data from another step or the "
+                        "pipeline's code) and no recorded run shows it: cannot tell"
+                    ],
+                ),
+            ],
+            before,
+        )
+        actual = ([(s.key, s.hit, s.fingerprint, s.reasons) for s in plan.steps], snapshot())
+        assert expected == actual
+
+    def test_config_without_a_run_predicts_a_miss_and_its_fingerprint(self):
+        """An edited arg of a step without inputs misses; the run gets the planned fingerprint."""
+        run = pft.training()
+        assert run.config_path is not None
+        edit_text(run.config_path, f"  run_id: {run.id}\n", "")
+        cfg = zt.load_config(run.config_path)
+        cfg.set("load_data.n", 5)
+
+        planned = cfg.plan().steps[0]
+        again = cfg.run()
+        expected = (
+            ("load_data", False),
+            ["no call with these params is in the cache (and no recorded run to compare with)"],
+            (planned.fingerprint, "COMPLETE"),
+        )
+        record = zt.get_run(again.id).keyed_steps()["load_data"]
+        actual = ((planned.key, planned.hit), planned.reasons, (record.fingerprint, record.state))
+        assert expected == actual
+
     def test_bad_config_is_refused_before_planning(self, snapshot):
         """Planning validates the config as running does; nothing runs."""
         run = pft.training()

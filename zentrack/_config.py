@@ -22,13 +22,18 @@ silent surprise would cost a run:
   alias of a list or mapping, and a merge key (``<<``), are refused: an edit
   through one place would silently change the other, and aliased containers
   are how a small file expands to billions of values.
-* Saving rewrites only what changed.  A value edited in place is replaced in
-  the original text, so comments, spacing, quoting and number spellings of
-  everything else stay byte-identical.  Structural edits (keys added or
-  removed) go through ruamel.yaml's round trip with the file's own
-  indentation, which keeps comments, key order, quoting and number spellings
-  but normalises spacing.  Every text is loaded back and compared with the
-  config in memory before it is written.
+* Saving rewrites only what changed, so comments, spacing, quoting and
+  number spellings of everything else stay byte-identical.  A value edited
+  in place is replaced where it stands.  A mapping that gained or lost keys,
+  or a list that grew or shrank, has just those entries written or cut, in
+  its own style: whole lines at its indentation and dash offset in block
+  style, items joined by ``", "`` in flow style.  A value that changed kind
+  (a list become a mapping), or a mapping whose keys were reordered, is
+  rewritten as one value in the style the old one had.  Every text is
+  loaded back and compared with the config in memory before it is written;
+  only if no such patch can be made does ruamel.yaml's full round trip
+  write the file (keeping comments, key order, quoting and number
+  spellings, but normalising spacing).
 """
 
 from __future__ import annotations
@@ -777,7 +782,7 @@ class Config:
     the change is saved.  Steps cannot be added or removed through this
     object; write a new config with :func:`write_run_config` for that.
     Comments are kept, not edited: one added through ruamel's comment API is
-    only written when a key is also added or removed.
+    not written.
     """
 
     def __init__(
@@ -851,9 +856,15 @@ class Config:
         mapping arg, and ``"steps.KEY.lr"`` names a step explicitly (for a step
         keyed ``pipeline``).  A quoted string stays quoted the same way.
 
+        When the source of the step (or pipeline) can be imported, the arg is
+        checked against its signature as :meth:`run` would check it, so a
+        value that run would refuse is refused now and nothing changes.
+
         Raises:
-            ConfigError: no such step or arg, or ``value`` is not of a tracked type.
+            ConfigError: no such step or arg, ``value`` is not of a tracked
+                type, or its type contradicts the signature.
         """
+        step, parts = self._path(dotted)
         target, key = self._locate(dotted)
         old = target[key]
         new = _styled(_checked(value, dotted))
@@ -863,20 +874,52 @@ class Config:
             elif isinstance(old, DoubleQuotedScalarString):
                 new = DoubleQuotedScalarString(new)
         target[key] = new
+        try:
+            self._check_arg(step, parts[0])
+        except ConfigError:
+            target[key] = old
+            raise
+
+    def _check_arg(self, step: str | None, name: str) -> None:
+        """Check one arg of a step (None: of the pipeline) against the code, if it imports."""
+        from zentrack._rerun import resolve_source
+
+        source = self.pipeline_source if step is None else self.steps[step].source
+        try:
+            obj = resolve_source(source)
+        except Exception:  # code that does not import here is checked when it runs
+            return
+        args: MutableMapping[str, Any]
+        if step is None:
+            spec = getattr(obj, "__zentrack_pipeline__", None)
+            owner, declared, args = "the pipeline", None, self._pipeline_args
+        else:
+            spec = spec_of(obj)
+            owner, args = f"step {step!r}", self.steps[step].args
+            declared = None if spec is None else spec.declared
+        if spec is None:
+            return
+        problems = _Problems(self._label)
+        _check_args(owner, spec.signature, declared, args, problems, only=name)
+        problems.raise_if_any()
+
+    def _path(self, dotted: str) -> tuple[str | None, list[str]]:
+        """The step key (None for the pipeline) and the arg path a dotted key names."""
+        head, _, rest = dotted.partition(".")
+        if head == "pipeline" and rest:
+            return None, rest.split(".")
+        key, rest = _split_step(dotted, self.steps)
+        if key is None:
+            raise ConfigError(
+                f"{self._label}: {dotted!r} names no arg; write 'pipeline.ARG' or "
+                f"'STEP.ARG' with STEP one of {sorted(self.steps)}."
+            )
+        return key, rest.split(".")
 
     def _locate(self, dotted: str) -> tuple[CommentedMap, str]:
-        head, _, rest = dotted.partition(".")
-        owner: str = "the pipeline"
-        mapping: Any = self._pipeline_args
-        if head != "pipeline" or not rest:
-            key, rest = _split_step(dotted, self.steps)
-            if key is None:
-                raise ConfigError(
-                    f"{self._label}: {dotted!r} names no arg; write 'pipeline.ARG' or "
-                    f"'STEP.ARG' with STEP one of {sorted(self.steps)}."
-                )
-            owner, mapping = f"step {key!r}", self.steps[key].args
-        parts = rest.split(".")
+        step, parts = self._path(dotted)
+        owner = "the pipeline" if step is None else f"step {step!r}"
+        mapping: Any = self._pipeline_args if step is None else self.steps[step].args
         for depth, part in enumerate(parts):
             if not isinstance(mapping, CommentedMap) or part not in mapping:
                 inside = ".".join(parts[:depth])
@@ -994,50 +1037,351 @@ def _checked(value: Any, where: str) -> Any:
 
 
 def _patched(text: str, root: Node, was: Any, now: Any, raw: Any) -> str | None:
-    """The original text with edited values replaced in place, or None if impossible."""
-    edits: list[tuple[int, int, str]] = []
+    """The original text with only what changed rewritten, or None if that cannot be done."""
+    patch = _Patch(text, root)
+    try:
+        patch.walk(root, was, now, raw, None, 0)
+        return patch.result()
+    except _Unpatchable:
+        return None
 
-    def walk(node: Node, was: Any, now: Any, raw: Any, key_node: Node | None = None) -> bool:
+
+class _Unpatchable(Exception):
+    """An edit the text patcher cannot make; the caller dumps the whole document instead."""
+
+
+def _empty(node: Node) -> bool:
+    """Whether a node is an empty value (``key:``), whose marks are wherever the parser went on."""
+    return isinstance(node, ScalarNode) and node.start_mark.index == node.end_mark.index
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _line_after(text: str, index: int) -> int:
+    """Just past the line break ending the line that ``text[index - 1]`` is on."""
+    if index > 0 and text[index - 1] == "\n":
+        return index
+    found = text.find("\n", index)
+    return len(text) if found < 0 else found + 1
+
+
+def _fresh(value: Any) -> Any:
+    """A value to emit anew: ruamel containers keep their flow or block style, plain
+    containers get :func:`_styled`'s, scalars (and their spellings) stay as they are."""
+    if isinstance(value, CommentedSeq):
+        seq = CommentedSeq(_fresh(item) for item in value)
+        if value.fa.flow_style():
+            seq.fa.set_flow_style()
+        return seq
+    if isinstance(value, CommentedMap):
+        mapping = CommentedMap((key, _fresh(item)) for key, item in value.items())
+        if value.fa.flow_style():
+            mapping.fa.set_flow_style()
+        return mapping
+    if isinstance(value, (list, tuple, dict)):
+        return _styled(to_plain(value))
+    return value
+
+
+class _Patch:
+    """The edits that turn a config's text into its edited data, and nothing more.
+
+    The node tree of the text is walked beside the data as it was loaded
+    (``was``), as it is now (``now``) and as ruamel holds it (``raw``, which
+    knows quoting).  A changed scalar or flow value is replaced where it
+    stands.  A mapping that gained or lost keys, or a list that grew or
+    shrank, keeps its unchanged entries' text: lost entries are cut out and
+    new ones written in the collection's own style (block lines at its
+    indentation and dash offset, or flow items joined by ``", "``).  What
+    cannot be edited entry by entry (reordered keys, a list that became a
+    mapping) is replaced as one value, in the style the old one had.
+    Anything else raises :class:`_Unpatchable`.
+    """
+
+    def __init__(self, text: str, root: Node) -> None:
+        self.text = text
+        self.root = root
+        #: (start, end, -depth, new text): at one position, deeper edits come first
+        self.edits: list[tuple[int, int, int, str]] = []
+        self._indent: tuple[int, int, int] | None = None
+
+    def result(self) -> str:
+        parts: list[str] = []
+        position = 0
+        previous: tuple[int, int, int] | None = None
+        for start, end, order, new in sorted(self.edits):
+            if start < position or previous == (start, end, order):
+                raise _Unpatchable  # overlapping edits, or insertions in no definite order
+            parts += [self.text[position:start], new]
+            position, previous = end, (start, end, order)
+        text = "".join(parts) + self.text[position:]
+        if not self.text.endswith("\n"):  # the last line was cut: its break before goes too
+            text = text.removesuffix("\n")
+        return text
+
+    def add(self, start: int, end: int, new: str, depth: int) -> None:
+        self.edits.append((start, end, -depth, new))
+
+    # ------------------------------------------------------------------ walking
+
+    def walk(self, node: Node, was: Any, now: Any, raw: Any, key: Node | None, depth: int) -> None:
+        """Edit ``node`` (the value of ``key``, or an item) from ``was`` into ``now``."""
+        mark = len(self.edits)
+        try:
+            if self.entries(node, was, now, raw, depth):
+                return
+        except _Unpatchable:
+            del self.edits[mark:]
+        if not _same(was, now):
+            self.replace(node, raw, key, depth)
+
+    def entries(self, node: Node, was: Any, now: Any, raw: Any, depth: int) -> bool:
+        """Edit a mapping or list entry by entry; False if it is not one that stayed one."""
         if isinstance(node, MappingNode) and type(was) is dict and type(now) is dict:
             keys = [key_node.value for key_node, _ in node.value]
-            if keys == list(was) == list(now):
-                return all(
-                    walk(value_node, was[key], now[key], raw[key], key_node)
-                    for (key_node, value_node), key in zip(node.value, keys, strict=True)
-                )
+            if keys != list(was):
+                return False
+            if keys != list(now):
+                self.mapping(node, was, now, raw, depth)
+                return True
+            for (key_node, value_node), key in zip(node.value, keys, strict=True):
+                self.walk(value_node, was[key], now[key], raw[key], key_node, depth + 1)
+            return True
         if (
             isinstance(node, SequenceNode)
             and type(was) is list
             and type(now) is list
-            and len(node.value) == len(was) == len(now)
+            and len(node.value) == len(was)
         ):
-            return all(walk(*args) for args in zip(node.value, was, now, raw, strict=True))
-        if _same(was, now):
+            if len(was) != len(now):
+                self.sequence(node, was, now, raw, depth)
+                return True
+            for item, old, new, value in zip(node.value, was, now, raw, strict=True):
+                self.walk(item, old, new, value, None, depth + 1)
             return True
-        single_line = node.start_mark.line == node.end_mark.line
-        if isinstance(node, ScalarNode):
-            if node.style in ("|", ">") or not single_line:
-                return False
-        elif not (getattr(node, "flow_style", False) and single_line):
-            return False
-        new = _inline(raw, node.style if isinstance(node, ScalarNode) else None)
-        if new is None:
-            return False
-        start, end = node.start_mark.index, node.end_mark.index
-        if start == end:  # an empty value ("key:"): its mark is wherever the parser went on
-            colon = -1 if key_node is None else text.find(":", key_node.end_mark.index)
-            if colon < 0:
-                return False
-            start = end = colon + 1
-            new = " " + new
-        edits.append((start, end, new))
-        return True
+        return False
 
-    if not walk(root, was, now, raw):
-        return None
-    for start, end, new in sorted(edits, reverse=True):
-        text = text[:start] + new + text[end:]
-    return text
+    def mapping(self, node: MappingNode, was: Any, now: Any, raw: Any, depth: int) -> None:
+        """A mapping that gained or lost keys: cut out and write in whole entries."""
+        keys, order = list(was), list(now)
+        kept = [key for key in keys if key in now]
+        if not kept or kept != [key for key in order if key in was]:
+            raise _Unpatchable  # nothing to keep, or keys reordered: replace it whole
+        flow = bool(node.flow_style)
+        column = node.value[0][0].start_mark.column
+        spans = [(k.start_mark.index, self.entry_end(k, v)) for k, v in node.value]
+        for (key_node, value_node), key in zip(node.value, keys, strict=True):
+            if key in now:
+                self.walk(value_node, was[key], now[key], raw[key], key_node, depth + 1)
+        self.delete(spans, [i for i, key in enumerate(keys) if key not in now], flow, depth)
+        index = {key: i for i, key in enumerate(keys)}
+        groups: dict[int | None, list[str]] = {}
+        previous: int | None = None
+        for key in order:
+            if key in was:
+                previous = index[key]
+                continue
+            if flow:
+                text = f"{self.inline(key, None)}: {self.inline(raw[key], None)}"
+            else:
+                text = self.indented(self.block(CommentedMap([(key, _fresh(raw[key]))])), column)
+            groups.setdefault(previous, []).append(text)
+        for after, texts in groups.items():
+            self.insert(spans, after, index[kept[0]], texts, flow, column, depth)
+
+    def sequence(self, node: SequenceNode, was: Any, now: Any, raw: Any, depth: int) -> None:
+        """A list that grew or shrank: keep its common head and tail, edit the middle."""
+        old, new = len(was), len(now)
+        if not old or not new:
+            raise _Unpatchable  # [] in or out: replace it whole
+        head = 0
+        while head < min(old, new) and _same(was[head], now[head]):
+            head += 1
+        tail = 0
+        while tail < min(old, new) - head and _same(was[old - 1 - tail], now[new - 1 - tail]):
+            tail += 1
+        paired = min(old, new) - tail  # items head..paired-1 are edited in place
+        flow = bool(node.flow_style)
+        items = node.value
+        if any(_empty(item) for item in items):
+            raise _Unpatchable
+        spans = [
+            (item.start_mark.index if flow else self.dash(item), self.end(item)) for item in items
+        ]
+        for i in range(head, paired):
+            self.walk(items[i], was[i], now[i], raw[i], None, depth + 1)
+        self.delete(spans, list(range(paired, old - tail)), flow, depth)
+        if paired < new - tail:
+            mapping, sequence, _ = self.indent
+            gap = items[0].start_mark.index - spans[0][0]  # "- 1" or "-   1", as this list has it
+            if "\n" not in self.text[spans[0][0] : items[0].start_mark.index] and gap > 1:
+                sequence = gap
+            texts = []
+            for j in range(paired, new - tail):
+                if flow:
+                    texts.append(self.inline(raw[j], None))
+                else:
+                    seq = CommentedSeq([_fresh(raw[j])])
+                    lines = self.block(CommentedMap([("k", seq)]), (mapping, sequence, 0))[1:]
+                    texts.append(self.indented(lines, node.start_mark.column))
+            after = paired - 1 if paired else None
+            self.insert(spans, after, old - tail, texts, flow, node.start_mark.column, depth)
+
+    # ------------------------------------------------------------------ text edits
+
+    def delete(self, spans: list[tuple[int, int]], gone: list[int], flow: bool, depth: int) -> None:
+        """Cut out entries, each run of neighbours at once, with their separators."""
+        text, count = self.text, len(spans)
+        runs: list[tuple[int, int]] = []
+        for i in gone:
+            if runs and runs[-1][1] == i:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+        for first, stop in runs:
+            start = spans[first][0]
+            line = _line_start(text, start)
+            if flow and first:  # ", a, b" after the entry before
+                self.add(spans[first - 1][1], spans[stop - 1][1], "", depth)
+            elif not flow and not text[line:start].strip():  # whole lines
+                self.add(line, _line_after(text, spans[stop - 1][1]), "", depth)
+            elif stop < count:  # "a, " up to the next entry ("- a: 1\n  b: 2": "a: 1\n  ")
+                self.add(start, spans[stop][0], "", depth)
+            else:
+                raise _Unpatchable
+
+    def insert(
+        self,
+        spans: list[tuple[int, int]],
+        after: int | None,
+        before: int,
+        texts: list[str],
+        flow: bool,
+        column: int,
+        depth: int,
+    ) -> None:
+        """Write new entries after entry ``after`` (None: before entry ``before``)."""
+        text = self.text
+        if flow:
+            if after is not None:
+                at = spans[after][1]
+                self.add(at, at, "".join(f", {item}" for item in texts), depth)
+            else:
+                at = spans[before][0]
+                self.add(at, at, "".join(f"{item}, " for item in texts), depth)
+            return
+        lines = "".join(texts)  # whole lines at the collection's indentation
+        if after is not None:
+            at = _line_after(text, spans[after][1])
+            if at == len(text) and not text.endswith("\n"):
+                lines = "\n" + lines.removesuffix("\n")
+        else:
+            at = spans[before][0]
+            line = _line_start(text, at)
+            if text[line:at].strip():  # the entry follows a dash: "- a: 1"
+                lines = lines[column:] + " " * column
+            else:
+                at = line
+        self.add(at, at, lines, depth)
+
+    def replace(self, node: Node, raw: Any, key: Node | None, depth: int) -> None:
+        """Replace one whole value, in the style the old one had."""
+        if _empty(node):
+            if key is None:
+                raise _Unpatchable
+            at = self.colon(key)
+            self.add(at, at, " " + self.inline(raw, None), depth)
+            return
+        start = node.start_mark.index
+        if isinstance(node, ScalarNode) or getattr(node, "flow_style", False):
+            style = node.style if isinstance(node, ScalarNode) else None
+            self.add(start, self.end(node), self.inline(raw, style), depth)
+            return
+        at = self.colon(key) if key is not None else self.dash(node) + 1
+        end = self.end(node)
+        fresh = _fresh(raw)
+        if key is None or not isinstance(fresh, (CommentedMap, CommentedSeq)) or not fresh:
+            self.add(at, end, " " + self.inline(raw, None), depth)
+            return
+        fresh.fa.set_block_style()  # a block value stays block
+        lines = self.block(CommentedMap([("k", fresh)]))[1:]
+        eol = self.text.find("\n", at)
+        if 0 <= eol < start:  # keep a comment after "key:"
+            at = eol
+        if isinstance(fresh, CommentedMap) == isinstance(node, MappingNode):
+            column = node.start_mark.column  # where the old entries were
+        else:  # where a fresh dump puts it under its key ("k:\n- 1" but "k:\n  a: 1")
+            column = key.start_mark.column + len(lines[0]) - len(lines[0].lstrip(" "))
+        new = "\n" + self.indented(lines, column).removesuffix("\n")
+        self.add(at, end, new, depth)
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def indent(self) -> tuple[int, int, int]:
+        if self._indent is None:
+            self._indent = _guess_indent(self.root)
+        return self._indent
+
+    def block(self, data: CommentedMap, indent: tuple[int, int, int] | None = None) -> list[str]:
+        """``data`` as block YAML lines in the file's indentation (each ending in a newline)."""
+        return _dump(data, _yaml(indent or self.indent)).splitlines(keepends=True)
+
+    @staticmethod
+    def indented(lines: list[str], column: int) -> str:
+        """Lines moved right or left together, so that the first starts at ``column``."""
+        shift = len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
+        if any(line[:shift].strip() for line in lines):
+            raise _Unpatchable
+        return "".join(" " * column + line[shift:] for line in lines)
+
+    @staticmethod
+    def inline(value: Any, style: str | None) -> str:
+        text = _inline(value, style)
+        if text is None:
+            raise _Unpatchable
+        return text
+
+    def colon(self, key: Node) -> int:
+        """Just past the ``:`` after a mapping key."""
+        index: int = key.end_mark.index
+        while index < len(self.text) and self.text[index] in " \t":
+            index += 1
+        if not self.text.startswith(":", index):
+            raise _Unpatchable
+        return index + 1
+
+    def dash(self, item: Node) -> int:
+        """Where the ``-`` of a block list item is."""
+        index: int = item.start_mark.index - 1
+        while index >= 0 and self.text[index] in " \t\n":
+            index -= 1
+        if index < 0 or self.text[index] != "-":
+            raise _Unpatchable
+        return index
+
+    def end(self, node: Node) -> int:
+        """Where a value's own text ends (a block collection's marks run on over comments)."""
+        if isinstance(node, ScalarNode):
+            if _empty(node):
+                raise _Unpatchable
+            start: int = node.start_mark.index
+            end: int = node.end_mark.index
+            if node.style in ("|", ">"):  # its marks run on over the trailing line breaks
+                return start + len(self.text[start:end].rstrip())
+            return end
+        if getattr(node, "flow_style", False):
+            return int(node.end_mark.index)
+        if not node.value:
+            raise _Unpatchable
+        if isinstance(node, MappingNode):
+            return self.entry_end(*node.value[-1])
+        return self.end(node.value[-1])
+
+    def entry_end(self, key: Node, value: Node) -> int:
+        return self.colon(key) if _empty(value) else self.end(value)
 
 
 def _loads_as(text: str, plain: Any) -> bool:
@@ -1105,15 +1449,82 @@ def parse_value(text: str) -> Any:
     ``"1"`` an int, ``"true"`` a bool, ``"null"`` None, ``"[1, 2]"`` a list,
     ``"'1'"`` the string ``"1"`` and ``"abc"`` a string.  An empty (or blank)
     text is returned as it is, since a shell's ``""`` means an empty string;
-    write ``null`` for None.
+    write ``null`` for None.  A text that YAML would not read as what was
+    typed is refused, with how to quote it: a ``#`` comment (YAML drops it,
+    so ``"# x"`` would be null) and a number too large or too small for a
+    float (``2e400`` would be ``.inf``, ``1e-400`` would be ``0.0``).
 
     Raises:
-        ConfigError: the text is not YAML, or not a tracked value (a date, a tag).
+        ConfigError: the text is not YAML, not a tracked value (a date, a tag),
+            or not read as it was typed.
     """
     if not text.strip():
         return text
     label = f"value {text!r}" if len(text) <= 60 else f"value {text[:60]!r}..."
-    return to_plain(_parse(text, label).data)
+    parsed = _parse(text, label)
+    problems = _Problems(label)
+    quoted = json.dumps(text) if "\n" in text else "'" + text.replace("'", "''") + "'"
+    for token in _yaml().scan(text):
+        comment = _first_comment(getattr(token, "comment", None))
+        if comment is not None:
+            problems.add(
+                (comment.start_mark.line, comment.start_mark.column),
+                f"{comment.value.strip()!r} is a YAML comment, which would be dropped from the "
+                f"value; to set the text as a string, quote it as YAML ({quoted}, inside the "
+                "shell's own quotes), or leave the comment out",
+            )
+            break
+    if (parsed.root is None or parsed.start or parsed.end) and not problems.items:
+        problems.add(
+            (0, 0),
+            f"{text!r} is not a single YAML value (a '---' or '...' marks a document); write "
+            f"null for None, or quote it ({quoted}) to set it as a string",
+        )
+    if parsed.root is not None:
+        _check_float_range(parsed.root, problems)
+    problems.raise_if_any()
+    return to_plain(parsed.data)
+
+
+def _first_comment(found: Any) -> Any:
+    """The first comment token in what ruamel attaches to a token (nested lists), or None."""
+    if isinstance(found, list):
+        for item in found:
+            comment = _first_comment(item)
+            if comment is not None:
+                return comment
+        return None
+    return found if hasattr(found, "value") and hasattr(found, "start_mark") else None
+
+
+def _check_float_range(root: Node, problems: _Problems) -> None:
+    """Refuse floats written as finite non-zero numbers that a float cannot hold."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, MappingNode):
+            stack += [item for pair in node.value for item in pair]
+        elif isinstance(node, SequenceNode):
+            stack += node.value
+        elif node.tag == _FLOAT and getattr(node, "style", None) is None:
+            written = str(node.value)
+            try:
+                value = float(written)
+            except ValueError:  # .inf, .nan: YAML's own spellings
+                continue
+            mantissa = re.split("[eE]", written)[0]
+            if math.isinf(value):
+                read = ".inf" if value > 0 else "-.inf"
+                fix = f"write {read} for infinity"
+            elif value == 0 and re.search("[1-9]", mantissa):
+                read, fix = "0.0", "write 0.0 for zero"
+            else:
+                continue
+            problems.add(
+                _node_mark(node),
+                f"{written} is out of a float's range and would be read as {read}; {fix}, or "
+                f"quote it ('{written}') to keep it as a string",
+            )
 
 
 def diff_configs(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
@@ -1425,10 +1836,14 @@ def _check_args(
     declared: frozenset[str] | None,
     args: MutableMapping[str, Any],
     problems: _Problems,
+    *,
+    only: str | None = None,
 ) -> None:
     names: tuple[str, ...] = tuple(signature.names)
     defaults: Mapping[str, Any] = signature.defaults
     for name, raw in args.items():
+        if only is not None and name != only:
+            continue
         if name not in names:
             extra = signature.var_keyword
             if extra is None:

@@ -5,6 +5,14 @@ Nothing runs.  Each step's fingerprint is recomputed from the config's args
 its call had in the run that wrote the config; an input that came from an
 upstream step follows that step's new fingerprint, so editing an upstream
 arg shows its downstream steps missing too.
+
+A step that run does not show (a config written by hand, with no
+``run_id``, or from another store) is planned from the config alone when it
+can be: a function step whose every argument is a parameter the config gives
+(or leaves at its default) has no input to learn from a run, so its
+fingerprint follows from the args, assuming the pipeline's code passes no
+other values.  A step with an input (data from an upstream step, a class
+step's entry call) is "unknown": only a recorded call shows that input.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from zentrack._records import Record
 from zentrack._rerun import pipeline_spec, recorded_run, resolve_source
 from zentrack._step import Prospect, StepSpec, spec_of
 from zentrack._values import copy_value
+from zentrack.exceptions import UnhashableInputError
 
 if TYPE_CHECKING:
     from zentrack._config import Config
@@ -33,7 +42,8 @@ class PlanStep:
         key: the step's key in the config.
         step: the step's name.
         hit: whether its output would come from the cache (``None``: unknown,
-            the step was not in the recorded run).
+            an input of the step is known only from a recorded call, and the
+            recorded run has none).
         fingerprint: the fingerprint it would have (``None`` when unknown).
         reasons: why it would miss.
     """
@@ -99,9 +109,7 @@ def plan_config(config: Config) -> Plan:
         assert spec is not None  # validated
         record = recorded.get(key)
         if record is None:
-            planned.append(
-                PlanStep(key, spec.name, None, None, ["not in the recorded run: cannot tell"])
-            )
+            planned.append(_unrecorded(key, spec, entry.plain_args(), tracker))
             continue
         inputs = {}
         for name, digest in record.inputs.items():
@@ -120,3 +128,53 @@ def plan_config(config: Config) -> Plan:
         planned.append(PlanStep(key, spec.name, cached, prospect.fingerprint, reasons))
     return Plan(planned)
 
+
+
+def _unrecorded(key: str, spec: StepSpec, args: dict[str, Any], tracker: Any) -> PlanStep:
+    """Plan a step no recorded call shows, from the config's args alone if it has no inputs."""
+    unknown = _unknown_inputs(spec, args)
+    if unknown:
+        return PlanStep(key, spec.name, None, None, [f"{unknown}: cannot tell"])
+    bound = {**{k: copy_value(v) for k, v in spec.signature.defaults.items()}, **args}
+    if spec.signature.var_positional is not None:
+        bound.setdefault(spec.signature.var_positional, ())
+    if spec.signature.var_keyword is not None:
+        bound.setdefault(spec.signature.var_keyword, {})
+    canonical, _, inputs = spec.encoder.encode(bound)
+    try:
+        digests = spec.digest_inputs(inputs)  # defaults of arguments that are not params
+    except UnhashableInputError:
+        why = f"the defaults of inputs {sorted(inputs)} cannot be fingerprinted"
+        return PlanStep(key, spec.name, None, None, [f"{why}: cannot tell"])
+    digest = fingerprint(spec.primed(), canonical, inputs_text(digests))
+    caching = spec.cache and tracker.cache
+    cached = bool(caching and tracker.outputs.get(digest) is not None)
+    reasons = []
+    if not cached:
+        reasons = [
+            "no call with these params is in the cache (and no recorded run to compare with)"
+            if caching
+            else "caching is off"
+        ]
+    return PlanStep(key, spec.name, cached, digest, reasons)
+
+
+def _unknown_inputs(spec: StepSpec, args: dict[str, Any]) -> str | None:
+    """Why a step's inputs cannot be known without a recorded call (None: it has none)."""
+    if spec.is_class:
+        return "a class step's inputs come with its entry call, which no recorded run shows"
+    defaults = spec.signature.defaults
+    missing = [
+        name
+        for name in spec.signature.names
+        if name not in args and name not in defaults and name not in spec.ignored
+    ]
+    if not missing:
+        return None
+    shown = ", ".join(repr(name) for name in missing)
+    many = len(missing) > 1
+    return (
+        f"{'inputs' if many else 'input'} {shown} {'are' if many else 'is'} not in the config "
+        f"(data from another step or the pipeline's code) and no recorded run shows "
+        f"{'them' if many else 'it'}"
+    )
