@@ -1849,6 +1849,60 @@ class TestValidateAgainst:
             validate_against(config, resolve)
         return str(info.value).splitlines()
 
+    @pytest.mark.parametrize(
+        ("edit", "expected"),
+        [
+            pytest.param(
+                ("threshold: 0.7\n", "threshold: 0.7\n      momentum: 0.9\n"),
+                [
+                    "18:7: step 'evaluate' has no arg 'momentum'; its other keyword args go "
+                    "under 'extra' (its **extra), so write it as extra: {momentum: ...}"
+                ],
+                id="keyword-arg-beside-the-var-keyword-mapping",
+            ),  # A **extra step's extra args go under 'extra': a key beside it would be dropped.
+            pytest.param(
+                ("extra: {anything: [1, 2]}", "extra: [1, 2]"),
+                [
+                    "18:14: arg 'extra' of step 'evaluate' holds its **extra keyword args, so "
+                    "it must be a mapping such as {momentum: 0.9}"
+                ],
+                id="var-keyword-arg-that-is-not-a-mapping",
+            ),  # The 'extra' of a **extra step holds keyword args: a list there is refused.
+            pytest.param(
+                (f"{HERE}.tune", f"{HERE}.plain_function"),
+                [
+                    f"22:13: '{HERE}.plain_function' is a function, not a zentrack step; source "
+                    "must name a function or class decorated with @zentrack.step"
+                ],
+                id="source-that-is-not-a-step",
+            ),  # A source naming a plain function is refused at the source.
+            pytest.param(
+                ("    lr: 0.02", "    lr: 0.02\n    epochs: 2.5\n    seed: 1"),
+                [
+                    "5:13: arg 'epochs' of the pipeline is 2.5 that is a float, but its default "
+                    "2 is an int; write an int",
+                    "6:5: the pipeline has no arg 'seed'; valid args are lr, epochs, so remove "
+                    "it or fix its name",
+                ],
+                id="pipeline-args-are-checked",
+            ),  # The pipeline's own args are checked against its signature like a step's.
+            pytest.param(
+                ("args: {lr: 0.2}", "args: {lr: 0.2, table: 1}"),
+                [
+                    "21:21: 'table' is an input of step 'tune', not a parameter (see params= of "
+                    "its @step); remove it from the config"
+                ],
+                id="declared-inputs-are-not-args",
+            ),  # With ``params=`` declared, the other arguments are inputs a config cannot set.
+        ],
+    )
+    def test_one_edit_is_refused_at_its_place(self, tmp_path, edit, expected):
+        """One edit of VALID: the problems it makes, as ``line:column: message`` in the file."""
+        path = tmp_path / "config.yaml"
+        text = VALID.replace(*edit)
+
+        assert [f"{path}:{line}" for line in expected] == self.problems(tmp_path, text)
+
     def test_unknown_arg_names_the_valid_ones(self, tmp_path):
         """A misspelt arg is refused at its line, listing the step's parameters."""
         path = tmp_path / "config.yaml"
@@ -1860,28 +1914,6 @@ class TestValidateAgainst:
             "hidden_layers, name, verbose, layers, options, so remove it or fix its name"
         ]
         assert expected == lines
-
-    def test_keyword_arg_beside_the_var_keyword_mapping(self, tmp_path):
-        """A **extra step's extra args go under 'extra': a key beside it would be dropped."""
-        path = tmp_path / "config.yaml"
-        text = VALID.replace("threshold: 0.7\n", "threshold: 0.7\n      momentum: 0.9\n")
-
-        expected = [
-            f"{path}:18:7: step 'evaluate' has no arg 'momentum'; its other keyword args go "
-            "under 'extra' (its **extra), so write it as extra: {momentum: ...}"
-        ]
-        assert expected == self.problems(tmp_path, text)
-
-    def test_var_keyword_arg_that_is_not_a_mapping(self, tmp_path):
-        """The 'extra' of a **extra step holds keyword args: a list there is refused."""
-        path = tmp_path / "config.yaml"
-        text = VALID.replace("extra: {anything: [1, 2]}", "extra: [1, 2]")
-
-        expected = [
-            f"{path}:18:14: arg 'extra' of step 'evaluate' holds its **extra keyword args, so "
-            "it must be a mapping such as {momentum: 0.9}"
-        ]
-        assert expected == self.problems(tmp_path, text)
 
     @pytest.mark.parametrize(
         ("line", "message"),
@@ -1947,17 +1979,6 @@ class TestValidateAgainst:
 
         assert None is validate_against(config, resolve)
 
-    def test_source_that_is_not_a_step(self, tmp_path):
-        """A source naming a plain function is refused at the source."""
-        path = tmp_path / "config.yaml"
-        text = VALID.replace(f"{HERE}.tune", f"{HERE}.plain_function")
-
-        expected = [
-            f"{path}:22:13: '{HERE}.plain_function' is a function, not a zentrack step; source "
-            "must name a function or class decorated with @zentrack.step"
-        ]
-        assert expected == self.problems(tmp_path, text)
-
     @pytest.mark.parametrize(
         ("source", "error"),
         [
@@ -1989,19 +2010,6 @@ class TestValidateAgainst:
         ]
         assert expected == lines
 
-    def test_pipeline_args_are_checked(self, tmp_path):
-        """The pipeline's own args are checked against its signature like a step's."""
-        path = tmp_path / "config.yaml"
-        text = VALID.replace("    lr: 0.02", "    lr: 0.02\n    epochs: 2.5\n    seed: 1")
-
-        expected = [
-            f"{path}:5:13: arg 'epochs' of the pipeline is 2.5 that is a float, but its default "
-            "2 is an int; write an int",
-            f"{path}:6:5: the pipeline has no arg 'seed'; valid args are lr, epochs, so remove "
-            "it or fix its name",
-        ]
-        assert expected == self.problems(tmp_path, text)
-
     @pytest.mark.parametrize("key", ["trainr", "trainer#1", "trainer#x", "Trainer"])
     def test_step_key_must_match_the_step_name(self, tmp_path, key):
         """The key is the step's name, or ``name#N`` (N >= 2) for later calls in the run."""
@@ -2011,17 +2019,6 @@ class TestValidateAgainst:
         expected = [
             f"{path}:12:3: the step key {key!r} does not match the name 'trainer' of its "
             "source; write 'trainer' (or 'trainer#2' for its second call)"
-        ]
-        assert expected == self.problems(tmp_path, text)
-
-    def test_declared_inputs_are_not_args(self, tmp_path):
-        """With ``params=`` declared, the other arguments are inputs a config cannot set."""
-        path = tmp_path / "config.yaml"
-        text = VALID.replace("args: {lr: 0.2}", "args: {lr: 0.2, table: 1}")
-
-        expected = [
-            f"{path}:21:21: 'table' is an input of step 'tune', not a parameter (see params= of "
-            "its @step); remove it from the config"
         ]
         assert expected == self.problems(tmp_path, text)
 
