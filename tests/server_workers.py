@@ -135,7 +135,6 @@ NAMES: dict[str, str] = {
     "lower": "train",
     "accent": "café",
     "tilde": "~tilde",
-    "hash": "x#parts",
     "backslashes_200": "\\" * 200,
     "accents_200": "É" * 200,
     "trailing_space": "train ",
@@ -145,6 +144,7 @@ METRIC_NAMES: dict[str, str] = {
     "nul": "a\0b",
     "long_300": "m" * 300,
     "struct": "mlmd-struct::m",
+    "hash": "x#parts",  # the form of a split value's part count (see docs/mlmd.md)
 }
 
 
