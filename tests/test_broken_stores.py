@@ -359,6 +359,22 @@ class TestMissingDirectory:
         assert expected == actual, done.stderr[-1000:]
 
 
+    def test_implicit_init_where_no_folder_can_be_made_still_runs_the_calls(self, tmp_path):
+        """$ZENTRACK_STORE below a regular file: calls return; exit says the records are lost."""
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        path = blocker / "sub" / "metadata.sqlite"
+        done = worker("implicit_calls", str(CALLS), env={"ZENTRACK_STORE": str(path)})
+        expected = (0, CALLS, True, True)
+        actual = (
+            done.returncode,
+            output(done).get("returned"),
+            "cannot create the folder" in done.stderr,
+            f"{CALLS} record(s) of this process are lost" in done.stderr,
+        )
+        assert expected == actual, done.stderr[-2000:]
+
+
 class TestReadOnlyFolders:
     def test_a_lock_file_that_cannot_be_opened_fails_writes_but_not_reads(self, tmp_path, caplog):
         """No writer lock (here a folder where the lock file goes): StoreError; reads work."""

@@ -447,14 +447,24 @@ def _init(
         if location.path.parent.parent.is_dir():
             location.path.parent.mkdir(exist_ok=True)
         elif implicit:  # a tracked call: keep the records rather than refuse them
-            location.path.parent.mkdir(parents=True, exist_ok=True)
-            log.warning(
-                "zentrack: created the folder %r for the store named by $%s, which did not "
-                "exist; if that path is a typo, move the folder and fix $%s.",
-                str(location.path.parent),
-                ENV_STORE,
-                ENV_STORE,
-            )
+            try:
+                location.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # records then wait in memory (see _journal_failed)
+                log.warning(
+                    "zentrack: cannot create the folder %r for the store named by $%s (%s); "
+                    "records of this process are kept in memory until a flush can write them.",
+                    str(location.path.parent),
+                    ENV_STORE,
+                    exc,
+                )
+            else:
+                log.warning(
+                    "zentrack: created the folder %r for the store named by $%s, which did "
+                    "not exist; if that path is a typo, move the folder and fix $%s.",
+                    str(location.path.parent),
+                    ENV_STORE,
+                    ENV_STORE,
+                )
         else:
             raise StoreError(
                 f"Store {str(location.path)!r}: the directory {str(location.path.parent)!r} "
