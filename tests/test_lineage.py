@@ -153,6 +153,23 @@ class TestFlush:
         )
         assert expected == actual
 
+    def test_the_same_upstream_output_given_twice_is_one_input_event(self, plain_store):
+        """combine(d, d): MLMD keeps one INPUT event per artifact, and the flush succeeds."""
+
+        @zt.step
+        def combine(a: list[float], b: list[float]) -> float:
+            return sum(a) + sum(b)
+
+        data = load(n=3)
+        combine(data, data)
+        written = zt.flush()
+        (upstream,) = zt.find(step="load")
+        (downstream,) = zt.find(step="combine")
+        mlmd = plain_store()
+        artifact = events_of(mlmd, upstream.execution_id)[0][1]
+        expected = (2, [("INPUT", artifact), ("OUTPUT", downstream_artifact(mlmd, downstream))])
+        assert expected == (written, events_of(mlmd, downstream.execution_id))
+
     def test_cached_execution_points_at_the_original(self, plain_store):
         """The CACHED execution names the original's id and OUTPUTs the same artifact."""
         load(n=3)

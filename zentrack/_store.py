@@ -545,6 +545,16 @@ class MetadataStore:
                     upstream = found.get(f"{OUTPUT_ARTIFACT}/{digest[3:].split('#')[0]}")
                     if upstream is not None:
                         events.append(_event(pb, upstream, execution_id, pb.Event.INPUT, name))
+        # MLMD keeps one event per (artifact, execution, type): a step given the
+        # same upstream output twice (combine(d, d)) gets one INPUT event.
+        seen: set[tuple[int, int, int]] = set()
+        unique = []
+        for event in events:
+            key = (event.artifact_id, event.execution_id, event.type)
+            if key not in seen:
+                seen.add(key)
+                unique.append(event)
+        events = unique
         if replayed and events:
             events = self._missing_events(events, replayed)
         if events:
