@@ -550,9 +550,9 @@ class MetadataStore:
         seen: set[tuple[int, int, int]] = set()
         unique = []
         for event in events:
-            key = (event.artifact_id, event.execution_id, event.type)
-            if key not in seen:
-                seen.add(key)
+            triple = (event.artifact_id, event.execution_id, event.type)
+            if triple not in seen:
+                seen.add(triple)
                 unique.append(event)
         events = unique
         if replayed and events:
