@@ -359,11 +359,14 @@ class TestMissingDirectory:
         assert expected == actual, done.stderr[-1000:]
 
 
-    def test_implicit_init_where_no_folder_can_be_made_still_runs_the_calls(self, tmp_path):
+    @pytest.mark.parametrize("below", [("sub", "metadata.sqlite"), ("metadata.sqlite",)])
+    def test_implicit_init_where_no_folder_can_be_made_still_runs_the_calls(
+        self, tmp_path, below
+    ):
         """$ZENTRACK_STORE below a regular file: calls return; exit says the records are lost."""
         blocker = tmp_path / "a-file"
         blocker.write_text("not a folder")
-        path = blocker / "sub" / "metadata.sqlite"
+        path = blocker.joinpath(*below)
         done = worker("implicit_calls", str(CALLS), env={"ZENTRACK_STORE": str(path)})
         expected = (0, CALLS, True, True)
         actual = (

@@ -79,6 +79,16 @@ class TestPipeline:
         expected = (TRAINING_KEYS, TRAINING_KEYS)
         assert expected == ([record.key for record in run.steps], list(run.keyed_steps()))
 
+    def test_a_run_pickles_and_copies_with_its_steps(self):
+        """A returned Run crosses process boundaries (pools, caches): pickle and deepcopy work."""
+        import copy
+        import pickle
+
+        run = pft.training()
+        expected = (run, [s.key for s in run.steps], run.output)
+        for clone in (pickle.loads(pickle.dumps(run)), copy.deepcopy(run)):
+            assert expected == (clone, [s.key for s in clone.steps], clone.output)
+
     def test_keeps_the_function_metadata(self):
         """The wrapper keeps the function's name and docstring."""
         expected = ("training", pft.training.__wrapped__.__doc__)

@@ -64,8 +64,8 @@ def writer_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     except OSError as exc:
         raise StoreError(
             f"Store writer lock {str(path)!r} cannot be created ({exc.strerror or exc}): the "
-            "store's folder must be writable to record into it (reads of the store still "
-            "work); make it writable or pass another store."
+            "store's folder must be writable to record into it; make it writable or pass "
+            "another store."
         ) from None
     try:
         _acquire(fd, path, lock_timeout() if timeout is None else timeout)
@@ -164,9 +164,16 @@ def drain(
         return 0
     store = store or MetadataStore(location)
     with writer_lock(location.lock_path, timeout):
-        written = drain_journals(store, location.journal_dir)
-        if reconcile:
-            reconcile_runs(store, location.journal_dir)
+        try:
+            written = drain_journals(store, location.journal_dir)
+            if reconcile:
+                reconcile_runs(store, location.journal_dir)
+        except OSError as exc:  # offsets and finished journals are kept in that folder
+            raise StoreError(
+                f"Journal folder {str(location.journal_dir)!r} cannot be written "
+                f"({exc.strerror or exc}); make it writable. Nothing is lost: what is "
+                "already in the store stays there and the journals are replayed safely."
+            ) from None
         return written
 
 

@@ -67,7 +67,7 @@ class PipelineSpec:
     function: Callable[..., Any] = attrs.field(repr=False)
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, getstate_setstate=False)
 class Run(Generic[R]):
     """One invocation of a pipeline, as recorded.
 
@@ -110,6 +110,17 @@ class Run(Generic[R]):
             object.__setattr__(self, "_steps", steps)
             return steps
         return self._steps
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (and deep-copy) with the steps read, without the live store reader."""
+        state = {field.name: getattr(self, field.name) for field in attrs.fields(type(self))}
+        state["_steps"] = self.steps if self._steps is None else self._steps
+        state["_loader"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return (
@@ -303,12 +314,14 @@ def _unused_error(run_id: str, keys: list[str]) -> ConfigError:
 
 
 def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
-    """The run's step records, flushed first (None while the store is down)."""
-    with contextlib.suppress(Exception):  # the store may be down: the run still happened
-        tracker.flush()
+    """The run's step records, flushed first (None, with a warning, if unreadable)."""
+    tracker.flush_for_read()  # warns if records cannot be written
+    try:
         context = tracker.store.mlmd.get_context_by_type_and_name("zentrack.PipelineRun", run_id)
         return [] if context is None else tracker.store.run_steps(context.id)
-    return None
+    except Exception as exc:  # the store may be down: the run still happened
+        log.warning("zentrack: cannot read the steps of run %s now: %s", run_id, exc)
+        return None
 
 
 def config_file_stem(name: str) -> str:

@@ -265,12 +265,16 @@ class Tracker:
         try:
             self.flush()
         except StoreError as exc:
-            log.warning(
-                "zentrack: %d record(s) are not in the store yet, so this read does not "
-                "show them: %s",
-                self.pending(),
-                exc,
-            )
+            waiting = self.pending()
+            if waiting:
+                log.warning(
+                    "zentrack: %d record(s) are not in the store yet, so this read does not "
+                    "show them: %s",
+                    waiting,
+                    exc,
+                )
+            else:
+                log.debug("zentrack: flush before a read failed, nothing was waiting: %s", exc)
 
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""
@@ -286,10 +290,15 @@ class Tracker:
         if self._journal is not None:
             self._journal.close()
         self._release_drainer()
+        waiting = 1
         try:
-            self.flush(timeout=lock_timeout(EXIT_LOCK_TIMEOUT))
+            # Nothing waiting: tidy the journals only if the lock is free right now.
+            waiting = self.pending()
+            self.flush(timeout=lock_timeout(EXIT_LOCK_TIMEOUT) if waiting else 0.0)
         except Exception as exc:  # at exit: report, never raise
-            if self._memory_lines:
+            if not waiting and isinstance(exc, LockBusy):
+                pass  # another process is writing; it retires what is finished
+            elif self._memory_lines:
                 log.error(
                     "zentrack: %d record(s) of this process are lost: the journal folder %s "
                     "could not be written and the store could not take them (%s). Make the "
@@ -444,9 +453,10 @@ def _init(
     if location.path is not None and not location.path.parent.is_dir():
         # The store's own folder (./.zentrack) is created; a missing folder above
         # it is more likely a typo than an intention, and gets a clear error.
-        if location.path.parent.parent.is_dir():
+        own_folder = location.path.parent.parent.is_dir()  # ./.zentrack is ours to make
+        if own_folder and not implicit:
             location.path.parent.mkdir(exist_ok=True)
-        elif implicit:  # a tracked call: keep the records rather than refuse them
+        elif own_folder or implicit:  # a tracked call: keep the records, never raise
             try:
                 location.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:  # records then wait in memory (see _journal_failed)
@@ -458,13 +468,14 @@ def _init(
                     exc,
                 )
             else:
-                log.warning(
-                    "zentrack: created the folder %r for the store named by $%s, which did "
-                    "not exist; if that path is a typo, move the folder and fix $%s.",
-                    str(location.path.parent),
-                    ENV_STORE,
-                    ENV_STORE,
-                )
+                if not own_folder:
+                    log.warning(
+                        "zentrack: created the folder %r for the store named by $%s, which "
+                        "did not exist; if that path is a typo, move the folder and fix $%s.",
+                        str(location.path.parent),
+                        ENV_STORE,
+                        ENV_STORE,
+                    )
         else:
             raise StoreError(
                 f"Store {str(location.path)!r}: the directory {str(location.path.parent)!r} "
