@@ -104,6 +104,37 @@ class TestJournalWriter:
         expected = ([b'{"a":1}', b'{"b":2}'], True, False)
         assert expected == (chunk.lines, alive, writer_alive(chunk.path))
 
+    def test_threads_appending_across_rotations_lose_no_line(self, tmp_path, monkeypatch):
+        """8 threads append while the journal rotates every 4 kB: every line lands intact."""
+        import threading
+
+        from zentrack import _journal
+
+        monkeypatch.setattr(_journal, "ROTATE_BYTES", 4096)
+        writer = JournalWriter(tmp_path / "journal")
+        errors: list[str] = []
+
+        def work(w: int) -> None:
+            try:
+                for i in range(2000):
+                    writer.append(b'{"w":%d,"i":%d}\n' % (w, i))
+            except OSError as exc:  # EBADF: a descriptor closed under another thread
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        writer.close()
+        lines = [ln for c in pending_chunks(tmp_path / "journal") for ln in c.lines]
+        expected = (
+            [],
+            16_000,
+            sorted(b'{"w":%d,"i":%d}' % (w, i) for w in range(8) for i in range(2000)),
+        )
+        assert expected == (errors, len(lines), sorted(lines))
+
     def test_partial_last_line_of_a_dead_writer_is_skipped(self, tmp_path):
         """A line cut short by a kill (no newline) is not returned as a record."""
         directory = tmp_path / "journal"

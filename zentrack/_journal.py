@@ -36,6 +36,8 @@ class JournalWriter:
         self._fd: int | None = None
         self._size = 0
         self._opening = threading.Lock()
+        #: Full journals' descriptors, closed at the next rotation (see ``_rotate``).
+        self._retired: list[int] = []
 
     def _open(self) -> int:
         with self._opening:  # two threads' first calls must share one file
@@ -60,19 +62,43 @@ class JournalWriter:
             written += os.write(fd, data[written:])
         self._size += written
         if self._size >= ROTATE_BYTES:
-            self.close()
+            self._rotate(fd)
+
+    def _rotate(self, full: int) -> None:
+        """Start a new journal file; the full one is closed at the next rotation.
+
+        Another thread may be between reading ``self._fd`` and its ``os.write``:
+        closing the descriptor now could fail that write (EBADF) or, worse, send
+        it into whatever file reuses the number.  One rotation later (16 MiB of
+        appends) no write can still be using it.
+        """
+        with self._opening:
+            if self._fd != full:
+                return  # another thread rotated already
+            for old in self._retired:
+                os.close(old)
+            self._retired = [full]
+            self._fd = None
+            self._size = 0
 
     def close(self) -> None:
         """Release the journal: drainers may now delete it once drained."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        with self._opening:
+            for old in self._retired:
+                os.close(old)
+            self._retired = []
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's descriptor, keep its lock."""
         self._opening = threading.Lock()
+        for old in self._retired:
+            os.close(old)  # the parent's open files keep their flocks alive
+        self._retired = []
         if self._fd is not None:
-            os.close(self._fd)  # the parent's open file keeps the flock alive
+            os.close(self._fd)
             self._fd = None
 
 
