@@ -629,6 +629,63 @@ class TestStep:
         actual = (first, second, states("rebound"))
         assert expected == actual
 
+    def test_constant_deleted_then_defined_again_is_followed(self, user_modules):
+        """del FACTOR (the call fails), FACTOR = 3, FACTOR = 4: each value runs the step."""
+        name = "delmod_" + user_modules.parent.name.replace("-", "_")
+        (user_modules / f"{name}.py").write_text(
+            "import zentrack as zt\n\nFACTOR = 2\n\n\n"
+            "@zt.step\ndef scaled(n=2):\n    return n * FACTOR\n"
+        )
+        importlib.invalidate_caches()
+        module = importlib.import_module(name)
+        results: list[object] = [module.scaled()]
+        del module.FACTOR
+        with pytest.raises(NameError):
+            module.scaled()
+        for factor in (3, 4, 3):
+            module.FACTOR = factor
+            results.append(module.scaled())
+        expected = ([4, 6, 8, 6], ["COMPLETE", "FAILED", "COMPLETE", "COMPLETE", "CACHED"])
+        assert expected == (results, states("scaled"))
+
+    def test_threads_calling_while_a_constant_is_rebound_never_cache_a_wrong_output(
+        self, user_modules
+    ):
+        """4 threads call while the main thread rebinds RATE: afterwards every value is right.
+
+        Each value is bound once (a value bound again while a call runs, A-B-A,
+        cannot be told from an unchanged one by identity checks).
+        """
+        name = "racemod_" + user_modules.parent.name.replace("-", "_")
+        (user_modules / f"{name}.py").write_text(
+            "import zentrack as zt\n\nRATE = 0\n\n\n"
+            "@zt.step\ndef rated(n=10):\n    return n * RATE\n"
+        )
+        importlib.invalidate_caches()
+        module = importlib.import_module(name)
+        stop = threading.Event()
+
+        def call() -> None:
+            while not stop.is_set():
+                module.rated()
+
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            for i in range(400):
+                module.RATE = i
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        wrong = {}
+        for rate in range(400):
+            module.RATE = rate
+            if module.rated() != 10 * rate:
+                wrong[rate] = module.rated()
+        assert wrong == {}
+
     # -- turning the cache off --------------------------------------------------
 
     def test_cache_false_always_runs(self):

@@ -11,6 +11,7 @@ cache too (a known gap in ZenML, Prefect and joblib).
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import hashlib
 import inspect
@@ -198,6 +199,8 @@ def _constant_text(value: Any) -> str | None:
 
 #: ``(namespace, name, value)``: ``namespace[name] is value`` while a digest holds.
 Binding = tuple[dict[str, Any], str, Any]
+#: The value of a binding whose name the code reads but the module lacks (yet).
+GONE: Final = object()
 
 
 def code_parts(
@@ -229,9 +232,13 @@ def code_parts(
             continue
         namespace = _namespace(target)
         home = _home(target)
+        missing = _global_names(target) if bindings is not None and home is not None else None
         for chain in _references(tree):
             found = _resolve(namespace, chain)
             if found is None:
+                if missing and chain[0] in missing and chain[0] not in namespace:
+                    assert bindings is not None and home is not None
+                    bindings.append((home, chain[0], GONE))  # defining it later counts
                 continue
             name, value = found
             if bindings is not None:
@@ -254,6 +261,25 @@ def _home(obj: Any) -> dict[str, Any] | None:
         return found
     module = sys.modules.get(getattr(function, "__module__", "") or "")
     return vars(module) if module is not None else None
+
+
+def _global_names(obj: Any) -> frozenset[str]:
+    """Names ``obj``'s code looks up as globals (a superset: attribute names too), no builtins."""
+    function = inspect.unwrap(obj) if callable(obj) and not isinstance(obj, type) else obj
+    if isinstance(function, type):
+        codes = [f.__code__ for m in vars(function).values() for f in _functions_of(m)]
+    else:
+        code = getattr(function, "__code__", None)
+        codes = [code] if isinstance(code, types.CodeType) else []
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    return frozenset(names - _BUILTIN_NAMES)
+
+
+_BUILTIN_NAMES: Final = frozenset(vars(builtins))
 
 
 def _binding(home: dict[str, Any] | None, chain: list[str]) -> Binding | None:
@@ -281,7 +307,7 @@ def bindings_check(bindings: Sequence[Binding]) -> Callable[[], bool] | None:
     tests = []
     for i, (namespace, name, value) in enumerate(bindings):
         defaults[f"n{i}"], defaults[f"k{i}"], defaults[f"v{i}"] = namespace, name, value
-        tests.append(f"n{i}[k{i}] is v{i}")
+        tests.append(f"k{i} not in n{i}" if value is GONE else f"n{i}[k{i}] is v{i}")
     source = (
         f"def unchanged({', '.join(f'{k}={k}' for k in defaults)}):\n"
         f"    try:\n        return {' and '.join(tests)}\n"

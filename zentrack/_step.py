@@ -122,10 +122,11 @@ class StepSpec:
         #: Describes a call without running it: ``(*args, **kwargs) -> Prospect``
         #: (class steps: ``(instance, *args, **kwargs)``).
         self.prospect: Callable[..., Prospect] = _no_prospect
-        self._primed: Any = None
-        #: Tells whether the module-level names the code digest followed are
-        #: still bound as they were (None: it followed none); see ``primed``.
-        self._unchanged: Callable[[], bool] | None = None
+        #: ``(sha256 state after the fixed components, check)``: the check tells
+        #: whether the module-level names the code digest followed are still
+        #: bound as they were (None: it followed none).  One attribute, so a
+        #: thread never pairs one digest with another digest's check.
+        self._state: tuple[Any, Callable[[], bool] | None] = (None, None)
         self._tail = ""
 
     def __repr__(self) -> str:
@@ -138,17 +139,19 @@ class StepSpec:
         digest followed is rebound (a reloaded helper module, a constant
         changed in a notebook): a stale digest would serve a stale cache hit.
         """
-        primed = self._primed
-        unchanged = self._unchanged
+        primed, unchanged = self._state
         if primed is None or (unchanged is not None and not unchanged()):
-            primed = self._prime()
+            primed, _ = self._prime()
         return primed
 
-    def _prime(self) -> Any:
+    def _prime(self) -> tuple[Any, Callable[[], bool] | None]:
         """Digest the code (and what it uses) and hash the fixed components."""
-        found: list[Binding] = []
-        parts = code_parts(self.target, bindings=found)
-        self._unchanged = bindings_check(list({(id(b[0]), b[1]): b for b in found}.values()))
+        for _ in range(5):  # a name rebound while digesting: digest again
+            found: list[Binding] = []
+            parts = code_parts(self.target, bindings=found)
+            unchanged = bindings_check(list({(id(b[0]), b[1]): b for b in found}.values()))
+            if unchanged is None or unchanged():
+                break
         self.code_parts = {k: v[:16] for k, v in parts.items()}
         self.code = combined_digest(parts)
         primed = step_hasher(self.name, identity(self.version, self.code))
@@ -158,8 +161,8 @@ class StepSpec:
             f'"cp":{json.dumps(self.code_parts, sort_keys=True)},'
             f'"ver":{json.dumps(self.version)}'
         )
-        self._primed = primed
-        return primed
+        self._state = (primed, unchanged)
+        return primed, unchanged
 
     def digest_inputs(self, inputs: Mapping[str, Any]) -> dict[str, str]:
         """Content digests of the call's inputs, by argument name."""
@@ -201,10 +204,9 @@ def _track(
     the few microseconds a tracked call may add (benchmarks/bench_hot_path.py).
     """
     tracker = _tracker._active or _tracker.active()
-    primed = spec._primed
-    unchanged = spec._unchanged
+    primed, unchanged = spec._state
     if primed is None or (unchanged is not None and not unchanged()):
-        primed = spec._prime()  # first call, or a helper/constant was rebound
+        primed, unchanged = spec._prime()  # first call, or a helper/constant was rebound
     digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
     hasher = primed.copy()  # inlined _fingerprint.fingerprint(): the same bytes
     hasher.update(f"{canonical}\0{digests}".encode())
@@ -227,6 +229,8 @@ def _track(
             f"{_extra(metrics, key)}{spec._tail}}}\n"
         )
         raise
+    if cache is not None and unchanged is not None and not unchanged():
+        cache = None  # a name the digest followed was rebound mid-call: do not cache
     if cache is None:
         tracker.record(
             f'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}","p":{exact},'
