@@ -153,12 +153,6 @@ class OutputCache:
                 metrics=json.loads(exact_value(metrics)),
             )
             (tmp / "meta.json").write_text(json.dumps(meta))
-            try:
-                os.rename(tmp, folder)
-            except OSError:  # an older (corrupt, or concurrent) entry: replace it
-                _rmtree(folder, ignore_errors=True)
-                os.rename(tmp, folder)
-            return meta
         except Exception as exc:
             _rmtree(tmp, ignore_errors=True)
             log.warning(
@@ -170,6 +164,27 @@ class OutputCache:
                 exc,
             )
             return None
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # an older (corrupt, or concurrent) entry: replace it
+            _rmtree(folder, ignore_errors=True)
+            try:
+                os.rename(tmp, folder)
+            except OSError as exc:  # another thread or process stored it meanwhile
+                _rmtree(tmp, ignore_errors=True)
+                try:
+                    stored: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+                    return stored
+                except (OSError, ValueError):
+                    log.warning(
+                        "zentrack: step %r: could not store its output in the cache folder "
+                        "%s (%r); the result is returned, the next call runs again.",
+                        step,
+                        folder,
+                        exc,
+                    )
+                    return None
+        return meta
 
     def clear(self, step: str | None = None) -> int:
         """Delete cached outputs (of one step); return how many were deleted."""

@@ -243,8 +243,8 @@ def code_parts(
             name, value = found
             if bindings is not None:
                 binding = _binding(home, chain)
-                if binding is not None:
-                    bindings.append(binding)
+                if binding is not None:  # watch for the value digested, not a later one
+                    bindings.append((binding[0], binding[1], value))
             constant = _constant_text(value)
             if constant is not None:
                 parts.setdefault(name, _digest("const:" + constant))
@@ -292,7 +292,7 @@ def _binding(home: dict[str, Any] | None, chain: list[str]) -> Binding | None:
         if not isinstance(value, types.ModuleType) or attribute not in vars(value):
             break
         namespace, name = vars(value), attribute
-    return namespace, name, namespace[name]
+    return namespace, name, namespace.get(name, GONE)
 
 
 def bindings_check(bindings: Sequence[Binding]) -> Callable[[], bool] | None:
