@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -192,3 +193,16 @@ def zentrack_cli(store: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+def states(step: str) -> list[str]:
+    """The recorded states of ``step``'s calls, oldest first."""
+    zt.flush()
+    return [r.state for r in zt.find(step=step)]
+
+
+def zentrack_warnings(records: list[logging.LogRecord]) -> list[str]:
+    """Messages the ``zentrack`` logger emitted at WARNING or above (``caplog.records``)."""
+    return [
+        r.getMessage() for r in records if r.name == "zentrack" and r.levelno >= logging.WARNING
+    ]

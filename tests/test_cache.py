@@ -30,25 +30,11 @@ from tests.cache_steps import (
     prep,
     run_step_process,
     runs_in,
+    states,
     zentrack_cli,
+    zentrack_warnings,
 )
 from zentrack.exceptions import UnhashableInputError
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    """Each test counts the step bodies it ran from zero."""
-    RUNS.clear()
-    UNPICKLED.clear()
-    yield
-    RUNS.clear()
-    UNPICKLED.clear()
-
-
-def states(step: str) -> list[str]:
-    """The recorded states of ``step``'s calls, oldest first."""
-    zt.flush()
-    return [r.state for r in zt.find(step=step)]
 
 
 def output_folder(step: zt.Step, *args, **kwargs) -> Path:
@@ -56,14 +42,6 @@ def output_folder(step: zt.Step, *args, **kwargs) -> Path:
     records = zt.lookup(zt.fingerprint(step, *args, **kwargs))
     return Path(next(r.output_uri for r in records if r.output_uri))
 
-
-def zentrack_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Messages the ``zentrack`` logger emitted at WARNING or above."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "zentrack" and r.levelno >= logging.WARNING
-    ]
 
 
 
@@ -468,7 +446,7 @@ class TestStep:
         damage(output_folder(table))
         with caplog.at_level(logging.INFO, logger="zentrack"):
             rerun = table()
-        warnings = zentrack_warnings(caplog)
+        warnings = zentrack_warnings(caplog.records)
         third = table()
         expected = (
             [{"rows": [0, 1, 2]}] * 2,
@@ -511,7 +489,7 @@ class TestStep:
         data.write_bytes(pickle.dumps(Trap()))
         with caplog.at_level(logging.INFO, logger="zentrack"):
             result = make_point(x=1.0, y=2.0)
-        warnings = zentrack_warnings(caplog)
+        warnings = zentrack_warnings(caplog.records)
         expected = (Point(1.0, 2.0), [], ["make_point", "make_point"], 1)
         actual = (result, UNPICKLED, RUNS, len(warnings))
         assert expected == actual

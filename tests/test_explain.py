@@ -22,14 +22,6 @@ MISSING_OUTPUT = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    """Each test counts the step bodies it ran from zero."""
-    RUNS.clear()
-    yield
-    RUNS.clear()
-
-
 def output_folder(step: zt.Step, *args, **kwargs) -> Path:
     """Where the cached output of ``step(*args, **kwargs)`` lives (from its record)."""
     records = zt.lookup(zt.fingerprint(step, *args, **kwargs))

@@ -9,7 +9,6 @@ the output artifact with OUTPUT and INPUT events.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import zentrack as zt
 from tests.cache_steps import (
@@ -19,24 +18,11 @@ from tests.cache_steps import (
     run_step_process,
     runs_in,
     split,
+    states,
     total,
 )
 
 CACHED_FROM = "zentrack.cached_execution_id"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    """Each test counts the step bodies it ran from zero."""
-    RUNS.clear()
-    yield
-    RUNS.clear()
-
-
-def states(step: str) -> list[str]:
-    """The recorded states of ``step``'s calls, oldest first."""
-    zt.flush()
-    return [r.state for r in zt.find(step=step)]
 
 
 def events_of(mlmd, execution_id: int) -> list[tuple[str, int]]:
@@ -88,8 +74,14 @@ class TestStep:
         """A chain run in one interpreter is served whole in the next, and here."""
         runs_file = tmp_path / "runs.txt"
         results = [
-            run_step_process(run_python, store_path, "tests.cache_steps:load", {"n": 5},
-                             mode="chain", runs_file=runs_file)
+            run_step_process(
+                run_python,
+                store_path,
+                "tests.cache_steps:load",
+                {"n": 5},
+                mode="chain",
+                runs_file=runs_file,
+            )
             for _ in range(2)
         ]
         here = total(load(n=5))

@@ -15,21 +15,14 @@ import numpy as np
 import pytest
 
 import zentrack as zt
-from tests.cache_steps import RUNS, Point, make_point, run_step_process
-
-
-@pytest.fixture(autouse=True)
-def _fresh_counters():
-    """Each test counts the step bodies it ran from zero."""
-    RUNS.clear()
-    yield
-    RUNS.clear()
-
-
-def states(step: str) -> list[str]:
-    """The recorded states of ``step``'s calls, oldest first."""
-    zt.flush()
-    return [r.state for r in zt.find(step=step)]
+from tests.cache_steps import (
+    RUNS,
+    Point,
+    make_point,
+    run_step_process,
+    states,
+    zentrack_warnings,
+)
 
 
 def materializer_of(step: zt.Step, *args, **kwargs) -> str:
@@ -37,15 +30,6 @@ def materializer_of(step: zt.Step, *args, **kwargs) -> str:
     records = zt.lookup(zt.fingerprint(step, *args, **kwargs))
     folder = Path(next(r.output_uri for r in records if r.output_uri))
     return str(json.loads((folder / "meta.json").read_text())["materializer"])
-
-
-def zentrack_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """Messages the ``zentrack`` logger emitted at WARNING or above."""
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "zentrack" and r.levelno >= logging.WARNING
-    ]
 
 
 class Celsius:
@@ -231,7 +215,7 @@ class TestStep:
             masked()
             second = masked()
         expected = ([3], [0, None, 2], [])
-        actual = (calls, second.tolist(), zentrack_warnings(caplog))
+        actual = (calls, second.tolist(), zentrack_warnings(caplog.records))
         assert expected == actual
 
     def test_custom_object_falls_back_to_pickle(self):
@@ -275,7 +259,7 @@ class TestStep:
         with caplog.at_level(logging.INFO, logger="zentrack"):
             first = build()
             second = build()
-        warnings = zentrack_warnings(caplog)
+        warnings = zentrack_warnings(caplog.records)
         artifacts = store_path.parent / "artifacts"
         expected = (True, True, [1, 1], 2, True, ["COMPLETE", "COMPLETE"], [])
         actual = (
@@ -377,7 +361,7 @@ class TestRegisterMaterializer:
         with caplog.at_level(logging.INFO, logger="zentrack"):
             served = hot()
         expected = (99.0, [99.0, 99.0], 1, ["COMPLETE", "COMPLETE"])
-        actual = (served.degrees, calls, len(zentrack_warnings(caplog)), states("hot"))
+        actual = (served.degrees, calls, len(zentrack_warnings(caplog.records)), states("hot"))
         assert expected == actual
 
     def test_rejects_a_non_type(self):
