@@ -126,6 +126,7 @@ CODE_CHANGES = [
     ),
 ]
 
+
 class TestStep:
     """Caching of ``@step`` calls: hits and misses."""
 
