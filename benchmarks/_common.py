@@ -257,7 +257,7 @@ def abandon_active_tracker() -> None:
     closes the journal and forgets the tracker, so the ``atexit`` hook finds
     nothing to flush.  It uses tracker internals, best effort.
     """
-    from zentrack import _tracker
+    from zentrack._record import tracker as _tracker
 
     tracker = getattr(_tracker, "_active", None)
     if tracker is None:

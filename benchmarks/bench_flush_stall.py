@@ -13,7 +13,7 @@ CPU taken away).  Each round measures, in a shuffled order, on fresh stores:
   first size-triggered flush of 10 records (awaited) has created the store;
   then ``N`` tracked calls are made with the tracker's ``batch_size`` set to
   ``N``, so the ``N``-th call crosses the size trigger and spawns the
-  background drainer process (``python -m zentrack._drain``), as it normally
+  background drainer process (``python -m zentrack._record.drain``), as it normally
   does; the window starts right after that call and ends after ``W`` s or
   when the drainer exits;
 * *drainer, first flush*: the same, but the drainer also creates the store;

@@ -175,7 +175,11 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
     """Time each stage of a tracked call (journal only) through zentrack's internals."""
     import time
 
-    from zentrack import _context, _fingerprint, _params, _step, _values
+    from zentrack._runs import context as _context
+    from zentrack._step import decorator as _step
+    from zentrack._step import fingerprint as _fingerprint
+    from zentrack._step import params as _params
+    from zentrack._step import values as _values
 
     with temp_dir("hot-breakdown") as directory:
         tracker = zt.init(str(directory / "metadata.sqlite"), cache=False)

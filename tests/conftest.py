@@ -1,6 +1,6 @@
 """Shared fixtures: every test gets its own real SQLite MLMD store.
 
-zentrack keeps one module-global active tracker (``zentrack._tracker._active``)
+zentrack keeps one module-global active tracker (``zentrack._record.tracker._active``)
 and flushes it at interpreter exit, so the fixture installs a fresh tracker for
 each test and closes and removes it afterwards.
 """
@@ -28,7 +28,7 @@ from tests.servers import (  # noqa: F401  (fixtures for the server tests)
     server_home,
     server_url,
 )
-from zentrack import _tracker
+from zentrack._record import tracker as _tracker
 
 settings.register_profile("zentrack", deadline=None, max_examples=100)
 settings.load_profile("zentrack")

@@ -223,9 +223,9 @@ def start_worker(cmd: str, *args: str, env: dict[str, str] | None = None) -> sub
 
 
 def start_drainer(store: Path) -> subprocess.Popen[bytes]:
-    """Start zentrack's own drainer, ``python -m zentrack._drain sqlite:///STORE``."""
+    """Start zentrack's own drainer, ``python -m zentrack._record.drain sqlite:///STORE``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "zentrack._drain", f"sqlite://{store}"],
+        [sys.executable, "-m", "zentrack._record.drain", f"sqlite://{store}"],
         cwd=ROOT,
         env=child_env(None),
         stdout=subprocess.DEVNULL,
@@ -320,9 +320,9 @@ def crash_after(store: str, method: str, batch: str = "250") -> None:
     then the process dies before zentrack notes the batch's progress: the
     window the ``.inflight`` marker exists for.
     """
-    from zentrack import _drain
-    from zentrack._location import parse
-    from zentrack._store import MetadataStore
+    from zentrack._record import drain as _drain
+    from zentrack._store.location import parse
+    from zentrack._store.mlmd import MetadataStore
 
     location = parse(store)
     assert location.journal_dir is not None and location.lock_path is not None
@@ -381,8 +381,8 @@ def hold_sqlite_lock(path: str, ready: str, release: str) -> None:
 
 def hold_writer_lock(store: str, seconds: str = "60") -> None:
     """Hold the store's writer lock, print ``locked``, release after ``seconds``."""
-    from zentrack import _drain
-    from zentrack._location import parse
+    from zentrack._record import drain as _drain
+    from zentrack._store.location import parse
 
     location = parse(store)
     assert location.lock_path is not None

@@ -37,7 +37,7 @@ from tests.reliability_workers import (
     wait_for,
     worker,
 )
-from zentrack import _tracker
+from zentrack._record import tracker as _tracker
 from zentrack.exceptions import StoreError
 
 #: Tracked calls made against each broken store.

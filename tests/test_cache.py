@@ -1,4 +1,4 @@
-"""Tests for zentrack._cache and the cache check in zentrack._step: when a call is served.
+"""Tests for zentrack._cache.outputs and the cache check of a step: when a call is served.
 
 Every case checks two things: whether the step body ran (a counter the body
 appends to, or a file it writes in a subprocess) and what the store recorded

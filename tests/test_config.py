@@ -1,4 +1,4 @@
-"""Tests for zentrack._config: the YAML configs of pipeline runs."""
+"""Tests for zentrack._config.model: the YAML configs of pipeline runs."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 
 import zentrack as zt
 from tests.strategies import param_mappings, tracked_values, typed
-from zentrack._config import (
+from zentrack._config.model import (
     MISSING,
     Config,
     StepConfig,
@@ -30,8 +30,8 @@ from zentrack._config import (
     validate_against,
     write_run_config,
 )
-from zentrack._params import Signature
-from zentrack._values import is_tracked
+from zentrack._step.params import Signature
+from zentrack._step.values import is_tracked
 from zentrack.exceptions import ConfigError
 
 CONFIGS = Path(__file__).parent / "configs"

@@ -1,4 +1,4 @@
-"""Tests for zentrack._explain: ``zt.explain()`` and ``zentrack why`` say why a call would miss.
+"""Tests for zentrack._runs.explain: ``zt.explain()`` and ``zentrack why`` say why a call misses.
 
 Nothing is run by an explanation: each test also checks the step bodies'
 counter.

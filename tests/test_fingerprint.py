@@ -1,4 +1,4 @@
-"""Tests for zentrack._fingerprint, _code and _content_hash: what a cached result is keyed by."""
+"""Tests for zentrack._step fingerprint, code_digest, content_hash: what keys a cache entry."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import zentrack as zt
 from tests import steps_for_tests
 from tests.steps_for_tests import TrainerStep, counted, mixed, train
 from tests.strategies import param_names, tracked_values
-from zentrack._code import code_digest
-from zentrack._content_hash import content_digest
+from zentrack._step.code_digest import code_digest
+from zentrack._step.content_hash import content_digest
 from zentrack.exceptions import UnhashableInputError
 
 

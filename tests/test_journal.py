@@ -1,4 +1,4 @@
-"""Tests for zentrack._journal and _drain: a returned call's record is never lost."""
+"""Tests for zentrack._record.journal and _drain: a returned call's record is never lost."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import signal
 
 import zentrack as zt
 from tests.steps_for_tests import train
-from zentrack._journal import JournalWriter, pending_chunks, writer_alive
-from zentrack._location import parse
+from zentrack._record.journal import JournalWriter, pending_chunks, writer_alive
+from zentrack._store.location import parse
 
 CALLS = 7
 
@@ -108,7 +108,7 @@ class TestJournalWriter:
         """8 threads append while the journal rotates every 4 kB: every line lands intact."""
         import threading
 
-        from zentrack import _journal
+        from zentrack._record import journal as _journal
 
         monkeypatch.setattr(_journal, "ROTATE_BYTES", 4096)
         writer = JournalWriter(tmp_path / "journal")

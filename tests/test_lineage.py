@@ -1,4 +1,4 @@
-"""Tests for zentrack._lineage and the lineage written by zentrack._store.
+"""Tests for zentrack._cache.lineage and the lineage written by zentrack._store.mlmd.
 
 An output of a tracked call enters a downstream call's fingerprint as
 ``fp:<upstream fingerprint>``, whether the upstream ran or was served from

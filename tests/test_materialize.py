@@ -1,4 +1,4 @@
-"""Tests for zentrack._materialize: cached outputs come back equal, and of the same type.
+"""Tests for zentrack._cache.materializers: cached outputs come back equal, and of the same type.
 
 Each round trip runs the step once (a miss that writes the output) and once
 more (a hit that reads it back); the counter shows the body ran only once.

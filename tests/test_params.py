@@ -1,4 +1,4 @@
-"""Tests for zentrack._params: what is a parameter, how calls bind, frozen params."""
+"""Tests for zentrack._step.params: what is a parameter, how calls bind, frozen params."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ import pytest
 import zentrack as zt
 from tests.steps_for_tests import TrainerStep, train
 from tests.strategies import typed
-from zentrack._params import (
+from zentrack._step.params import (
     Signature,
     check_params,
     make_params_class,
     param_type_error,
 )
-from zentrack._values import TRACKED_TYPES_TEXT
+from zentrack._step.values import TRACKED_TYPES_TEXT
 from zentrack.exceptions import ParameterTypeError
 
 TRACKED_EXAMPLES = [

@@ -1,4 +1,4 @@
-"""Tests for zentrack._pipeline and the run queries: ``@pipeline``, runs, comparisons.
+"""Tests for zentrack._runs.pipeline and the run queries: ``@pipeline``, runs, comparisons.
 
 Every test runs the pipelines of :mod:`tests.pipelines_for_tests` against the
 real SQLite MLMD store the autouse fixture gives it; MLMD itself is read with
@@ -24,7 +24,7 @@ import zentrack as zt
 from tests import pipelines_for_tests as pft
 from tests.conftest import ROOT, SUBPROCESS_TIMEOUT
 from tests.strategies import typed
-from zentrack._fingerprint import SCHEME
+from zentrack._step.fingerprint import SCHEME
 
 MODULE = "tests.pipelines_for_tests"
 TRAINING_KEYS = ["load_data", "trainer", "evaluate"]

@@ -1,4 +1,4 @@
-"""Tests for zentrack._query and the public read API: lookup, find, flush, log_metrics, init."""
+"""Tests for zentrack._runs.query and the read API: lookup, find, flush, log_metrics, init."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import zentrack as zt
 from tests.steps_for_tests import TrainerStep, keep, shared_prefix_pair, tick, train
 from tests.strategies import typed
-from zentrack._tracker import Tracker
+from zentrack._record.tracker import Tracker
 
 
 class Boom(Exception):

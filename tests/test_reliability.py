@@ -32,7 +32,7 @@ from tests.reliability_workers import (
     wait_for,
     worker,
 )
-from zentrack._location import parse
+from zentrack._store.location import parse
 
 #: Calls made by a process that is then SIGKILLed (more than one batch of 1000).
 CALLS = 1500
@@ -107,7 +107,7 @@ class TestKilledDrainer:
     def test_drainer_sigkilled_mid_drain_three_times_loses_and_doubles_nothing(
         self, store_path, plain_store
     ):
-        """`python -m zentrack._drain` SIGKILLed mid-batch, three times: exact count afterwards."""
+        """`python -m zentrack._record.drain` SIGKILLed mid-batch, thrice: exact count after."""
         done = worker("calls_then_kill", str(store_path), str(BACKLOG), "1")
         marker = journal_dir(store_path) / ".inflight"
         killed, markers = [], []

@@ -1,4 +1,4 @@
-"""Tests for zentrack._rerun and zentrack._plan: running and planning from a YAML config.
+"""Tests for zentrack._config rerun and plan: running and planning from a YAML config.
 
 The YAML layer itself (loading, refusing, saving) is tested in test_config.py;
 here every config comes from a real pipeline run, is edited as a user would

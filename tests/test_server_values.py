@@ -1,4 +1,4 @@
-"""Tests for zentrack._server_values: the stored form of names and values on SQL servers.
+"""Tests for zentrack._store.server_values: the stored form of names and values on SQL servers.
 
 These need no server: they pin the encoding and its properties (exact
 round trip, names that stay apart under MySQL's case-insensitive
@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import typed
-from zentrack import _store
-from zentrack._location import Location, parse
-from zentrack._server_values import (
+from zentrack._store import mlmd as _store
+from zentrack._store.location import Location, parse
+from zentrack._store.server_values import (
     FIXED,
     HEADS,
     MYSQL,

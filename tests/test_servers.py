@@ -42,11 +42,11 @@ from tests.servers import (
     restart_postgres,
 )
 from tests.strategies import typed
-from zentrack import _tracker
-from zentrack._location import parse
+from zentrack._record import tracker as _tracker
+from zentrack._store.location import parse
 from zentrack.exceptions import StoreError
 
-DRAINER = "import sys; from zentrack._drain import main; sys.exit(main(sys.argv[1:]))"
+DRAINER = "import sys; from zentrack._record.drain import main; sys.exit(main(sys.argv[1:]))"
 
 
 def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -155,7 +155,7 @@ class TestTracking:
 
     def test_records_of_a_dead_process_are_written_by_the_drainer(self, server_url):
         """Calls of a process that left without flushing wait in the journal; the drainer
-        process (python -m zentrack._drain URL) writes every one of them."""
+        process (python -m zentrack._record.drain URL) writes every one of them."""
         done = run(["-m", "tests.server_workers", "killed_writer", server_url, "25"])
         waiting = _tracker.active().pending()
         drained = run(["-c", DRAINER, server_url])

@@ -1,4 +1,4 @@
-"""Tests for zentrack._source: the importable name recorded for code run as ``__main__``.
+"""Tests for zentrack._step.source_names: the importable name recorded for code run as ``__main__``.
 
 Whole scripts run through ``python train.py`` and ``zentrack config run`` are in
 tests/test_cli.py (``TestScriptPipelines``); here each rule about which files
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from zentrack._source import (
+from zentrack._step.source_names import (
     _script_module,
     importable_module,
     source_of,

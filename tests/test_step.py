@@ -1,4 +1,4 @@
-"""Tests for zentrack._step: the @step decorator on functions, methods and classes."""
+"""Tests for zentrack._step.decorator: the @step decorator on functions, methods and classes."""
 
 from __future__ import annotations
 

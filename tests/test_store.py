@@ -1,4 +1,4 @@
-"""Tests for zentrack._store: records as plain MLMD executions, exact values, store errors."""
+"""Tests for zentrack._store.mlmd: records as plain MLMD executions, exact values, store errors."""
 
 from __future__ import annotations
 

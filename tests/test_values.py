@@ -1,4 +1,4 @@
-"""Tests for zentrack._values: tracked types and their canonical and exact text forms."""
+"""Tests for zentrack._step.values: tracked types and their canonical and exact text forms."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 
 from tests.strategies import param_mappings, tracked_values, typed
-from zentrack._values import (
+from zentrack._step.values import (
     canonical_json,
     canonical_params,
     copy_value,

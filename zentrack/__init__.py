@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zentrack import exceptions
-    from zentrack._cache import no_cache
-    from zentrack._config import Config, diff_configs, load_config
-    from zentrack._config import parse_value as parse_config_value
-    from zentrack._context import log_metrics
-    from zentrack._explain import Explanation, explain
-    from zentrack._materialize import register_materializer
-    from zentrack._pipeline import Run, pipeline
-    from zentrack._query import Comparison, compare_runs, find, flush, get_run, lookup, runs
-    from zentrack._records import Record
-    from zentrack._step import Step, step
-    from zentrack._step import fingerprint_call as fingerprint
-    from zentrack._tracker import Tracker, init
+    from zentrack._cache.materializers import register_materializer
+    from zentrack._cache.outputs import no_cache
+    from zentrack._config.model import Config, diff_configs, load_config
+    from zentrack._config.model import parse_value as parse_config_value
+    from zentrack._record.line import Record
+    from zentrack._record.tracker import Tracker, init
+    from zentrack._runs.context import log_metrics
+    from zentrack._runs.explain import Explanation, explain
+    from zentrack._runs.pipeline import Run, pipeline
+    from zentrack._runs.query import Comparison, compare_runs, find, flush, get_run, lookup, runs
+    from zentrack._step.decorator import Step, step
+    from zentrack._step.decorator import fingerprint_call as fingerprint
 
 __all__ = [
     "Comparison",
@@ -56,31 +56,31 @@ __all__ = [
 
 #: public name -> (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
-    "Comparison": ("zentrack._query", "Comparison"),
-    "Config": ("zentrack._config", "Config"),
-    "diff_configs": ("zentrack._config", "diff_configs"),
-    "load_config": ("zentrack._config", "load_config"),
-    "parse_config_value": ("zentrack._config", "parse_value"),
-    "Explanation": ("zentrack._explain", "Explanation"),
-    "Record": ("zentrack._records", "Record"),
-    "Run": ("zentrack._pipeline", "Run"),
-    "Step": ("zentrack._step", "Step"),
-    "Tracker": ("zentrack._tracker", "Tracker"),
-    "compare_runs": ("zentrack._query", "compare_runs"),
+    "Comparison": ("zentrack._runs.query", "Comparison"),
+    "Config": ("zentrack._config.model", "Config"),
+    "diff_configs": ("zentrack._config.model", "diff_configs"),
+    "load_config": ("zentrack._config.model", "load_config"),
+    "parse_config_value": ("zentrack._config.model", "parse_value"),
+    "Explanation": ("zentrack._runs.explain", "Explanation"),
+    "Record": ("zentrack._record.line", "Record"),
+    "Run": ("zentrack._runs.pipeline", "Run"),
+    "Step": ("zentrack._step.decorator", "Step"),
+    "Tracker": ("zentrack._record.tracker", "Tracker"),
+    "compare_runs": ("zentrack._runs.query", "compare_runs"),
     "exceptions": ("zentrack.exceptions", ""),
-    "explain": ("zentrack._explain", "explain"),
-    "find": ("zentrack._query", "find"),
-    "fingerprint": ("zentrack._step", "fingerprint_call"),
-    "flush": ("zentrack._query", "flush"),
-    "get_run": ("zentrack._query", "get_run"),
-    "init": ("zentrack._tracker", "init"),
-    "log_metrics": ("zentrack._context", "log_metrics"),
-    "lookup": ("zentrack._query", "lookup"),
-    "no_cache": ("zentrack._cache", "no_cache"),
-    "pipeline": ("zentrack._pipeline", "pipeline"),
-    "register_materializer": ("zentrack._materialize", "register_materializer"),
-    "runs": ("zentrack._query", "runs"),
-    "step": ("zentrack._step", "step"),
+    "explain": ("zentrack._runs.explain", "explain"),
+    "find": ("zentrack._runs.query", "find"),
+    "fingerprint": ("zentrack._step.decorator", "fingerprint_call"),
+    "flush": ("zentrack._runs.query", "flush"),
+    "get_run": ("zentrack._runs.query", "get_run"),
+    "init": ("zentrack._record.tracker", "init"),
+    "log_metrics": ("zentrack._runs.context", "log_metrics"),
+    "lookup": ("zentrack._runs.query", "lookup"),
+    "no_cache": ("zentrack._cache.outputs", "no_cache"),
+    "pipeline": ("zentrack._runs.pipeline", "pipeline"),
+    "register_materializer": ("zentrack._cache.materializers", "register_materializer"),
+    "runs": ("zentrack._runs.query", "runs"),
+    "step": ("zentrack._step.decorator", "step"),
 }
 
 

@@ -85,7 +85,7 @@ def _init_for_read(store: str | None) -> zt.Tracker:
     no journals of calls waiting to be written there) is refused before
     anything is created.  Server stores and ``:memory:`` are opened as usual.
     """
-    from zentrack._location import ENV_STORE, parse
+    from zentrack._store.location import ENV_STORE, parse
 
     location = parse(store)
     path, journals = location.path, location.journal_dir
@@ -117,7 +117,7 @@ def _call_target(target: Any, values: dict[str, Any]) -> tuple[Any, dict[str, An
     """
     if not isinstance(target, type):
         return target, values
-    from zentrack._step import spec_of
+    from zentrack._step.decorator import spec_of
 
     spec = spec_of(target)
     if spec is None:

@@ -62,7 +62,7 @@ import attrs
 from zentrack.exceptions import StoreError
 
 if TYPE_CHECKING:
-    from zentrack._location import Location
+    from zentrack._store.location import Location
 
 log = logging.getLogger("zentrack")
 
@@ -714,7 +714,7 @@ def _open(location: Location, *, upgrade: bool, create_database: bool) -> tuple[
 
 
 def _schema_error(location: Location, message: str) -> StoreError:
-    from zentrack._store import explain_open_error
+    from zentrack._store.mlmd import explain_open_error
 
     return explain_open_error(location, message)
 

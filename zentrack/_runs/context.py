@@ -21,7 +21,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from zentrack._values import TRACKED_TYPES_TEXT, is_tracked
+from zentrack._step.values import TRACKED_TYPES_TEXT, is_tracked
 
 #: Code objects of the functions whose local ``metrics`` collects a call's metrics.
 TRACKING_CODES: set[types.CodeType] = set()

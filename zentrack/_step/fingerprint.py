@@ -7,7 +7,7 @@
 
 ``identity`` is ``version:<v>`` when the step declares a version, else
 ``code:<digest of its normalised code>``.  ``canonical params`` is the
-canonical JSON of the parameters (see :mod:`zentrack._values`);
+canonical JSON of the parameters (see :mod:`zentrack._step.values`);
 ``canonical inputs`` the canonical JSON of ``{input name: digest}``.
 The full description, with golden values, is in ``docs/fingerprint.md``.
 """

@@ -2,7 +2,7 @@
 
 Parsing the ``store`` argument of :func:`zentrack.init` needs no MLMD, so
 this module is imported eagerly; the MLMD connection is built later, by
-:mod:`zentrack._store`.
+:mod:`zentrack._store.mlmd`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
             password=unquote(parts.password or ""),
             database=database,
         )
-        from zentrack._server_values import check_location
+        from zentrack._store.server_values import check_location
 
         check_location(location)  # MLMD aborts the process on a missing field
         return location

@@ -14,10 +14,10 @@ from typing import Any, Final
 
 import attrs
 
-from zentrack import _tracker
-from zentrack._pipeline import Run
-from zentrack._records import Record
-from zentrack._values import untag
+from zentrack._record import tracker as _tracker
+from zentrack._record.line import Record
+from zentrack._runs.pipeline import Run
+from zentrack._step.values import untag
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,

@@ -19,8 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zentrack._materialize import CorruptOutput, materializer_named, read_output, write_output
-from zentrack._values import decode_exact, exact_value
+from zentrack._cache.materializers import (
+    CorruptOutput,
+    materializer_named,
+    read_output,
+    write_output,
+)
+from zentrack._step.values import decode_exact, exact_value
 
 log = logging.getLogger("zentrack")
 

@@ -4,7 +4,7 @@ A run is journaled like step calls are: a ``run`` line when it starts and
 one when it ends, which the store turns into an MLMD Context of type
 ``zentrack.PipelineRun`` (child of the ``zentrack.Pipeline`` context), with
 every step execution of the run associated with it.  At the end the run's
-YAML config is written (:mod:`zentrack._config`).
+YAML config is written (:mod:`zentrack._config.model`).
 
 Nested pipelines do not start runs of their own: their steps belong to the
 outermost run, so one config reruns the whole thing.  Steps called outside
@@ -41,12 +41,12 @@ from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 
 import attrs
 
-from zentrack import _tracker
-from zentrack._context import RunState, current_run, run_ended, run_started
-from zentrack._params import Signature, callable_signature
-from zentrack._records import Record
-from zentrack._source import source_of
-from zentrack._values import decode_exact, exact_value, is_tracked
+from zentrack._record import tracker as _tracker
+from zentrack._record.line import Record
+from zentrack._runs.context import RunState, current_run, run_ended, run_started
+from zentrack._step.params import Signature, callable_signature
+from zentrack._step.source_names import source_of
+from zentrack._step.values import decode_exact, exact_value, is_tracked
 from zentrack.exceptions import ConfigError
 
 P = ParamSpec("P")
@@ -344,8 +344,8 @@ def _write_config(
     params: Mapping[str, Any],
     config_dir: Path | None,
 ) -> Path | None:
-    from zentrack import _config
-    from zentrack._fingerprint import SCHEME
+    from zentrack._config import model as _config
+    from zentrack._step.fingerprint import SCHEME
 
     directory = config_dir or tracker.configs
     path = directory / f"{config_file_stem(spec.name)}-{state.id}.yaml"
@@ -399,7 +399,7 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(function) or isinstance(function, type):
             raise TypeError(f"@pipeline decorates functions (got {function!r}).")
-        from zentrack._step import check_name
+        from zentrack._step.decorator import check_name
 
         check_name("@pipeline(name=...)", name or function.__name__)
         spec = PipelineSpec(

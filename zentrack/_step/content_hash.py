@@ -13,9 +13,9 @@ import hashlib
 import sys
 from typing import Any
 
-from zentrack._lineage import lineage_of
-from zentrack._source import importable_module
-from zentrack._values import SCALAR_TYPES, canonical_json, is_tracked
+from zentrack._cache.lineage import lineage_of
+from zentrack._step.source_names import importable_module
+from zentrack._step.values import SCALAR_TYPES, canonical_json, is_tracked
 from zentrack.exceptions import UnhashableInputError
 
 _SCHEME = b"zentrack-content-v1\0"

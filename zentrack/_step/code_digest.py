@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from zentrack._source import importable_module
+from zentrack._step.source_names import importable_module
 
 _SCHEME = b"zentrack-code-v1\0"
 
@@ -133,7 +133,7 @@ def _digest(text: str) -> str:
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    roots.add(str(Path(__file__).resolve().parent))  # zentrack itself
+    roots.add(str(Path(__file__).resolve().parent.parent))  # zentrack itself
     return tuple(sorted(str(Path(r).resolve()) for r in roots))
 
 

@@ -26,9 +26,9 @@ from typing import Any, Final
 
 import attrs
 
-from zentrack._location import Location
-from zentrack._records import Record, parse_line, record_from_line
-from zentrack._values import untag
+from zentrack._record.line import Record, parse_line, record_from_line
+from zentrack._step.values import untag
+from zentrack._store.location import Location
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
@@ -169,7 +169,7 @@ def _connection_config(location: Location) -> Any:
         config.sqlite.filename_uri = str(location.path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     else:
-        from zentrack._server_values import connection_config
+        from zentrack._store.server_values import connection_config
 
         return connection_config(location)  # checked first: MLMD aborts on missing fields
     return config
@@ -249,7 +249,7 @@ class MetadataStore:
             assert self.location.path is not None
             _sqlite_precheck(self.location.path)
         else:
-            from zentrack._server_values import SERVER_KINDS, ServerStore
+            from zentrack._store.server_values import SERVER_KINDS, ServerStore
 
             if self.location.kind in SERVER_KINDS:  # values MLMD cannot store there: see module
                 return ServerStore(self.location, upgrade=upgrade)

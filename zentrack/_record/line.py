@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from zentrack._values import untag
+from zentrack._step.values import untag
 
 #: Journal line format version, written into every line as ``"v"``.
 LINE_VERSION = 1

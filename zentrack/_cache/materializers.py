@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import attrs
 
-from zentrack._values import decode_exact, is_tracked, tag
+from zentrack._step.values import decode_exact, is_tracked, tag
 
 
 @attrs.frozen

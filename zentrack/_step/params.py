@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import attrs
 
-from zentrack._values import (
+from zentrack._step.values import (
     NONFINITE_JSON,
     TAG_KEYS,
     TRACKED_TYPES_TEXT,

@@ -4,7 +4,7 @@ Draining takes an advisory ``flock`` on the store's lock file, so writers of
 one SQLite store queue up on the lock instead of hitting MLMD's
 "database is locked" retries.  It can run in the tracking process (explicit
 ``flush()``, reads, exit) or in a short-lived child process started by the
-tracker (``python -m zentrack._drain STORE``), which keeps MLMD's GIL-holding
+tracker (``python -m zentrack._record.drain STORE``), which keeps MLMD's GIL-holding
 writes off the user's threads.
 """
 
@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from zentrack._journal import Chunk, pending_chunks, retire, write_offset, writer_alive
-from zentrack._location import Location, parse
-from zentrack._store import MetadataStore
+from zentrack._record.journal import Chunk, pending_chunks, retire, write_offset, writer_alive
+from zentrack._store.location import Location, parse
+from zentrack._store.mlmd import MetadataStore
 from zentrack.exceptions import StoreError
 
 #: Records per MLMD write call: large enough to amortise each call's fixed cost.
@@ -181,7 +181,7 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     """Mark FAILED the RUNNING runs of processes of this host that are gone.
 
     A running pipeline holds a lock on its ``.alive`` file (see
-    :mod:`zentrack._pipeline`); if the lock can be taken, the process died
+    :mod:`zentrack._runs.pipeline`); if the lock can be taken, the process died
     without recording the end of its run.  Returns the run ids marked.
     """
     host = os.uname().nodename
@@ -244,7 +244,7 @@ def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> i
 def main(argv: list[str]) -> int:
     """Entry point of the background drainer process: ``STORE [LINGER_SECONDS]``."""
     if len(argv) not in (1, 2):
-        print("usage: python -m zentrack._drain STORE [LINGER_SECONDS]", file=sys.stderr)
+        print("usage: python -m zentrack._record.drain STORE [LINGER_SECONDS]", file=sys.stderr)
         return 2
     try:
         drain_while_busy(parse(argv[0]), float(argv[1]) if len(argv) == 2 else 0.0)

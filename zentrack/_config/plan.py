@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from zentrack import _tracker
-from zentrack._explain import _differences
-from zentrack._fingerprint import fingerprint, inputs_text
-from zentrack._records import Record
-from zentrack._rerun import pipeline_spec, recorded_run, resolve_source
-from zentrack._step import Prospect, StepSpec, spec_of
-from zentrack._values import copy_value
+from zentrack._config.rerun import pipeline_spec, recorded_run, resolve_source
+from zentrack._record import tracker as _tracker
+from zentrack._record.line import Record
+from zentrack._runs.explain import _differences
+from zentrack._step.decorator import Prospect, StepSpec, spec_of
+from zentrack._step.fingerprint import fingerprint, inputs_text
+from zentrack._step.values import copy_value
 from zentrack.exceptions import UnhashableInputError
 
 if TYPE_CHECKING:
-    from zentrack._config import Config
+    from zentrack._config.model import Config
 
 
 @attrs.frozen

@@ -22,14 +22,15 @@ from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
-from zentrack import _context, _tracker
-from zentrack._cache import cache_disabled
-from zentrack._code import Binding, bindings_check, code_parts, combined_digest
-from zentrack._content_hash import input_digest
-from zentrack._context import TRACKING_CODES, RunState, current_run
-from zentrack._fingerprint import fingerprint, identity, inputs_text, step_hasher
-from zentrack._lineage import register as register_output
-from zentrack._params import (
+from zentrack._cache.lineage import register as register_output
+from zentrack._cache.outputs import cache_disabled
+from zentrack._record import tracker as _tracker
+from zentrack._runs import context as _context
+from zentrack._runs.context import TRACKING_CODES, RunState, current_run
+from zentrack._step.code_digest import Binding, bindings_check, code_parts, combined_digest
+from zentrack._step.content_hash import input_digest
+from zentrack._step.fingerprint import fingerprint, identity, inputs_text, step_hasher
+from zentrack._step.params import (
     ParamEncoder,
     Signature,
     callable_signature,
@@ -37,8 +38,8 @@ from zentrack._params import (
     make_params_class,
     params_class_name,
 )
-from zentrack._source import source_of
-from zentrack._values import SCALAR_TYPES, copy_value, exact_value, untag
+from zentrack._step.source_names import source_of
+from zentrack._step.values import SCALAR_TYPES, copy_value, exact_value, untag
 
 _get_run = current_run.get
 #: ``(run id, config key)`` of a step call that belongs to a pipeline run.

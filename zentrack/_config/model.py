@@ -75,8 +75,8 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
-from zentrack._step import spec_of
-from zentrack._values import TRACKED_TYPES_TEXT, canonical_json, describe_type
+from zentrack._step.decorator import spec_of
+from zentrack._step.values import TRACKED_TYPES_TEXT, canonical_json, describe_type
 from zentrack.exceptions import ConfigError
 
 __all__ = [
@@ -108,7 +108,7 @@ _STR: Final = _Y + "str"
 _FLOAT: Final = _Y + "float"
 _NULL: Final = _Y + "null"
 _SCALAR_TAGS: Final = frozenset(_Y + t for t in ("str", "int", "float", "bool", "null"))
-_MAX_DEPTH: Final = 100  # containers nest as deep as zentrack._values allows
+_MAX_DEPTH: Final = 100  # containers nest as deep as zentrack._step.values allows
 _DOC_LEVELS: Final = 4  # a document's own levels above an arg: steps, step, args
 _TOO_DEEP: Final = (
     f"values nested over {_MAX_DEPTH} levels deep are not supported; flatten this value"
@@ -882,7 +882,7 @@ class Config:
 
     def _check_arg(self, step: str | None, name: str) -> None:
         """Check one arg of a step (None: of the pipeline) against the code, if it imports."""
-        from zentrack._rerun import resolve_source
+        from zentrack._config.rerun import resolve_source
 
         source = self.pipeline_source if step is None else self.steps[step].source
         try:
@@ -979,13 +979,13 @@ class Config:
                 that wrote the config is not in the store, or had other
                 pipeline args); that run is recorded FAILED.
         """
-        from zentrack._rerun import run_config
+        from zentrack._config.rerun import run_config
 
         return run_config(self, config_dir=config_dir)
 
     def plan(self) -> Any:
         """Say, without running anything, which steps would hit or miss the cache."""
-        from zentrack._plan import plan_config
+        from zentrack._config.plan import plan_config
 
         return plan_config(self)
 
@@ -1796,7 +1796,7 @@ def unused_keys_error(config: Config, run_id: str, keys: Collection[str]) -> Con
     """The error for step keys of ``config`` that run ``run_id`` never called.
 
     Raised after the run, when the keys a pipeline calls could not be known
-    before it (see :func:`zentrack._rerun.recorded_calls`).
+    before it (see :func:`zentrack._config.rerun.recorded_calls`).
     """
     problems = _Problems(config._label)
     steps = config._data["steps"]

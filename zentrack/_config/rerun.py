@@ -22,14 +22,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zentrack import _tracker
-from zentrack._pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
-from zentrack._source import unimportable_main
-from zentrack._values import canonical_json
+from zentrack._record import tracker as _tracker
+from zentrack._runs.pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
+from zentrack._step.source_names import unimportable_main
+from zentrack._step.values import canonical_json
 from zentrack.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from zentrack._config import Config
+    from zentrack._config.model import Config
 
 
 def resolve_source(source: str) -> Any:
@@ -70,8 +70,8 @@ def recorded_run(run_id: str | None) -> Run[Any] | None:
     """The run with exactly this id, read from the store (None if absent or unreadable)."""
     if run_id is None:
         return None
-    from zentrack._query import _run_from_context
-    from zentrack._store import RUN_CONTEXT
+    from zentrack._runs.query import _run_from_context
+    from zentrack._store.mlmd import RUN_CONTEXT
 
     with contextlib.suppress(Exception):  # a store that is down cannot tell: check afterwards
         tracker = _tracker.active()
@@ -103,7 +103,7 @@ def recorded_calls(config: Config) -> tuple[str, list[str]] | None:
 
 def pipeline_spec(config: Config) -> PipelineSpec:
     """Validate a config against its code and return its pipeline's spec."""
-    from zentrack._config import validate_against
+    from zentrack._config.model import validate_against
 
     validate_against(config, resolve_source, recorded=recorded_calls(config))
     spec = getattr(resolve_source(config.pipeline_source), PIPELINE_ATTR, None)
@@ -123,7 +123,7 @@ def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = No
             only be seen once it ran (see the module's docstring); that run
             is recorded FAILED.
     """
-    from zentrack._config import unused_keys_error
+    from zentrack._config.model import unused_keys_error
 
     spec = pipeline_spec(config)
     overrides = {key: step.plain_args() for key, step in config.steps.items()}

@@ -19,7 +19,7 @@ import weakref
 from collections import OrderedDict
 from typing import Any, Final
 
-from zentrack._values import SCALAR_TYPES
+from zentrack._step.values import SCALAR_TYPES
 
 #: Outputs that cannot be weakly referenced (lists, dicts, tuples) are kept
 #: alive in a bounded LRU instead; older ones fall back to content hashing.

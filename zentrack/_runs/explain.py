@@ -12,11 +12,11 @@ from typing import Any
 
 import attrs
 
-from zentrack import _tracker
-from zentrack._query import _same
-from zentrack._records import Record
-from zentrack._step import Prospect, describe_call
-from zentrack._values import decode_exact
+from zentrack._record import tracker as _tracker
+from zentrack._record.line import Record
+from zentrack._runs.query import _same
+from zentrack._step.decorator import Prospect, describe_call
+from zentrack._step.values import decode_exact
 
 
 @attrs.frozen

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import subprocess
 
-from zentrack._cache import OutputCache
-from zentrack._drain import LockBusy, drain, lock_timeout
-from zentrack._journal import JournalWriter, pending_chunks
-from zentrack._location import ENV_STORE, Location, parse
-from zentrack._store import MetadataStore
+from zentrack._cache.outputs import OutputCache
+from zentrack._record.drain import LockBusy, drain, lock_timeout
+from zentrack._record.journal import JournalWriter, pending_chunks
+from zentrack._store.location import ENV_STORE, Location, parse
+from zentrack._store.mlmd import MetadataStore
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
@@ -39,9 +39,11 @@ log = logging.getLogger("zentrack")
 EXIT_LOCK_TIMEOUT: Final = 10.0
 
 ENV_CACHE: Final = "ZENTRACK_CACHE"
-_PACKAGE_PARENT: Final = str(Path(__file__).resolve().parent.parent)
-#: The background drainer's program (not ``-m``: the package imports _drain).
-_DRAINER: Final = "import sys; from zentrack._drain import main; sys.exit(main(sys.argv[1:]))"
+_PACKAGE_PARENT: Final = str(Path(__file__).resolve().parents[2])
+#: The background drainer's program (not ``-m``: no runpy warning if the drain is imported).
+_DRAINER: Final = (
+    "import sys; from zentrack._record.drain import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def _cache_from_env(default: bool) -> bool:
