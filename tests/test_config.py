@@ -1,4 +1,4 @@
-"""Tests for zentrack._config.model: the YAML configs of pipeline runs."""
+"""Tests for zentrack._config: the YAML configs of pipeline runs."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from zentrack._config.model import (
     StepConfig,
     diff_configs,
     load_config,
-    parse_value,
-    to_plain,
     validate_against,
-    write_run_config,
 )
+from zentrack._config.run_config import write_run_config
+from zentrack._config.validate import parse_value
+from zentrack._config.yaml_io import to_plain
 from zentrack._step.params import Signature
 from zentrack._step.values import is_tracked
 from zentrack.exceptions import ConfigError

@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.strategies import typed
-from zentrack._store import mlmd as _store
-from zentrack._store.location import Location, parse
+from zentrack._store import schema as _store
+from zentrack._store.location import Location, check_location, parse
+from zentrack._store.server import connection_config
 from zentrack._store.server_values import (
     FIXED,
     HEADS,
@@ -26,8 +27,6 @@ from zentrack._store.server_values import (
     PARTS,
     POSTGRESQL,
     Codec,
-    check_location,
-    connection_config,
     decode_name,
     encode_name,
     encode_text,
@@ -274,7 +273,7 @@ class TestCodec:
 
 class TestHeads:
     def test_heads_are_the_store_layout(self):
-        """The prefixes kept verbatim are exactly zentrack's own (zentrack/_store.py)."""
+        """The prefixes kept verbatim are exactly zentrack's own (zentrack/_store/schema.py)."""
         expected = {
             f"{_store.RUN_CONTEXT}/",
             f"{_store.PIPELINE_CONTEXT}/",

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zentrack._cache.materializers import register_materializer
     from zentrack._cache.outputs import no_cache
     from zentrack._config.model import Config, diff_configs, load_config
-    from zentrack._config.model import parse_value as parse_config_value
+    from zentrack._config.validate import parse_value as parse_config_value
     from zentrack._record.line import Record
     from zentrack._record.tracker import Tracker, init
     from zentrack._runs.context import log_metrics
@@ -60,7 +60,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Config": ("zentrack._config.model", "Config"),
     "diff_configs": ("zentrack._config.model", "diff_configs"),
     "load_config": ("zentrack._config.model", "load_config"),
-    "parse_config_value": ("zentrack._config.model", "parse_value"),
+    "parse_config_value": ("zentrack._config.validate", "parse_value"),
     "Explanation": ("zentrack._runs.explain", "Explanation"),
     "Record": ("zentrack._record.line", "Record"),
     "Run": ("zentrack._runs.pipeline", "Run"),

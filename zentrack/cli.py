@@ -117,7 +117,7 @@ def _call_target(target: Any, values: dict[str, Any]) -> tuple[Any, dict[str, An
     """
     if not isinstance(target, type):
         return target, values
-    from zentrack._step.decorator import spec_of
+    from zentrack._step.spec import spec_of
 
     spec = spec_of(target)
     if spec is None:

@@ -17,21 +17,24 @@ step's entry call) is "unknown": only a recorded call shows that input.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
-from zentrack._config.rerun import pipeline_spec, recorded_run, resolve_source
+from zentrack._config.rerun import (
+    Check,
+    RerunnableConfig,
+    pipeline_spec,
+    recorded_run,
+    resolve_source,
+)
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record
-from zentrack._runs.explain import _differences
-from zentrack._step.decorator import Prospect, StepSpec, spec_of
+from zentrack._runs.explain import differences
 from zentrack._step.fingerprint import fingerprint, inputs_text
+from zentrack._step.spec import Prospect, StepSpec, spec_of
 from zentrack._step.values import copy_value
 from zentrack.exceptions import UnhashableInputError
-
-if TYPE_CHECKING:
-    from zentrack._config.model import Config
 
 
 @attrs.frozen
@@ -97,9 +100,12 @@ def _prospect(spec: StepSpec, args: dict[str, Any], inputs: dict[str, str]) -> P
     return Prospect(spec, exact, inputs, fingerprint(spec.primed(), canonical, inputs_text(inputs)))
 
 
-def plan_config(config: Config) -> Plan:
-    """Say, before running anything, which steps of ``config`` would hit or miss."""
-    pipeline_spec(config)  # validates the whole config against the code first
+def plan_config(config: RerunnableConfig, *, check: Check) -> Plan:
+    """Say, before running anything, which steps of ``config`` would hit or miss.
+
+    ``check`` validates the whole config against the code first.
+    """
+    pipeline_spec(config, check)
     tracker = _tracker.active()
     recorded = _recorded_run_steps(config.run_id)
     remap: dict[str, str] = {}  # old upstream fingerprint -> new
@@ -122,7 +128,7 @@ def plan_config(config: Config) -> Plan:
         cached = spec.cache and tracker.cache and (
             tracker.outputs.get(prospect.fingerprint) is not None
         )
-        reasons = [] if cached else _differences(prospect, record)
+        reasons = [] if cached else differences(prospect, record)
         if not cached and not reasons:
             reasons = ["its cached output is missing" if spec.cache else "caching is off"]
         planned.append(PlanStep(key, spec.name, cached, prospect.fingerprint, reasons))

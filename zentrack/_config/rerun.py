@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from zentrack._record import tracker as _tracker
 from zentrack._runs.pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
@@ -28,8 +29,38 @@ from zentrack._step.source_names import unimportable_main
 from zentrack._step.values import canonical_json
 from zentrack.exceptions import ConfigError
 
-if TYPE_CHECKING:
-    from zentrack._config.model import Config
+
+class StepArgs(Protocol):
+    """One step entry of a config, as a rerun reads it."""
+
+    @property
+    def source(self) -> str: ...
+
+    def plain_args(self) -> dict[str, Any]: ...
+
+
+class RerunnableConfig(Protocol):
+    """What a rerun or a plan reads of a loaded config (:class:`~.model.Config` has it).
+
+    A protocol rather than the model's class: the model calls the rerun, so
+    the rerun must not import the model.
+    """
+
+    @property
+    def pipeline_source(self) -> str: ...
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def steps(self) -> Mapping[str, StepArgs]: ...
+
+    def plain_pipeline_args(self) -> dict[str, Any]: ...
+
+
+#: Validates a config against its code, given how to resolve a source and the
+#: recorded ``(run id, step keys)`` (raises ConfigError: nothing may run).
+Check = Callable[[Callable[[str], Any], "tuple[str, Collection[str]] | None"], None]
 
 
 def resolve_source(source: str) -> Any:
@@ -70,19 +101,19 @@ def recorded_run(run_id: str | None) -> Run[Any] | None:
     """The run with exactly this id, read from the store (None if absent or unreadable)."""
     if run_id is None:
         return None
-    from zentrack._runs.query import _run_from_context
-    from zentrack._store.mlmd import RUN_CONTEXT
+    from zentrack._runs.query import run_from_context
+    from zentrack._store.schema import RUN_CONTEXT
 
     with contextlib.suppress(Exception):  # a store that is down cannot tell: check afterwards
         tracker = _tracker.active()
         tracker.flush()
         context = tracker.store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
         if context is not None:
-            return _run_from_context(tracker.store, context)
+            return run_from_context(tracker.store, context)
     return None
 
 
-def recorded_calls(config: Config) -> tuple[str, list[str]] | None:
+def recorded_calls(config: RerunnableConfig) -> tuple[str, list[str]] | None:
     """``(run id, step keys)`` a run of the config is known to call, or None if unknown.
 
     Known from the run that wrote the config when it is in the store,
@@ -101,21 +132,27 @@ def recorded_calls(config: Config) -> tuple[str, list[str]] | None:
     return run.id, [record.key or record.step for record in run.steps]
 
 
-def pipeline_spec(config: Config) -> PipelineSpec:
-    """Validate a config against its code and return its pipeline's spec."""
-    from zentrack._config.model import validate_against
-
-    validate_against(config, resolve_source, recorded=recorded_calls(config))
+def pipeline_spec(config: RerunnableConfig, check: Check) -> PipelineSpec:
+    """Validate a config against its code with ``check`` and return its pipeline's spec."""
+    check(resolve_source, recorded_calls(config))
     spec = getattr(resolve_source(config.pipeline_source), PIPELINE_ATTR, None)
     if not isinstance(spec, PipelineSpec):  # validate_against checked it; keep mypy honest
         raise ConfigError(f"{config.pipeline_source!r} is not a zentrack pipeline.")
     return spec
 
 
-def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = None) -> Run[Any]:
+def run_config(
+    config: RerunnableConfig,
+    *,
+    check: Check,
+    unused_error: Callable[[str, list[str]], ConfigError],
+    config_dir: str | os.PathLike[str] | None = None,
+) -> Run[Any]:
     """Rerun a config's pipeline with the config's args; return the new run.
 
-    Nothing runs unless the whole config validates against the code first.
+    Nothing runs unless the whole config validates against the code first
+    (``check``); ``unused_error(run_id, keys)`` is the error for step keys
+    the run turned out never to call.
 
     Raises:
         ConfigError: the config does not match the code (nothing ran), or the
@@ -123,9 +160,7 @@ def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = No
             only be seen once it ran (see the module's docstring); that run
             is recorded FAILED.
     """
-    from zentrack._config.model import unused_keys_error
-
-    spec = pipeline_spec(config)
+    spec = pipeline_spec(config, check)
     overrides = {key: step.plain_args() for key, step in config.steps.items()}
     return run_pipeline(
         spec,
@@ -133,5 +168,5 @@ def run_config(config: Config, *, config_dir: str | os.PathLike[str] | None = No
         config.plain_pipeline_args(),
         overrides=overrides,
         config_dir=Path(config_dir) if config_dir is not None else None,
-        unused_error=lambda run_id, keys: unused_keys_error(config, run_id, keys),
+        unused_error=unused_error,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from zentrack._record.journal import Chunk, pending_chunks, retire, write_offset, writer_alive
 from zentrack._store.location import Location, parse
 from zentrack._store.mlmd import MetadataStore
+from zentrack._store.schema import PROP_RECORD, PROP_STATE
 from zentrack.exceptions import StoreError
 
 #: Records per MLMD write call: large enough to amortise each call's fixed cost.
@@ -188,9 +189,9 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     marked = []
     for context in store.run_contexts():
         props = context.custom_properties
-        if "zentrack.state" not in props or props["zentrack.state"].string_value != "RUNNING":
+        if PROP_STATE not in props or props[PROP_STATE].string_value != "RUNNING":
             continue
-        data = json.loads(props["zentrack.record"].string_value or "{}")
+        data = json.loads(props[PROP_RECORD].string_value or "{}")
         alive = data.get("alive")
         if data.get("host") != host or not alive:
             continue  # another machine's run: it may well be running

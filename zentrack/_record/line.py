@@ -1,24 +1,133 @@
-"""Records of tracked calls: the journal line and the value users read.
+"""The journal line, one owner: its keys, its version, its builders and its reader.
 
-A journal line is one compact JSON object; the hot path builds it with an
-f-string from pieces it already has, and :func:`parse_line` reads it back.
-Keys: ``v`` line version, ``id`` record id, ``fp`` fingerprint, ``p`` exact
-params, ``i`` input digests, ``st`` state, ``t0``/``t1`` start and end in
-nanoseconds since the epoch, ``run`` run id, ``m`` metrics, ``err`` error,
-``step``, ``src`` source, ``code`` code digest, ``ver`` version.
+A journal line is one compact JSON object.  The builders here are the only
+code that writes one (:func:`step_line` on the hot path of every tracked
+call, from JSON texts the call already has; :func:`run_line` for pipeline
+runs); :func:`parse_line` reads one back and :func:`record_from_line` turns
+it into the :class:`Record` users read.
+
+Keys of a step line, in the order written: ``v`` line version, ``id`` record
+id, ``fp`` fingerprint, ``p`` exact params, ``i`` input digests, ``st``
+state, ``t0``/``t1`` start and end in nanoseconds since the epoch, then the
+optional ``err`` error, ``cached`` the record id a cache hit reuses, ``out``
+the cached output, ``run``/``key`` run id and config key, ``m`` metrics,
+then the step's own ``step``, ``src`` source, ``code`` code digest, ``cp``
+code parts, ``ver`` version.  A run line has ``kind: "run"``, ``id``,
+``pipeline``, ``src``, ``st``, ``pid``, ``host``, ``alive`` and, as the run
+goes, ``t0``, ``t1``, ``p``, ``config``, ``err``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
+from typing import Any, Final
 
 import attrs
 
-from zentrack._step.values import untag
+from zentrack._step.values import exact_value, untag
 
 #: Journal line format version, written into every line as ``"v"``.
-LINE_VERSION = 1
+LINE_VERSION: Final = 1
+#: What a cached output's ``out`` key holds (from the cache's metadata).
+OUTPUT_KEYS: Final = ("uri", "materializer", "type", "sha256", "size")
+_HEAD: Final = f'{{"v":{LINE_VERSION},"id":"'
+
+
+def step_line(
+    record_id: str,
+    fp: str,
+    params: str,
+    inputs: str,
+    state: str,
+    started: int,
+    ended: int,
+    more: str,
+    tail: str,
+) -> str:
+    """One step call's journal line.
+
+    Args:
+        record_id: the record id.
+        fp: the fingerprint.
+        params: the exact params, as JSON text.
+        inputs: the input digests, as JSON text.
+        state: ``COMPLETE``, ``FAILED``, ``CANCELED`` or ``CACHED``.
+        started: start time, nanoseconds since the epoch.
+        ended: end time, likewise.
+        more: the optional keys, built by :func:`error_key`, :func:`cached_key`,
+            :func:`output_keys` and :func:`run_keys`, in that order ("" for none).
+        tail: the step's own keys, built once per step by :func:`step_tail`.
+    """
+    return (
+        f'{_HEAD}{record_id}","fp":"{fp}","p":{params},"i":{inputs},"st":"{state}",'
+        f'"t0":{started},"t1":{ended}{more}{tail}}}\n'
+    )
+
+
+def step_tail(
+    name: str, source: str, code: str, code_parts: Mapping[str, str], version: str | None
+) -> str:
+    """The keys of a step line that are the same for every call of the step."""
+    return (
+        f',"step":{encode_basestring_ascii(name)},'
+        f'"src":{encode_basestring_ascii(source)},"code":"{code}",'
+        f'"cp":{json.dumps(code_parts, sort_keys=True)},'
+        f'"ver":{json.dumps(version)}'
+    )
+
+
+def error_key(message: str) -> str:
+    """The ``err`` key of a failed call's line (the message cut at 4,000 characters)."""
+    return f',"err":{json.dumps(message[:4000])}'
+
+
+def cached_key(original: str | None) -> str:
+    """The ``cached`` key of a cache hit's line: the record id of the call it reuses."""
+    return f',"cached":{json.dumps(original)}'
+
+
+def output_keys(meta: Mapping[str, Any] | None) -> str:
+    """The ``out`` key of a journal line: where the call's output is cached ("" if not)."""
+    if meta is None:
+        return ""
+    out = {k: meta[k] for k in OUTPUT_KEYS}
+    return f',"out":{json.dumps(out)}'
+
+
+def run_keys(metrics: Mapping[str, Any], key: tuple[str, str] | None) -> str:
+    """The ``run``, ``key`` and ``m`` keys: a call's run id, config key and metrics."""
+    text = ""
+    if key is not None:
+        text = (
+            f',"run":{encode_basestring_ascii(key[0])},"key":{encode_basestring_ascii(key[1])}'
+        )
+    return text + f',"m":{exact_value(dict(metrics))}' if metrics else text
+
+
+def run_line(
+    run_id: str, pipeline: str, source: str, state: str, alive: str | None, **more: Any
+) -> str:
+    """A pipeline run's journal line (written at its start and at its end).
+
+    ``more`` adds ``t0``, ``t1``, ``p`` (exact params, decoded), ``config``
+    and ``err`` as the run goes.
+    """
+    data = {
+        "v": LINE_VERSION,
+        "kind": "run",
+        "id": run_id,
+        "pipeline": pipeline,
+        "src": source,
+        "st": state,
+        "pid": os.getpid(),
+        "host": os.uname().nodename,
+        "alive": alive,
+        **more,
+    }
+    return json.dumps(data, separators=(",", ":"), allow_nan=True) + "\n"
 
 
 @attrs.frozen(repr=False)

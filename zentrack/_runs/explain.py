@@ -14,8 +14,9 @@ import attrs
 
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record
-from zentrack._runs.query import _same
-from zentrack._step.decorator import Prospect, describe_call
+from zentrack._runs.query import same_value
+from zentrack._step.decorator import describe_call
+from zentrack._step.spec import Prospect
 from zentrack._step.values import decode_exact
 
 
@@ -46,7 +47,7 @@ class Explanation:
         return head + "cache miss\n" + "\n".join(f"  - {reason}" for reason in self.reasons)
 
 
-def _differences(prospect: Prospect, record: Record) -> list[str]:
+def differences(prospect: Prospect, record: Record) -> list[str]:
     spec = prospect.spec
     reasons = []
     if record.version != spec.version:
@@ -69,7 +70,7 @@ def _differences(prospect: Prospect, record: Record) -> list[str]:
             reasons.append(f"param {name} is new: {params[name]!r}")
         elif name not in params:
             reasons.append(f"param {name} is gone (was {record.params[name]!r})")
-        elif not _same(record.params[name], params[name]):
+        elif not same_value(record.params[name], params[name]):
             reasons.append(f"param {name} changed: {record.params[name]!r} -> {params[name]!r}")
     for name in sorted(set(prospect.inputs) | set(record.inputs)):
         before, after = record.inputs.get(name), prospect.inputs.get(name)
@@ -126,11 +127,11 @@ def explain(target: Any, /, *args: Any, **kwargs: Any) -> Explanation:
         )
         return Explanation(spec.name, prospect.fingerprint, False, [reason])
     scored = sorted(
-        ((len(_differences(prospect, r)), -(r.execution_id or 0), r) for r in done),
+        ((len(differences(prospect, r)), -(r.execution_id or 0), r) for r in done),
         key=lambda item: (item[0], item[1]),
     )
     nearest = scored[0][2]
-    reasons = _differences(prospect, nearest) or [
+    reasons = differences(prospect, nearest) or [
         "the fingerprint differs for a reason outside params, inputs and code (step name or "
         "fingerprint scheme)"
     ]

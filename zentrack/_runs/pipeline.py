@@ -42,11 +42,12 @@ from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import Record
+from zentrack._record.line import Record, run_line
 from zentrack._runs.context import RunState, current_run, run_ended, run_started
 from zentrack._step.params import Signature, callable_signature
 from zentrack._step.source_names import source_of
 from zentrack._step.values import decode_exact, exact_value, is_tracked
+from zentrack._store.schema import RUN_CONTEXT
 from zentrack.exceptions import ConfigError
 
 P = ParamSpec("P")
@@ -140,20 +141,8 @@ class Run(Generic[R]):
         return out
 
 
-def _run_line(state: RunState, status: str, **extra: Any) -> str:
-    data = {
-        "v": 1,
-        "kind": "run",
-        "id": state.id,
-        "pipeline": state.pipeline,
-        "src": state.source,
-        "st": status,
-        "pid": os.getpid(),
-        "host": os.uname().nodename,
-        "alive": state.alive_file,
-        **extra,
-    }
-    return json.dumps(data, separators=(",", ":"), allow_nan=True) + "\n"
+def _run_line(state: RunState, status: str, **more: Any) -> str:
+    return run_line(state.id, state.pipeline, state.source, status, state.alive_file, **more)
 
 
 class _Alive:
@@ -317,7 +306,7 @@ def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
     """The run's step records, flushed first (None, with a warning, if unreadable)."""
     tracker.flush_for_read()  # warns if records cannot be written
     try:
-        context = tracker.store.mlmd.get_context_by_type_and_name("zentrack.PipelineRun", run_id)
+        context = tracker.store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
         return [] if context is None else tracker.store.run_steps(context.id)
     except Exception as exc:  # the store may be down: the run still happened
         log.warning("zentrack: cannot read the steps of run %s now: %s", run_id, exc)
@@ -344,7 +333,7 @@ def _write_config(
     params: Mapping[str, Any],
     config_dir: Path | None,
 ) -> Path | None:
-    from zentrack._config import model as _config
+    from zentrack._config.run_config import write_run_config
     from zentrack._step.fingerprint import SCHEME
 
     directory = config_dir or tracker.configs
@@ -352,7 +341,7 @@ def _write_config(
     entries = list(state.entries.items())  # a straggling worker thread may still add one
     steps = [(key, source, decode_exact(exact)) for key, (source, exact) in entries]
     try:
-        return _config.write_run_config(
+        return write_run_config(
             path,
             pipeline_source=spec.source,
             pipeline_args=dict(params),
@@ -399,7 +388,7 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(function) or isinstance(function, type):
             raise TypeError(f"@pipeline decorates functions (got {function!r}).")
-        from zentrack._step.decorator import check_name
+        from zentrack._step.spec import check_name
 
         check_name("@pipeline(name=...)", name or function.__name__)
         spec = PipelineSpec(

@@ -17,7 +17,8 @@ import attrs
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record
 from zentrack._runs.pipeline import Run
-from zentrack._step.values import untag
+from zentrack._step.values import MISSING, untag
+from zentrack._store.schema import PROP_RECORD
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -29,7 +30,6 @@ _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "in": lambda value, options: value in options,
     "contains": lambda value, item: item in value,
 }
-_MISSING: Final = object()
 #: Fingerprints are sha256 hex digests; :func:`lookup` takes prefixes this long or longer.
 FINGERPRINT_LENGTH: Final = 64
 MIN_PREFIX: Final = 8
@@ -82,15 +82,15 @@ def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
     )
 
 
-def _same(expected: Any, actual: Any) -> bool:
+def same_value(expected: Any, actual: Any) -> bool:
     """Equality that keeps 1, 1.0 and True apart, as the store does."""
     if type(expected) is not type(actual):
         return False
     if isinstance(expected, (list, tuple)):
-        return len(expected) == len(actual) and all(map(_same, expected, actual))
+        return len(expected) == len(actual) and all(map(same_value, expected, actual))
     if isinstance(expected, dict):
         return expected.keys() == actual.keys() and all(
-            _same(v, actual[k]) for k, v in expected.items()
+            same_value(v, actual[k]) for k, v in expected.items()
         )
     return bool(expected == actual)
 
@@ -107,13 +107,13 @@ def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
     compare = _OPERATORS[op]
 
     def match(record: Record) -> bool:
-        actual = record.params.get(name, _MISSING)
-        if actual is _MISSING:
+        actual = record.params.get(name, MISSING)
+        if actual is MISSING:
             return False
         if op == "eq":
-            return _same(expected, actual)
+            return same_value(expected, actual)
         if op == "ne":
-            return not _same(expected, actual)
+            return not same_value(expected, actual)
         try:
             return bool(compare(actual, expected))
         except TypeError:
@@ -148,9 +148,9 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
     return found
 
 
-def _run_from_context(store: Any, context: Any) -> Run[Any]:
+def run_from_context(store: Any, context: Any) -> Run[Any]:
     props = context.custom_properties
-    data = json.loads(props["zentrack.record"].string_value) if "zentrack.record" in props else {}
+    data = json.loads(props[PROP_RECORD].string_value) if PROP_RECORD in props else {}
     config = data.get("config")
     return Run(
         id=context.name,
@@ -172,7 +172,7 @@ def runs(pipeline: str | None = None, *, state: str | None = None) -> list[Run[A
     tracker = _tracker.active()
     tracker.flush_for_read()
     store = tracker.store
-    found = [_run_from_context(store, c) for c in store.run_contexts(pipeline)]
+    found = [run_from_context(store, c) for c in store.run_contexts(pipeline)]
     found = [r for r in found if state is None or r.state == state]
     found.sort(key=lambda r: r.started, reverse=True)
     return found
@@ -253,20 +253,14 @@ def metric_label(key: str) -> str:
     return f"metric:{key}"
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Final = _Missing()
-
 
 def _show(value: Any) -> str:
     return "-" if value is MISSING else repr(value)
 
 
 def _all_same(values: list[Any]) -> bool:
-    return all(_same(values[0], v) if v is not MISSING else values[0] is MISSING for v in values)
+    first = values[0]
+    return all(same_value(first, v) if v is not MISSING else first is MISSING for v in values)
 
 
 def compare_runs(

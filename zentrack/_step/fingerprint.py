@@ -1,4 +1,4 @@
-"""Fingerprint scheme v1: what a cached result is keyed by.
+"""Fingerprint scheme v1: what a cached result is keyed by, and where it is computed.
 
     sha256( "zentrack-fingerprint-v1" NUL
             step name NUL identity NUL
@@ -10,14 +10,21 @@
 canonical JSON of the parameters (see :mod:`zentrack._step.values`);
 ``canonical inputs`` the canonical JSON of ``{input name: digest}``.
 The full description, with golden values, is in ``docs/fingerprint.md``.
+
+Computed in two parts: :func:`prime_step` digests a step's code and hashes
+the fixed components once per step (again if a name its code uses is
+rebound), and :func:`fingerprint` finishes it per call from the canonical
+params and inputs (see :func:`zentrack._step.track.track`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
+
+from zentrack._step.code_digest import Binding, bindings_check, code_parts, combined_digest
 
 SCHEME: Final = 1
 _PREFIX: Final = b"zentrack-fingerprint-v1\0"
@@ -59,3 +66,23 @@ def fingerprint(primed: Any, params_canonical: str, inputs_canonical: str) -> st
     h = primed.copy()
     h.update(f"{params_canonical}\0{inputs_canonical}".encode())
     return str(h.hexdigest())
+
+
+def prime_step(
+    target: Callable[..., Any], name: str, version: str | None
+) -> tuple[Any, Callable[[], bool] | None, dict[str, str], str]:
+    """Digest a step's code (and what it uses) and hash the fixed components.
+
+    Returns:
+        ``(primed hasher, unchanged, code parts, code digest)``: ``unchanged()``
+        tells whether the module-level names the code digest followed are
+        still bound as they were (None: it followed none).
+    """
+    for _ in range(5):  # a name rebound while digesting: digest again
+        found: list[Binding] = []
+        parts = code_parts(target, bindings=found)
+        unchanged = bindings_check(list({(id(b[0]), b[1]): b for b in found}.values()))
+        if unchanged is None or unchanged():
+            break
+    code = combined_digest(parts)
+    return step_hasher(name, identity(version, code)), unchanged, parts, code

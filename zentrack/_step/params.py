@@ -16,6 +16,7 @@ from typing import Any, Final
 import attrs
 
 from zentrack._step.values import (
+    MISSING,
     NONFINITE_JSON,
     TAG_KEYS,
     TRACKED_TYPES_TEXT,
@@ -31,7 +32,6 @@ from zentrack._step.values import (
 from zentrack.exceptions import ParameterTypeError
 
 _EMPTY: Final = inspect.Parameter.empty
-_MISSING: Final = object()
 
 
 def param_type_error(step: str, name: str, value: object) -> ParameterTypeError:
@@ -288,8 +288,8 @@ class ParamEncoder:
         inputs: dict[str, Any] = {}
         containers = False
         for name, prefix, default_text in self._order:
-            value = given.get(name, _MISSING)
-            if value is _MISSING:
+            value = given.get(name, MISSING)
+            if value is MISSING:
                 if default_text is not None:
                     parts.append(default_text)
                     continue

@@ -11,6 +11,7 @@ Both are documented in ``docs/fingerprint.md`` and ``docs/mlmd.md``.
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
@@ -27,6 +28,19 @@ TRACKED_TYPES_TEXT: Final = (
 _TUPLE_TAG: Final = "__tuple__"
 _DICT_TAG: Final = "__dict__"
 _MAX_DEPTH: Final = 100
+
+class Missing(enum.Enum):
+    """The type of :data:`MISSING` (an enum, so it pickles and compares by identity)."""
+
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: The one "absent" sentinel: a param a call did not give, the side of a
+#: ``diff_configs`` row or a ``compare_runs`` column where a value is absent.
+MISSING: Final = Missing.MISSING
 
 _ENCODER: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True

@@ -135,8 +135,6 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
             password=unquote(parts.password or ""),
             database=database,
         )
-        from zentrack._store.server_values import check_location
-
         check_location(location)  # MLMD aborts the process on a missing field
         return location
     raise StoreError(
@@ -151,3 +149,23 @@ def _redact(url: str) -> str:
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
     return url
+
+
+def check_location(location: Location) -> None:
+    """Refuse server addresses MLMD would abort the process on (it checks them with CHECK)."""
+    missing = [
+        what
+        for what, value in (
+            ("host", location.host),
+            ("port", location.port),
+            ("database", location.database),
+            ("user", location.user or location.kind == "mysql"),  # MySQL allows anonymous
+        )
+        if not value
+    ]
+    if missing:
+        name = "PostgreSQL" if location.kind == "postgresql" else "MySQL"
+        raise StoreError(
+            f"Store {location.display!r}: the URL names no {' and no '.join(missing)}, which "
+            f"{name} needs; use {location.kind}://user:password@host:port/dbname."
+        )

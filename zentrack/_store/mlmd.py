@@ -1,15 +1,10 @@
-"""The MLMD adapter: the only module that imports ``ml_metadata``.
+"""The MLMD adapter: zentrack's reads and writes of one store, opened on first use.
 
-Layout (documented for plain-MLMD readers in ``docs/mlmd.md``):
-
-* one ExecutionType per step, named ``zentrack.step.<step name>``;
-* one Execution per tracked call, ``external_id`` = the record id (so a
-  replayed journal line is recognised and skipped), each parameter a custom
-  property under its own name in MLMD's native type, plus
-  ``zentrack.fingerprint``, ``zentrack.record`` (the exact record as JSON) and,
-  for failures, ``zentrack.error``;
-* one Context of type ``zentrack.Fingerprint`` per fingerprint, named by it,
-  associated with every execution that has it: the indexed lookup path.
+What it writes (type and property names, the native value form) is owned
+by :mod:`.schema`; output artifacts and their events by :mod:`.artifacts`;
+why a store cannot be opened by :mod:`.open_errors`; the server form of
+PostgreSQL and MySQL stores by :mod:`.server`.  ``ml_metadata`` itself is
+imported inside the methods, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -17,81 +12,39 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 from collections.abc import Iterable, Sequence
-from collections.abc import Set as AbstractSet
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
 from zentrack._record.line import Record, parse_line, record_from_line
 from zentrack._step.values import untag
+from zentrack._store.artifacts import nodes_by_external_ids, write_lineage
 from zentrack._store.location import Location
+from zentrack._store.open_errors import check_sqlite_file, explain_open_error
+from zentrack._store.schema import (
+    FINGERPRINT_CONTEXT,
+    METRIC_PREFIX,
+    PIPELINE_CONTEXT,
+    PROP_CACHED_FROM,
+    PROP_CONFIG,
+    PROP_ERROR,
+    PROP_FINGERPRINT,
+    PROP_PIPELINE,
+    PROP_RECORD,
+    PROP_RUN,
+    PROP_STATE,
+    RUN_CONTEXT,
+    STEP_TYPE_PREFIX,
+    set_native,
+)
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
 
-STEP_TYPE_PREFIX: Final = "zentrack.step."
-FINGERPRINT_CONTEXT: Final = "zentrack.Fingerprint"
-PROP_FINGERPRINT: Final = "zentrack.fingerprint"
-PROP_RECORD: Final = "zentrack.record"
-PROP_ERROR: Final = "zentrack.error"
-PROP_STATE: Final = "zentrack.state"
-PROP_RUN: Final = "zentrack.run"
-PROP_CACHED_FROM: Final = "zentrack.cached_execution_id"
-OUTPUT_ARTIFACT: Final = "zentrack.Output"
-PROP_PIPELINE: Final = "zentrack.pipeline"
-PROP_CONFIG: Final = "zentrack.config"
-RUN_CONTEXT: Final = "zentrack.PipelineRun"
-PIPELINE_CONTEXT: Final = "zentrack.Pipeline"
 #: Run states by how final they are: a replayed older line never wins.
 _RUN_ORDER: Final = {"RUNNING": 0, "COMPLETE": 1, "CANCELED": 1, "FAILED": 1}
-METRIC_PREFIX: Final = "zentrack.metric."
-_STRUCT_PREFIX: Final = "mlmd-struct::"
-_INT64: Final = 2**63
-
-
-def set_native(value: Any, v: object) -> None:
-    """Write ``v`` into an MLMD ``Value`` in the type a plain reader expects.
-
-    int -> int_value (string beyond 64 bits), float -> double_value (string
-    for NaN and infinities, which MLMD rejects), bool -> bool_value, str ->
-    string_value (JSON-quoted, ASCII-escaped, when MLMD would mangle it:
-    NUL bytes, the ``mlmd-struct::`` prefix, lone surrogates), None and
-    containers -> JSON as string_value.  Every branch sets a
-    field: an MLMD Value with no field set aborts the process.
-    """
-    kind = type(v)
-    if kind is bool:
-        value.bool_value = v
-    elif kind is int:
-        if -_INT64 <= v < _INT64:  # type: ignore[operator]
-            value.int_value = v
-        else:
-            value.string_value = str(v)
-    elif kind is float:
-        if math.isfinite(v):  # type: ignore[arg-type]
-            value.double_value = v
-        else:
-            value.string_value = repr(v)
-    elif kind is str:
-        text: str = v  # type: ignore[assignment]
-        if "\0" in text or text.startswith(_STRUCT_PREFIX) or not _utf8(text):
-            text = json.dumps(text)
-        value.string_value = text
-    else:
-        value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
-
-
-def _utf8(text: str) -> bool:
-    """False for strings with lone surrogates, which protobuf cannot hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _prop(node: Any, name: str) -> str | None:
@@ -108,56 +61,6 @@ def _record_id(execution: Any) -> str:
     return str(json.loads(props[PROP_RECORD].string_value).get("id", execution.external_id))
 
 
-def _event(pb: Any, artifact_id: int, execution_id: int, kind: int, key: str) -> Any:
-    """An MLMD Event whose path names the input or output (KFP's convention)."""
-    event = pb.Event(artifact_id=artifact_id, execution_id=execution_id, type=kind)
-    event.path.steps.add().key = key
-    return event
-
-
-def _sqlite_precheck(path: Path) -> None:
-    """Fail fast, with a clear message, on files MLMD would choke or hang on."""
-    import sqlite3
-    if not path.parent.is_dir():
-        raise StoreError(
-            f"Store {str(path)!r}: the directory {str(path.parent)!r} does not exist; "
-            "create it or pass another path to zentrack.init(store=...)."
-        )
-    if not path.exists() or path.stat().st_size == 0:
-        if not os.access(path.parent, os.W_OK):
-            raise StoreError(
-                f"Store {str(path)!r}: cannot create the store, the directory is not "
-                "writable; fix its permissions or pass another path."
-            )
-        connection = sqlite3.connect(path)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            connection.close()
-        return
-    try:
-        connection = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30)
-        try:
-            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        finally:
-            connection.close()
-    except sqlite3.DatabaseError as exc:
-        if "unable to open" in str(exc):  # WAL needs -shm/-wal files beside the store
-            raise StoreError(
-                f"Store {str(path)!r} cannot be opened ({exc}): make the file and its folder "
-                f"{str(path.parent)!r} writable (SQLite keeps -wal and -shm files beside it)."
-            ) from None
-        raise StoreError(
-            f"Store {str(path)!r} is not an MLMD database ({exc}); it is corrupt or another "
-            "kind of file: move it aside, or restore it from a backup."
-        ) from None
-    if tables and "MLMDEnv" not in tables:
-        raise StoreError(
-            f"Store {str(path)!r} is an SQLite database of another application (no MLMD "
-            "tables); pass the path of an MLMD store or of a new file."
-        )
-
-
 def _connection_config(location: Location) -> Any:
     from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -169,36 +72,10 @@ def _connection_config(location: Location) -> Any:
         config.sqlite.filename_uri = str(location.path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
     else:
-        from zentrack._store.server_values import connection_config
+        from zentrack._store.server import connection_config
 
         return connection_config(location)  # checked first: MLMD aborts on missing fields
     return config
-
-
-def explain_open_error(location: Location, message: str) -> StoreError:
-    """Turn MLMD's RuntimeError text into an error that says what to do."""
-    where = location.display
-    if "older than library version" in message:
-        return StoreError(
-            f"Store {where!r} was written by an older MLMD schema ({message.split(';')[0]}); "
-            f"run `zentrack store migrate {where}` (it backs the file up first)."
-        )
-    if "greater than library version" in message:
-        return StoreError(
-            f"Store {where!r} was written by a newer MLMD schema; upgrade ml-metadata "
-            "(pip install -U zentrack ml-metadata) to read it."
-        )
-    if "not a database" in message or "malformed" in message:
-        return StoreError(
-            f"Store {where!r} is not a readable MLMD database ({message.strip()[:120]}); "
-            "move it aside or restore it from a backup."
-        )
-    if "unable to open" in message:
-        return StoreError(
-            f"Store {where!r} cannot be opened (missing or unwritable directory): make "
-            "sure the folder exists and is writable (SQLite keeps -wal and -shm files there)."
-        )
-    return StoreError(f"Store {where!r} cannot be opened: {message.strip()[:300]}")
 
 
 def explain_write_error(location: Location, exc: Exception) -> StoreError:
@@ -234,7 +111,7 @@ class MetadataStore:
         self._type_ids: dict[str, int] = {}
         self._fp_context_type: int | None = None
         self._context_type_ids: dict[str, int] = {}
-        self._output_type: int | None = None
+        self._artifact_type_ids: dict[str, int] = {}
 
     @property
     def mlmd(self) -> Any:
@@ -247,9 +124,10 @@ class MetadataStore:
         os.environ.setdefault("GLOG_minloglevel", "2")
         if self.location.kind == "sqlite":
             assert self.location.path is not None
-            _sqlite_precheck(self.location.path)
+            check_sqlite_file(self.location.path)
         else:
-            from zentrack._store.server_values import SERVER_KINDS, ServerStore
+            from zentrack._store.server import ServerStore
+            from zentrack._store.server_values import SERVER_KINDS
 
             if self.location.kind in SERVER_KINDS:  # values MLMD cannot store there: see module
                 return ServerStore(self.location, upgrade=upgrade)
@@ -288,36 +166,20 @@ class MetadataStore:
             )
         return int(self._fp_context_type)
 
-    def _by_external_ids(self, kind: str, external_ids: Iterable[str]) -> dict[str, Any]:
-        """MLMD nodes (``kind``: executions, contexts, artifacts) by external id.
-
-        One indexed read; ids that are not stored are simply absent (some of
-        MLMD's lookups raise NotFoundError for them instead).
-        """
-        from ml_metadata import errors
-
-        wanted = list(external_ids)
-        if not wanted:
-            return {}
-        try:
-            found = getattr(self.mlmd, f"get_{kind}_by_external_ids")(wanted)
-        except errors.NotFoundError:
-            return {}
-        return {node.external_id: node for node in found}
-
     def _existing(self, record_ids: Sequence[str]) -> dict[str, int]:
-        return {k: e.id for k, e in self._by_external_ids("executions", record_ids).items()}
+        found = nodes_by_external_ids(self.mlmd, "executions", record_ids)
+        return {key: execution.id for key, execution in found.items()}
 
     def _first_executions(self, fingerprints: Iterable[str]) -> dict[str, Any]:
         """The first execution of each fingerprint (external_id = fingerprint)."""
-        return self._by_external_ids("executions", fingerprints)
+        return nodes_by_external_ids(self.mlmd, "executions", fingerprints)
 
     def _fingerprint_contexts(self, fingerprints: Iterable[str]) -> dict[str, int]:
         """Return the context id of each fingerprint, creating missing ones."""
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         wanted = {f"{FINGERPRINT_CONTEXT}/{fp}": fp for fp in fingerprints}
-        found = self._by_external_ids("contexts", wanted).values()
+        found = nodes_by_external_ids(self.mlmd, "contexts", wanted).values()
         ids = {wanted[c.external_id]: c.id for c in found}
         missing = [key for key, fp in wanted.items() if fp not in ids]
         if missing:
@@ -366,7 +228,7 @@ class MetadataStore:
         self._type_ids.clear()
         self._context_type_ids.clear()
         self._fp_context_type = None
-        self._output_type = None
+        self._artifact_type_ids.clear()
 
     def _write(self, lines: Sequence[bytes | str], check_existing: bool) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -466,8 +328,12 @@ class MetadataStore:
         new = {r for r, _ in first} | {r for r, _ in cached}
         # Replayed records get their lineage again: a crash may have come
         # between their executions and their artifacts/events.
-        self._write_lineage(
-            {r: data for r, (data, _) in records.items()}, stored, set(existing.values())
+        write_lineage(
+            self.mlmd,
+            {r: data for r, (data, _) in records.items()},
+            stored,
+            set(existing.values()),
+            type_ids=self._artifact_type_ids,
         )
         return len(new)
 
@@ -488,98 +354,6 @@ class MetadataStore:
             if original is not None:
                 execution.custom_properties[PROP_CACHED_FROM].int_value = original
 
-    def _write_lineage(
-        self,
-        records: dict[str, dict[str, Any]],
-        stored: dict[str, int],
-        replayed: AbstractSet[int] = frozenset(),
-    ) -> None:
-        """Output artifacts with OUTPUT events; INPUT events from upstream outputs.
-
-        Artifacts are keyed by the fingerprint of the call that produced them
-        (``external_id`` ``zentrack.Output/<fp>``): a cache hit links the
-        same artifact, and a downstream input finds its upstream by lookup.
-        Events of ``replayed`` executions (already stored) are written only
-        where missing, since MLMD rejects a duplicate event.
-        """
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        wanted: set[str] = set()
-        for data in records.values():
-            if data.get("out"):
-                wanted.add(data["fp"])
-            for digest in (data.get("i") or {}).values():
-                if digest.startswith("fp:"):
-                    wanted.add(digest[3:].split("#")[0])
-        if not wanted:
-            return
-        found = self._artifacts_by_external_id(f"{OUTPUT_ARTIFACT}/{fp}" for fp in wanted)
-        create: dict[str, Any] = {}
-        for data in records.values():
-            out = data.get("out")
-            key = f"{OUTPUT_ARTIFACT}/{data['fp']}"
-            if out and key not in found and key not in create:
-                artifact = pb.Artifact(
-                    type_id=self._artifact_type_id(),
-                    uri=out["uri"],
-                    external_id=key,
-                    state=pb.Artifact.LIVE,
-                )
-                props = artifact.custom_properties
-                props[PROP_FINGERPRINT].string_value = data["fp"]
-                for name in ("materializer", "type", "sha256"):
-                    props[f"zentrack.{name}"].string_value = str(out.get(name, ""))
-                props["zentrack.size"].int_value = int(out.get("size", 0))
-                create[key] = artifact
-        if create:
-            ids = self.mlmd.put_artifacts(list(create.values()))
-            found.update(zip(create, ids, strict=True))
-        events = []
-        for record_id, data in records.items():
-            execution_id = stored[record_id]
-            artifact_id = found.get(f"{OUTPUT_ARTIFACT}/{data['fp']}")
-            if data.get("out") and artifact_id is not None:
-                events.append(_event(pb, artifact_id, execution_id, pb.Event.OUTPUT, "output"))
-            for name, digest in (data.get("i") or {}).items():
-                if digest.startswith("fp:"):
-                    upstream = found.get(f"{OUTPUT_ARTIFACT}/{digest[3:].split('#')[0]}")
-                    if upstream is not None:
-                        events.append(_event(pb, upstream, execution_id, pb.Event.INPUT, name))
-        # MLMD keeps one event per (artifact, execution, type): a step given the
-        # same upstream output twice (combine(d, d)) gets one INPUT event.
-        seen: set[tuple[int, int, int]] = set()
-        unique = []
-        for event in events:
-            triple = (event.artifact_id, event.execution_id, event.type)
-            if triple not in seen:
-                seen.add(triple)
-                unique.append(event)
-        events = unique
-        if replayed and events:
-            events = self._missing_events(events, replayed)
-        if events:
-            self.mlmd.put_events(events)
-
-    def _missing_events(self, events: list[Any], replayed: AbstractSet[int]) -> list[Any]:
-        """Drop the events of ``replayed`` executions that the store already has."""
-        present = {
-            (e.artifact_id, e.execution_id, e.type)
-            for e in self.mlmd.get_events_by_execution_ids(sorted(replayed))
-        }
-        return [e for e in events if (e.artifact_id, e.execution_id, e.type) not in present]
-
-    def _artifact_type_id(self) -> int:
-        if self._output_type is None:
-            from ml_metadata.proto import metadata_store_pb2 as pb
-
-            self._output_type = int(
-                self.mlmd.put_artifact_type(pb.ArtifactType(name=OUTPUT_ARTIFACT))
-            )
-        return self._output_type
-
-    def _artifacts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, int]:
-        return {k: a.id for k, a in self._by_external_ids("artifacts", external_ids).items()}
-
     # -- runs ------------------------------------------------------------------
 
     def _context_type_id(self, name: str) -> int:
@@ -592,7 +366,7 @@ class MetadataStore:
         return type_id
 
     def _contexts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Any]:
-        return self._by_external_ids("contexts", external_ids)
+        return nodes_by_external_ids(self.mlmd, "contexts", external_ids)
 
     def _upsert_runs(self, lines: Sequence[dict[str, Any]], referenced: set[str]) -> dict[str, int]:
         """Create or update run contexts from run lines; return run id -> context id.

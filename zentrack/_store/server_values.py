@@ -34,35 +34,32 @@ MLMD:
   equal; a name longer than 240 characters keeps its first part and ends
   with ``%~`` and 16 hex digits of its SHA-256.
 
-The wrapper also reconnects once after a failed call (a restarted
-PostgreSQL server, a MySQL connection stuck after an error), and turns
-connection failures into a :class:`StoreError` with the reason MLMD only
-logs to stderr.
+The wrapper itself, and connecting, are in :mod:`.server`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
 import math
-import os
 import re
-import socket
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import unquote
 
 import attrs
 
-from zentrack.exceptions import StoreError
-
-if TYPE_CHECKING:
-    from zentrack._store.location import Location
+from zentrack._store.schema import (
+    FINGERPRINT_CONTEXT,
+    METRIC_PREFIX,
+    OUTPUT_ARTIFACT,
+    PIPELINE_CONTEXT,
+    PROP_FINGERPRINT,
+    PROP_PIPELINE,
+    RUN_CONTEXT,
+    STEP_TYPE_PREFIX,
+    STRUCT_PREFIX,
+)
 
 log = logging.getLogger("zentrack")
 
@@ -81,31 +78,30 @@ PG_INDEX_BYTES: Final = 2600
 #: Largest part of a string value on MySQL (escaping at most doubles it; packets hold 16 MiB).
 MYSQL_PART_BYTES: Final = 4 * 2**20
 PARTS: Final = "#parts"
-STRUCT_PREFIX: Final = "mlmd-struct::"
 _INT32: Final = 2**31
 _HASH_DIGITS: Final = 16
 _WRAPPERS: Final = "type.googleapis.com/google.protobuf."
 
 #: zentrack's own prefixes: kept verbatim so its types and ids stay readable.
 HEADS: Final = (
-    "zentrack.PipelineRun/",
-    "zentrack.Pipeline/",
-    "zentrack.Fingerprint/",
-    "zentrack.Output/",
-    "zentrack.metric.",
-    "zentrack.step.",
+    f"{RUN_CONTEXT}/",
+    f"{PIPELINE_CONTEXT}/",
+    f"{FINGERPRINT_CONTEXT}/",
+    f"{OUTPUT_ARTIFACT}/",
+    METRIC_PREFIX,
+    STEP_TYPE_PREFIX,
 )
 #: zentrack's own names with upper-case letters (kept verbatim on MySQL).
 #: ``zentrack.pipeline`` / ``zentrack.fingerprint`` are property keys, the
 #: others type names: no two of them share a uniqueness scope.
 FIXED: Final = frozenset(
     {
-        "zentrack.PipelineRun",
-        "zentrack.Pipeline",
-        "zentrack.Fingerprint",
-        "zentrack.Output",
-        "zentrack.pipeline",
-        "zentrack.fingerprint",
+        RUN_CONTEXT,
+        PIPELINE_CONTEXT,
+        FINGERPRINT_CONTEXT,
+        OUTPUT_ARTIFACT,
+        PROP_PIPELINE,
+        PROP_FINGERPRINT,
     }
 )
 _FOLDED_HEADS: Final = tuple({h.lower() for h in HEADS} | {n.lower() for n in FIXED})
@@ -482,291 +478,3 @@ class Codec:
         if isinstance(args, tuple):
             return tuple(self.encode_args(a) for a in args)
         return self.encode(args)
-
-
-#: Arguments that are names, by method: (position, keyword, "name" | "names" | "text").
-_NAME_ARGS: Final[dict[str, tuple[tuple[int, str, str], ...]]] = {
-    **{
-        f"get_{kind}_type": ((0, "type_name", "name"),)
-        for kind in ("execution", "artifact", "context")
-    },
-    **{
-        f"get_{kind}s_by_type": ((0, "type_name", "name"),)
-        for kind in ("execution", "artifact", "context")
-    },
-    **{
-        f"get_{kind}_by_type_and_name": ((0, "type_name", "name"), (1, f"{kind}_name", "name"))
-        for kind in ("execution", "artifact", "context")
-    },
-    **{
-        f"get_{kind}_by_external_ids": ((0, "external_ids", "names"),)
-        for kind in ("executions", "artifacts", "contexts", "execution_types",
-                     "artifact_types", "context_types")
-    },
-    "get_artifacts_by_uri": ((0, "uri", "text"),),
-}
-
-#: Failures after which MLMD's connection may be dead: reconnect and call once more.
-_RECONNECT: Final = (
-    "InternalError",
-    "FailedPreconditionError",
-    "UnavailableError",
-    "AbortedError",
-    "DeadlineExceededError",
-    "UnknownError",
-)
-
-
-class ServerStore:
-    """An MLMD ``MetadataStore`` on PostgreSQL or MySQL that stores every value exactly.
-
-    Behaves like the ``ml_metadata`` store it wraps (same methods, same
-    results); see the module docstring for what it changes on the way.
-    """
-
-    def __init__(self, location: Location, *, upgrade: bool = False) -> None:
-        self.location = location
-        self.codec = Codec(BACKENDS[location.kind])
-        self._upgrade = upgrade
-        self._store: Any = connect(location, upgrade=upgrade)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name.startswith(("get_", "put_")):
-            return functools.partial(self._call, name)
-        return getattr(self._connected(), name)
-
-    def put_parent_contexts(self, parent_contexts: Any, *args: Any, **kwargs: Any) -> None:
-        """Like MLMD's, except that links already stored are skipped, not refused.
-
-        On the SQL servers MLMD logs an ERROR line to stderr for every link
-        that exists (a duplicate key), which zentrack re-asserts when a run
-        written by a background drainer ends.
-        """
-        wanted = []
-        parents: dict[int, set[int]] = {}
-        for link in parent_contexts:
-            if link.child_id not in parents:
-                found = self._call("get_parent_contexts_by_context", link.child_id)
-                parents[link.child_id] = {context.id for context in found}
-            if link.parent_id not in parents[link.child_id]:
-                wanted.append(link)
-                parents[link.child_id].add(link.parent_id)
-        if wanted:
-            self._call("put_parent_contexts", wanted, *args, **kwargs)
-
-    def _connected(self) -> Any:
-        if self._store is None:
-            self._store = connect(self.location, upgrade=self._upgrade)
-        return self._store
-
-    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        args, kwargs = self._encode_call(method, args, kwargs)
-        try:
-            result = getattr(self._connected(), method)(*args, **kwargs)
-        except Exception as exc:
-            if type(exc).__name__ not in _RECONNECT:
-                raise
-            log.info("zentrack: %s failed on %s (%s); reconnecting once.", method,
-                     self.location.display, exc)
-            self._store = None
-            result = getattr(self._connected(), method)(*args, **kwargs)
-        return self.codec.decode(result)
-
-    def _encode_call(
-        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        codec = self.codec
-        args = codec.encode_args(args)
-        kwargs = {k: codec.encode_args(v) for k, v in kwargs.items()}
-        spec = _NAME_ARGS.get(method)
-        if spec:
-            positional = list(args)
-            for index, keyword, kind in spec:
-                convert: Callable[[Any], Any] = {
-                    "name": codec.name,
-                    "text": codec.text,
-                    "names": lambda ids: [codec.name(i) for i in ids],
-                }[kind]
-                if index < len(positional):
-                    positional[index] = convert(positional[index])
-                elif keyword in kwargs:
-                    kwargs[keyword] = convert(kwargs[keyword])
-            args = tuple(positional)
-        return args, kwargs
-
-
-# -- connecting ----------------------------------------------------------------------------
-
-
-def check_location(location: Location) -> None:
-    """Refuse server addresses MLMD would abort the process on (it checks them with CHECK)."""
-    missing = [
-        what
-        for what, value in (
-            ("host", location.host),
-            ("port", location.port),
-            ("database", location.database),
-            ("user", location.user or location.kind == "mysql"),  # MySQL allows anonymous
-        )
-        if not value
-    ]
-    if missing:
-        name = "PostgreSQL" if location.kind == "postgresql" else "MySQL"
-        raise StoreError(
-            f"Store {location.display!r}: the URL names no {' and no '.join(missing)}, which "
-            f"{name} needs; use {location.kind}://user:password@host:port/dbname."
-        )
-
-
-def connection_config(location: Location, *, create_database: bool = False) -> Any:
-    """The MLMD ``ConnectionConfig`` of a server location (checked first)."""
-    check_location(location)
-    config = _pb().ConnectionConfig()
-    if location.kind == "postgresql":
-        pg = config.postgresql
-        pg.host = location.host
-        pg.port = str(location.port)
-        pg.user = _conninfo(location.user)
-        pg.password = _conninfo(location.password)
-        pg.dbname = _conninfo(location.database)
-        # Connecting to the database itself needs no access to the `postgres`
-        # database; MLMD only goes there to create a missing one.
-        pg.skip_db_creation = not create_database
-    else:
-        my = config.mysql
-        my.host = location.host
-        my.port = location.port or 3306
-        my.user = location.user
-        my.password = location.password
-        my.database = location.database
-    return config
-
-
-def _conninfo(value: str) -> str:
-    """Quote a libpq connection-string value: MLMD pastes them in as they are.
-
-    Unquoted, a password with a space, a quote or a backslash breaks the
-    connection string (``missing "=" after ...``).
-    """
-    if value and re.search(r"[\s'\\]", value):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return value
-
-
-_stderr_lock = threading.Lock()
-_GLOG_LINE: Final = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] ?")
-
-
-@contextlib.contextmanager
-def _glog_errors() -> Iterator[list[str]]:
-    """Collect what MLMD's C++ core logs to stderr (glog) while the block runs.
-
-    Connection failures are only explained there (``could not connect``,
-    ``password authentication failed``); the Python exception says
-    ``connection pointer is NULL``.  Other output is passed on to stderr.
-    """
-    errors: list[str] = []
-    with _stderr_lock, tempfile.TemporaryFile() as capture:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield errors
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            text = capture.read().decode(errors="replace")
-            other, current = [], None
-            for line in text.splitlines():
-                if line.startswith("WARNING: Logging before InitGoogleLogging()"):
-                    continue
-                match = _GLOG_LINE.match(line)
-                if match:
-                    current = line[0] in "EF"
-                    if current:
-                        errors.append(line[match.end() :].strip())
-                elif current and errors:
-                    errors[-1] += " " + line.strip()
-                elif current is None:
-                    other.append(line)
-            if other:
-                os.write(2, ("\n".join(other) + "\n").encode())
-
-
-def _open(location: Location, *, upgrade: bool, create_database: bool) -> tuple[Any, str]:
-    """Open MLMD's store; return it (or None) and the logged reason of a failure."""
-    from ml_metadata.metadata_store import metadata_store
-
-    config = connection_config(location, create_database=create_database)
-    with _glog_errors() as errors:
-        try:
-            return metadata_store.MetadataStore(config, enable_upgrade_migration=upgrade), ""
-        except RuntimeError as exc:
-            failure = str(exc).strip()
-    reason = " ".join(e for e in errors if e)
-    if "library version" in failure:
-        raise _schema_error(location, failure)
-    return None, re.sub(r"\s+", " ", reason or failure).strip()
-
-
-def _schema_error(location: Location, message: str) -> StoreError:
-    from zentrack._store.mlmd import explain_open_error
-
-    return explain_open_error(location, message)
-
-
-def connect(location: Location, *, upgrade: bool = False) -> Any:
-    """Open the plain MLMD store of a server location, or raise a StoreError that says why."""
-    store, reason = _open(location, upgrade=upgrade, create_database=False)
-    if store is None and 'database "' in reason and "does not exist" in reason:
-        store, created = _open(location, upgrade=upgrade, create_database=True)
-        reason = created or reason
-    if store is not None:
-        return store
-    explanation = _explain(location, reason)
-    end = "" if explanation.endswith("?") else "."
-    raise StoreError(f"Store {location.display!r} cannot be opened: {explanation}{end}")
-
-
-def _explain(location: Location, reason: str) -> str:
-    """The reason a connection failed and what to do, from MLMD's log or a probe of the port."""
-    where = f"{location.host}:{location.port}"
-    if location.kind == "mysql":
-        # MLMD's MySQL client reports no reason at all ("errno: , error: "):
-        # look at the port ourselves.
-        try:
-            with socket.create_connection((location.host, location.port or 3306), timeout=3):
-                pass
-        except socket.gaierror:
-            return f"the host name {location.host!r} does not resolve; check the URL"
-        except OSError as exc:
-            return (
-                f"nothing accepts connections on {where} ({exc.strerror or exc}); "
-                "is the server running?"
-            )
-        return (
-            f"the server on {where} refused the login; check the user, the password and "
-            f"the user's privileges on {location.database!r}. MLMD logs in with "
-            "mysql_native_password (on MySQL 8: ALTER USER ... IDENTIFIED WITH "
-            "mysql_native_password BY '...')"
-        )
-    text = reason.lower()
-    if "could not translate host name" in text:
-        fix = f"the host name {location.host!r} does not resolve; check the URL"
-    elif "could not connect" in text or "econnrefused" in text or "connection refused" in text:
-        fix = f"nothing accepts connections on {where}; is the server running?"
-    elif "password" in text or "role" in text or "authentication" in text:
-        fix = "check the user name and the password in the URL"
-    elif "permission denied" in text or "privilege" in text or "does not exist" in text:
-        fix = (
-            f"create the database first (CREATE DATABASE {location.database} OWNER "
-            f"{location.user}), or let the user create databases (ALTER ROLE {location.user} "
-            "CREATEDB)"
-        )
-    else:
-        fix = "check that the server runs and that the URL is right"
-    return f"{reason[:500].rstrip('. ')}; {fix}"

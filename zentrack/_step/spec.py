@@ -1,0 +1,180 @@
+"""What a step is, once decorated: its spec, and a call described without running it.
+
+Everything that can be computed once per step is computed at decoration
+time or, for the code digest, at the first call (:meth:`StepSpec.primed`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from zentrack._record.line import step_tail
+from zentrack._step.content_hash import input_digest
+from zentrack._step.fingerprint import fingerprint, inputs_text, prime_step
+from zentrack._step.params import ParamEncoder, Signature
+from zentrack._step.source_names import source_of
+
+#: The namespaced attribute holding a step's :class:`StepSpec`.
+SPEC_ATTR: Final = "__zentrack_step__"
+
+INSTANCE_ATTR: Final = "__zentrack_params_text__"
+
+
+
+def _no_prospect(*args: Any, **kwargs: Any) -> Prospect:
+    raise TypeError("this step is not fully decorated yet")
+
+
+
+class StepSpec:
+    """Everything about one step that does not change between calls."""
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        *,
+        name: str,
+        version: str | None,
+        cache: bool,
+        signature: Signature,
+        declared: frozenset[str] | None,
+        ignored: frozenset[str],
+        is_class: bool,
+        params_class: type,
+        inspected: inspect.Signature,
+    ) -> None:
+        self.target = target
+        self.name = name
+        self.version = version
+        self.cache = cache
+        self.signature = signature
+        self.declared = declared
+        self.ignored = ignored
+        #: The ``inspect`` signature behind ``signature`` (for config overrides).
+        self.inspected = inspected
+        self.encoder = ParamEncoder(
+            name, signature, declared, frozenset() if is_class else ignored
+        )
+        self.is_class = is_class
+        self.params_class = params_class
+        #: ``module.QualName`` for configs and records (``__main__`` named by its
+        #: importable name when it has one); never part of the fingerprint.
+        self.source = source_of(target)
+        self.code = ""
+        #: Short digests of the step's code and of each helper it uses.
+        self.code_parts: dict[str, str] = {}
+        #: Describes a call without running it: ``(*args, **kwargs) -> Prospect``
+        #: (class steps: ``(instance, *args, **kwargs)``).
+        self.prospect: Callable[..., Prospect] = _no_prospect
+        #: ``(sha256 state after the fixed components, check)``: the check tells
+        #: whether the module-level names the code digest followed are still
+        #: bound as they were (None: it followed none).  One attribute, so a
+        #: thread never pairs one digest with another digest's check.
+        self.state: tuple[Any, Callable[[], bool] | None] = (None, None)
+        #: The journal line's step keys, after the per-call ones (see :func:`step_tail`).
+        self.tail = ""
+
+    def __repr__(self) -> str:
+        return f"<StepSpec {self.name!r} from {self.source}>"
+
+    def primed(self) -> Any:
+        """The sha256 state after the step's fixed components.
+
+        Computed on first use, and again whenever a module-level name the code
+        digest followed is rebound (a reloaded helper module, a constant
+        changed in a notebook): a stale digest would serve a stale cache hit.
+        """
+        primed, unchanged = self.state
+        if primed is None or (unchanged is not None and not unchanged()):
+            primed, _ = self.prime()
+        return primed
+
+    def prime(self) -> tuple[Any, Callable[[], bool] | None]:
+        """Digest the code (and what it uses) and hash the fixed components (see
+        :func:`~zentrack._step.fingerprint.prime_step`); return ``state``."""
+        primed, unchanged, parts, self.code = prime_step(self.target, self.name, self.version)
+        self.code_parts = {k: v[:16] for k, v in parts.items()}
+        self.tail = step_tail(self.name, self.source, self.code, self.code_parts, self.version)
+        self.state = (primed, unchanged)
+        return primed, unchanged
+
+    def digest_inputs(self, inputs: Mapping[str, Any]) -> dict[str, str]:
+        """Content digests of the call's inputs, by argument name."""
+        return {key: input_digest(self.name, key, value) for key, value in inputs.items()}
+
+    def encode(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
+        str, str, dict[str, Any]
+    ]:
+        """Bind a function call: ``(canonical params, exact params, inputs)``."""
+        return self.encoder.encode_call(args, kwargs)
+
+
+
+def instance_texts(spec: StepSpec, instance: Any) -> tuple[str, str]:
+    """A class-step instance's canonical and exact params, computed once per instance."""
+    cached = getattr(instance, INSTANCE_ATTR, None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    frozen = instance.params
+    bound = {name: getattr(frozen, name) for name in spec.signature.all_names}
+    canonical, exact, _ = spec.encoder.encode(bound)
+    with contextlib.suppress(AttributeError):  # __slots__ without room: recompute per call
+        object.__setattr__(instance, INSTANCE_ATTR, (canonical, exact))
+    return canonical, exact
+
+
+
+def check_name(what: str, name: object) -> None:
+    """Refuse names MLMD would truncate or mangle (NUL, control characters, bad UTF-8).
+
+    ``#`` is refused too: a step's second call in a run is keyed ``name#2`` in
+    the run's config, so a step named ``a#2`` would share a key with step
+    ``a``'s second call (pipeline names follow the same rule).
+    """
+    ok = isinstance(name, str) and 0 < len(name) <= 200 and name.isprintable()
+    if ok and isinstance(name, str):
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            ok = False
+    if not ok or (isinstance(name, str) and name.startswith("mlmd-struct::")):
+        raise ValueError(
+            f"{what} must be 1 to 200 printable characters, valid UTF-8, not starting "
+            f"with 'mlmd-struct::' (got {name!r:.80}); choose a plain name."
+        )
+    if isinstance(name, str) and "#" in name:
+        raise ValueError(
+            f"{what} must not contain '#', which marks repeated calls in a run's config keys "
+            f"(trainer#2 is step trainer's second call) (got {name!r:.80}); choose a name "
+            "without '#'."
+        )
+
+
+
+@attrs.frozen
+class Prospect:
+    """A call described without running it: what its fingerprint is made of."""
+
+    spec: StepSpec
+    exact: str
+    inputs: dict[str, str]
+    fingerprint: str
+
+
+
+def prospect_of(spec: StepSpec, canonical: str, exact: str, inputs: Mapping[str, Any]) -> Prospect:
+    digests = spec.digest_inputs(inputs) if inputs else {}
+    text = inputs_text(digests) if digests else "{}"
+    return Prospect(spec, exact, digests, fingerprint(spec.primed(), canonical, text))
+
+
+
+def spec_of(target: Any) -> StepSpec | None:
+    """Return the spec of a step function, step class or step-class instance."""
+    spec = getattr(target, SPEC_ATTR, None)
+    return spec if isinstance(spec, StepSpec) else None
