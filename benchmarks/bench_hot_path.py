@@ -136,12 +136,10 @@ def run_scenario(
 # candidates runs is shown as n/a.  The call-layering, clock and bare os.write
 # stages use no zentrack code at all: they are the floor of any implementation.
 
-LINE_NEW = (
-    'f\'{{"v":1,"id":"{tracker.id_prefix}{next(tracker.ids)}","fp":"{fp}",'
-    '"p":{exact},"i":{digests_text},"st":"COMPLETE","t0":{t0},'
-    '"t1":{time_ns()}{spec._tail}}}\\n\''
+LINE_BUILDER = (
+    "_line.step_line(f'{tracker.id_prefix}{next(tracker.ids)}', fp, exact, digests_text, "
+    "'COMPLETE', t0, time_ns(), '', spec.tail)"
 )
-LINE_OLD = "_step._line(tracker, spec, fp, exact, {}, 'COMPLETE', 1.0, {})"
 
 
 def _layer_inner(spec, fn, args, kwargs, canonical, exact, inputs):
@@ -175,10 +173,11 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
     """Time each stage of a tracked call (journal only) through zentrack's internals."""
     import time
 
+    from zentrack._record import line as _line
     from zentrack._runs import context as _context
-    from zentrack._step import decorator as _step
     from zentrack._step import fingerprint as _fingerprint
     from zentrack._step import params as _params
+    from zentrack._step import spec as _spec
     from zentrack._step import values as _values
 
     with temp_dir("hot-breakdown") as directory:
@@ -189,8 +188,8 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
         obj.run(1)
         scratch = os.open(directory / "scratch.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         ns: dict[str, Any] = {
-            "spec": getattr(tracked_f, _step.SPEC_ATTR),
-            "spec_c": getattr(TrackedTrainer, _step.SPEC_ATTR),
+            "spec": getattr(tracked_f, _spec.SPEC_ATTR),
+            "spec_c": getattr(TrackedTrainer, _spec.SPEC_ATTR),
             "obj": obj,
             "tracker": tracker,
             "fd": scratch,
@@ -199,7 +198,8 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
             "time_ns": time.time_ns,
             "_values": _values,
             "_fingerprint": _fingerprint,
-            "_step": _step,
+            "_spec": _spec,
+            "_line": _line,
             "cm": getattr(_context, "current_metrics", None),
             "cr": getattr(_context, "current_run", None),
             "layer": _layer_function,
@@ -216,18 +216,16 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                     "bind, split params/inputs, encode params",
                     [
                         "spec.encode((1,), {'lr': 0.02})",
-                        "_values.canonical_params(spec.split((1,), {'lr': 0.02})[0])",
                     ],
                 ),
                 (
                     "fingerprint: sha256 copy, update, hexdigest",
                     [
                         "_fingerprint.fingerprint(primed, canonical, '{}')",
-                        "_fingerprint.fingerprint(primed, canonical, {})",
                     ],
                 ),
                 (
-                    "call layering: wrapper(*a, **kw) -> _track(..) -> fn",
+                    "call layering: wrapper(*a, **kw) -> track(..) -> fn",
                     [
                         "layer(1, lr=0.02)",
                     ],
@@ -237,8 +235,7 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                 (
                     "instance params text (cached on the instance)",
                     [
-                        "_step._instance_texts(spec_c, obj)",
-                        "_step._instance_params(spec_c, obj)",
+                        "_spec.instance_texts(spec_c, obj)",
                     ],
                 ),
                 ("bind the entry point's arguments", ["entry_signature.bind((1,), {})"]),
@@ -256,7 +253,7 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                     ],
                 ),
                 (
-                    "call layering: entry(self, *a) -> _track(..) -> run",
+                    "call layering: entry(self, *a) -> track(..) -> run",
                     [
                         "layered_obj.run(1)",
                     ],
@@ -272,7 +269,7 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                 ],
             ),
             ("two clock reads (time_ns)", ["time_ns(); time_ns()"]),
-            ("format the journal line", [LINE_NEW, LINE_OLD]),
+            ("format the journal line", [LINE_BUILDER]),
             ("tracker.record(line): encode, os.write, counters", ["tracker.record(line)"]),
             ("  of which a bare os.write of the line", ["os.write(fd, data)"]),
         ]

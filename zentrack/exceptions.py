@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "LockBusy",
     "ParameterTypeError",
     "StoreError",
     "UnhashableInputError",
@@ -29,6 +30,10 @@ class UnhashableInputError(ZentrackError, TypeError):
 
 class StoreError(ZentrackError, RuntimeError):
     """The MLMD store cannot be opened, read or written."""
+
+
+class LockBusy(StoreError):
+    """Another process held the store's writer lock for the whole wait (records stay queued)."""
 
 
 class ConfigError(ZentrackError, ValueError):

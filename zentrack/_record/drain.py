@@ -25,7 +25,7 @@ from zentrack._record.journal import Chunk, pending_chunks, retire, write_offset
 from zentrack._store.location import Location, parse
 from zentrack._store.mlmd import MetadataStore
 from zentrack._store.schema import PROP_RECORD, PROP_STATE
-from zentrack.exceptions import StoreError
+from zentrack.exceptions import LockBusy, StoreError
 
 #: Records per MLMD write call: large enough to amortise each call's fixed cost.
 BATCH = 1000
@@ -36,10 +36,6 @@ INFLIGHT = ".inflight"
 #: Seconds a flush waits for another process's writer lock before giving up
 #: (the records stay in the journal).  ``$ZENTRACK_LOCK_TIMEOUT`` overrides it.
 LOCK_TIMEOUT = 30.0
-
-
-class LockBusy(StoreError):
-    """The writer lock stayed held by another process for the whole wait."""
 
 
 def lock_timeout(default: float = LOCK_TIMEOUT) -> float:

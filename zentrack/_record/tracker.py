@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._cache.outputs import OutputCache
-from zentrack._record.drain import LockBusy, drain, lock_timeout
+from zentrack._record.drain import drain, lock_timeout
 from zentrack._record.journal import JournalWriter, pending_chunks
 from zentrack._store.location import ENV_STORE, Location, parse
 from zentrack._store.mlmd import MetadataStore
-from zentrack.exceptions import StoreError
+from zentrack.exceptions import LockBusy, StoreError
 
 log = logging.getLogger("zentrack")
 #: Seconds an exiting process waits for the writer lock (the records stay in
