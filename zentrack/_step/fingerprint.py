@@ -65,7 +65,8 @@ def fingerprint(primed: Any, params_canonical: str, inputs_canonical: str) -> st
     """Finish a fingerprint from a primed hasher and the per-call components."""
     h = primed.copy()
     h.update(f"{params_canonical}\0{inputs_canonical}".encode())
-    return str(h.hexdigest())
+    digest: str = h.hexdigest()
+    return digest
 
 
 def prime_step(
