@@ -88,8 +88,10 @@ class TestNumpyScalars:
         )
         rows = json.loads(out)
         expected_sizes = [float(v) for v in np.linspace(0.1, 0.3, 3)]
-        assert [row[0] for row in rows] == [{"test_size": ts, "seed": 7} for ts in expected_sizes]
-        assert all(row[1] == {"test_size": "float", "seed": "int"} for row in rows)
+        assert [row[0] for row in rows] == [
+            {"data": None, "test_size": ts, "seed": 7} for ts in expected_sizes
+        ]
+        assert all(row[1] == {"data": "NoneType", "test_size": "float", "seed": "int"} for row in rows)
         assert all(row[2] == {"acc": 0.9, "n": 3, "ok": True} for row in rows)
         assert all(row[3] == {"acc": "float", "n": "int", "ok": "bool"} for row in rows)
         props = plain_properties(tmp_path / ".zentrack" / "metadata.sqlite", "zentrack.step.split")

@@ -21,7 +21,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from zentrack._step.values import TRACKED_TYPES_TEXT, is_tracked
+from zentrack._step.values import NOT_TRACKED, TRACKED_TYPES_TEXT, as_tracked, describe_type
 
 #: Code objects of the functions whose local ``metrics`` collects a call's metrics.
 TRACKING_CODES: set[types.CodeType] = set()
@@ -115,14 +115,17 @@ def log_metrics(**metrics: Any) -> None:
             "zentrack.log_metrics() was called outside a tracked step; call it from inside "
             "a function or class entry point decorated with @zentrack.step."
         )
+    checked: dict[str, Any] = {}
     for name, value in metrics.items():
-        if not is_tracked(value):
+        plain = as_tracked(value)  # NumPy scalars become the Python number
+        if plain is NOT_TRACKED:
             raise TypeError(
                 f"Metric {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-                f"(got {value!r:.80} that is a {type(value).__qualname__}); convert it, "
+                f"(got {value!r:.80} that is a {describe_type(value)}); convert it, "
                 "e.g. with float(value)."
             )
-    target.update(metrics)
+        checked[name] = plain
+    target.update(checked)
 
 
 def _running_call_metrics() -> dict[str, Any] | None:
