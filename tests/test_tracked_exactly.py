@@ -296,3 +296,122 @@ def _records(project: Path, step: str) -> list[Any]:
     """Records of ``step`` in the project's store, oldest first."""
     zt.init(project / ".zentrack" / "metadata.sqlite")
     return sorted(zt.find(step=step), key=lambda r: r.execution_id)
+
+
+def readme_python_blocks() -> list[str]:
+    """The README's Python code blocks, in order, exactly as a user would paste them."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = []
+    for part in text.split("```python\n")[1:]:
+        blocks.append(part.split("```", 1)[0])
+    return blocks
+
+
+class TestReadmeFlow:
+    """The README's examples, pasted into one script, make exactly the runs they describe."""
+
+    def test_pasted_without_a_main_guard_makes_two_runs_and_keeps_history(
+        self, tmp_path: Path
+    ) -> None:
+        """One run from ``training()``, one from ``cfg.run()``; the first run's config stays."""
+        script = "\n".join(readme_python_blocks())
+        script += textwrap.dedent(
+            """
+            import json as _json
+            print("RESULT", _json.dumps({
+                "first": run.id,
+                "first_config": str(run.config_path),
+                "first_text": open(run.config_path).read(),
+            }))
+            """
+        )
+        out = run_script(tmp_path, script)
+        result = json.loads(out.split("RESULT ", 1)[1])
+        zt.init(tmp_path / ".zentrack" / "metadata.sqlite")
+        runs = zt.runs(pipeline="training")
+        assert len(runs) == 2, [r.id for r in runs]
+        newest, first = runs
+        assert first.id == result["first"]
+        assert {k: r.params for k, r in first.keyed_steps().items()}["trainer"]["lr"] == 0.1
+        assert {k: r.params for k, r in newest.keyed_steps().items()}["trainer"]["lr"] == 0.02
+        # The config the first run wrote still says what ran.
+        assert Path(result["first_config"]).read_text() == result["first_text"]
+        assert "lr: 0.1" in result["first_text"]
+
+    def test_saving_over_a_recorded_runs_config_is_refused(self) -> None:
+        """``cfg.save(run.config_path)`` would rewrite history: a ConfigError says where to save."""
+        from tests import pipelines_for_tests as pft
+
+        run = pft.training()
+        before = Path(run.config_path).read_text()
+        cfg = zt.load_config(run.config_path)
+        key = next(iter(cfg.steps))
+        arg = next(iter(cfg.steps[key].args))
+        cfg.steps[key].args[arg] = cfg.steps[key].args[arg]
+        with pytest.raises(zt.exceptions.ConfigError) as info:
+            cfg.save(run.config_path)
+        message = str(info.value)
+        assert str(run.config_path) in message and run.id in message
+        assert "new file" in message
+        assert Path(run.config_path).read_text() == before
+
+
+class TestWhyWithDataInputs:
+    """``zentrack why`` explains steps whose data inputs cannot be typed on a command line."""
+
+    def test_inputs_come_from_the_latest_recorded_call(self, tmp_path: Path) -> None:
+        """``why mod:fit n=2`` compares with the latest call, taking its inputs."""
+        (tmp_path / "steps_mod.py").write_text(
+            textwrap.dedent(
+                """
+                import zentrack as zt
+
+                @zt.step
+                def fit(train, *, n=1, lr=0.5):
+                    return len(train) * n
+
+                @zt.step
+                class Model:
+                    def __init__(self, depth=3):
+                        self.depth = depth
+
+                    def run(self, X, y):
+                        return self.depth
+                """
+            )
+        )
+        run_script(
+            tmp_path,
+            """
+            import numpy as np
+            from steps_mod import fit, Model
+            fit(np.arange(5), n=1)
+            Model(depth=3).run(np.ones(3), np.zeros(3))
+            """,
+        )
+        env = {
+            **os.environ,
+            "GLOG_minloglevel": "2",
+            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]),
+        }
+        store = str(tmp_path / ".zentrack" / "metadata.sqlite")
+
+        def why(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "zentrack", "--store", store, "why", *args],
+                cwd=tmp_path, env=env, capture_output=True, text=True,
+                timeout=SUBPROCESS_TIMEOUT,
+            )
+
+        changed = why("steps_mod:fit", "n=2")
+        assert changed.returncode == 0, changed.stderr
+        assert "cache miss" in changed.stdout
+        assert "param n changed: 1 -> 2" in changed.stdout
+        assert "train" in changed.stdout and "latest recorded call" in changed.stdout
+        same = why("steps_mod:fit", "n=1")
+        assert same.returncode == 0, same.stderr
+        assert "cache hit" in same.stdout
+        deeper = why("steps_mod:Model", "depth=4")
+        assert deeper.returncode == 0, deeper.stderr
+        assert "param depth changed: 3 -> 4" in deeper.stdout
+        assert "config plan" in changed.stdout
