@@ -53,7 +53,8 @@ def plain_properties(store: Path, type_prefix: str) -> list[dict[str, Any]]:
             for execution in plain.get_executions_by_type(execution_type.name):
                 props = {}
                 for name, value in execution.custom_properties.items():
-                    props[name] = (value.WhichOneof("value"), getattr(value, value.WhichOneof("value")))
+                    kind = value.WhichOneof("value")
+                    props[name] = (kind, getattr(value, kind))
                 found.append(props)
     return found
 
@@ -91,7 +92,8 @@ class TestNumpyScalars:
         assert [row[0] for row in rows] == [
             {"data": None, "test_size": ts, "seed": 7} for ts in expected_sizes
         ]
-        assert all(row[1] == {"data": "NoneType", "test_size": "float", "seed": "int"} for row in rows)
+        kinds = {"data": "NoneType", "test_size": "float", "seed": "int"}
+        assert all(row[1] == kinds for row in rows)
         assert all(row[2] == {"acc": 0.9, "n": 3, "ok": True} for row in rows)
         assert all(row[3] == {"acc": "float", "n": "int", "ok": "bool"} for row in rows)
         props = plain_properties(tmp_path / ".zentrack" / "metadata.sqlite", "zentrack.step.split")
@@ -415,3 +417,77 @@ class TestWhyWithDataInputs:
         assert deeper.returncode == 0, deeper.stderr
         assert "param depth changed: 3 -> 4" in deeper.stdout
         assert "config plan" in changed.stdout
+
+
+class TestPipelineArgEdits:
+    """An edited pipeline arg reaches the steps it feeds; an edited step arg wins for its step."""
+
+    @staticmethod
+    def rerun(edits: dict[str, Any], tmp_path: Path) -> tuple[Any, Any]:
+        from tests import pipelines_for_tests as pft
+
+        first = pft.training()
+        cfg = zt.load_config(first.config_path)
+        for dotted, value in edits.items():
+            cfg.set(dotted, value)
+        cfg.save(tmp_path / "tuned.yaml")
+        return first, cfg
+
+    @staticmethod
+    def params(run: Any) -> dict[str, Any]:
+        return {key: r.params for key, r in zt.get_run(run.id).keyed_steps().items()}
+
+    def test_an_edited_pipeline_arg_reaches_the_steps_it_feeds(self, tmp_path: Path) -> None:
+        """``pipeline.lr`` and ``pipeline.n`` edited: the class and function steps get them."""
+        _, cfg = self.rerun({"pipeline.lr": 0.03, "pipeline.n": 2}, tmp_path)
+        second = cfg.run()
+        params = self.params(second)
+        assert (second.params, params["trainer"]["lr"], params["load_data"]["n"]) == (
+            {"n": 2, "lr": 0.03},
+            0.03,
+            2,
+        )
+        assert params["trainer"]["batch_size"] == 2  # unedited args stay as recorded
+
+    def test_an_edited_step_arg_wins_for_its_step(self, tmp_path: Path) -> None:
+        """``trainer.lr`` edited alone: the trainer gets it, the pipeline's lr is unchanged."""
+        _, cfg = self.rerun({"trainer.lr": 0.02}, tmp_path)
+        second = cfg.run()
+        assert (second.params["lr"], self.params(second)["trainer"]["lr"]) == (0.01, 0.02)
+
+    def test_both_edited_to_different_values_is_an_error_naming_both_lines(
+        self, tmp_path: Path
+    ) -> None:
+        """``pipeline.lr`` 0.03 and ``trainer.lr`` 0.02: a ConfigError with both lines."""
+        _, cfg = self.rerun({"pipeline.lr": 0.03, "trainer.lr": 0.02}, tmp_path)
+        text = (tmp_path / "tuned.yaml").read_text().splitlines()
+        step_line = next(i for i, line in enumerate(text, 1) if "lr: 0.02" in line)
+        pipeline_line = next(i for i, line in enumerate(text, 1) if "lr: 0.03" in line)
+        with pytest.raises(zt.exceptions.ConfigError) as info:
+            cfg.run()
+        message = str(info.value)
+        assert f"tuned.yaml:{step_line}:" in message
+        assert f"tuned.yaml:{pipeline_line})" in message
+        assert "'trainer'" in message and "0.02" in message and "0.03" in message
+
+    def test_both_edited_alike_is_fine(self, tmp_path: Path) -> None:
+        """Editing the pipeline arg and the step arg it feeds to the same value runs."""
+        _, cfg = self.rerun({"pipeline.lr": 0.03, "trainer.lr": 0.03}, tmp_path)
+        assert self.params(cfg.run())["trainer"]["lr"] == 0.03
+
+    def test_rerun_set_pipeline_arg_from_the_cli(self, store_path: Path) -> None:
+        """``zentrack rerun RUN --set pipeline.lr=0.03`` runs the trainer with 0.03."""
+        from tests import pipelines_for_tests as pft
+
+        first = pft.training()
+        zt.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "zentrack", "--store", str(store_path), "rerun", first.id,
+             "--set", "pipeline.lr=0.03"],
+            cwd=ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+            env={**os.environ, "GLOG_minloglevel": "2"},
+        )
+        assert done.returncode == 0, done.stderr
+        newest = zt.runs(pipeline="training")[0]
+        assert newest.id != first.id
+        assert self.params(newest)["trainer"]["lr"] == 0.03

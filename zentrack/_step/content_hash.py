@@ -16,6 +16,8 @@ import sys
 from pathlib import PurePath
 from typing import Any
 
+import attrs
+
 from zentrack._cache.lineage import lineage_of
 from zentrack._step.source_names import importable_module
 from zentrack._step.values import SCALAR_TYPES, canonical_json, is_tracked
@@ -167,6 +169,18 @@ def content_digest(value: Any) -> str:
     return h.hexdigest()
 
 
+@attrs.frozen
+class RecordedInput:
+    """An input known only by the digest a recorded call stored.
+
+    The command line cannot pass a data frame: ``zentrack why`` stands one
+    of these in for each input it was not given, so the call is explained
+    with the inputs of the step's latest recorded call.
+    """
+
+    digest: str
+
+
 def input_digest(step: str, name: str, value: Any) -> str:
     """Digest one input of a step call, with an error that says how to fix it.
 
@@ -177,6 +191,8 @@ def input_digest(step: str, name: str, value: Any) -> str:
     kind = type(value)
     if kind is int or kind is float or kind is bool or value is None:
         return "=" + canonical_json(value)  # small plain values are their own digest
+    if kind is RecordedInput:
+        return value.digest  # type: ignore[no-any-return]
     if kind is str and len(value) <= 64:
         return "=" + canonical_json(value)
     if isinstance(value, PurePath):  # what the file holds now, wherever it came from
