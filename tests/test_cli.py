@@ -97,6 +97,14 @@ def trained() -> zt.Run[Any]:
     return run
 
 
+@pytest.fixture
+def working_copy(trained: zt.Run[Any], tmp_path: Path) -> Path:
+    """The user's copy of the run's config: the run's own file records what ran."""
+    copy = tmp_path / "tuned.yaml"
+    shutil.copy(trained.config_path, copy)
+    return copy
+
+
 class TestConfigShow:
     """``zentrack config show FILE``."""
 
@@ -109,9 +117,9 @@ class TestConfigShow:
 class TestConfigSet:
     """``zentrack config set FILE KEY VALUE``."""
 
-    def test_edits_in_place_keeping_comments(self, store_path, trained):
+    def test_edits_in_place_keeping_comments(self, store_path, working_copy):
         """Only the value changes in the file; the value is read as YAML (a float here)."""
-        path = trained.config_path
+        path = working_copy
         before = path.read_text(encoding="utf-8")
 
         out = ok(zentrack(store_path, "config", "set", str(path), "trainer.lr", "0.02"))
@@ -133,9 +141,9 @@ class TestConfigSet:
             ("pipeline.n", "7", 7),
         ],
     )
-    def test_values_are_read_as_yaml(self, store_path, trained, key, text, value):
+    def test_values_are_read_as_yaml(self, store_path, working_copy, key, text, value):
         """Ints, negative floats, lists, null and pipeline args are set with their types."""
-        path = trained.config_path
+        path = working_copy
         ok(zentrack(store_path, "config", "set", str(path), key, text))
 
         config = zt.load_config(path)
@@ -146,9 +154,27 @@ class TestConfigSet:
         expected = (type(value), value)
         assert expected == (type(args[name]), args[name])
 
-    def test_unknown_arg_is_refused_and_the_file_kept(self, store_path, trained):
-        """An arg the step does not have: exit 1, file:line message, the file unchanged."""
+    def test_a_runs_own_config_is_kept_and_output_writes_a_new_file(
+        self, store_path, trained, tmp_path
+    ):
+        """The config a run wrote records what ran: ``set`` refuses it; ``-o NEW`` writes NEW."""
         path = trained.config_path
+        before = path.read_text(encoding="utf-8")
+
+        err = refused(zentrack(store_path, "config", "set", str(path), "trainer.lr", "0.02"))
+        new = tmp_path / "tuned.yaml"
+        out = ok(
+            zentrack(store_path, "config", "set", str(path), "trainer.lr", "0.02", "-o", str(new))
+        )
+
+        assert f"is the config run {trained.id} wrote" in err and "-o NEW.yaml" in err
+        assert before == path.read_text(encoding="utf-8")
+        assert f"set trainer.lr = 0.02 in {new}\n" == out
+        assert before.replace("lr: 0.01   # tuned", "lr: 0.02   # tuned") == new.read_text()
+
+    def test_unknown_arg_is_refused_and_the_file_kept(self, store_path, working_copy):
+        """An arg the step does not have: exit 1, file:line message, the file unchanged."""
+        path = working_copy
         before = path.read_text(encoding="utf-8")
 
         err = refused(zentrack(store_path, "config", "set", str(path), "trainer.momentum", "1"))
@@ -161,9 +187,9 @@ class TestConfigSet:
         assert expected == actual, err
 
 
-    def test_list_that_grows_changes_only_its_lines(self, store_path, trained):
+    def test_list_that_grows_changes_only_its_lines(self, store_path, working_copy):
         """A longer list is one more line in the file's own style; ``+4`` and ``# end`` stay."""
-        path = trained.config_path
+        path = working_copy
         edit_text(path, "      'n': 4\n      scale", "      'n': +4\n      scale")
         edit_text(path, "hidden_layers: [64, 32]\n", "hidden_layers:\n        - 64\n        - 32\n")
         before = path.read_text(encoding="utf-8") + "# end\n"
@@ -210,9 +236,9 @@ class TestConfigSet:
             ),
         ],
     )
-    def test_value_run_would_refuse_is_refused(self, store_path, trained, key, text, needle):
+    def test_value_run_would_refuse_is_refused(self, store_path, working_copy, key, text, needle):
         """The same checks as ``rerun --set``: exit 1, a located message, the file unchanged."""
-        path = trained.config_path
+        path = working_copy
         before = path.read_text(encoding="utf-8")
 
         err = refused(zentrack(store_path, "config", "set", str(path), key, text))

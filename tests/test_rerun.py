@@ -107,9 +107,10 @@ class TestConfigRun:
 
         cfg = zt.load_config(path)
         cfg.steps["trainer"].args["lr"] = 0.02
-        cfg.save()
+        tuned = cfg.save(path.with_name("tuned.yaml"))  # a run's own config is kept
         expected_text = users.replace("lr: 0.01   # tuned", "lr: 0.02   # tuned")
-        assert expected_text == path.read_text(encoding="utf-8")
+        assert expected_text == tuned.read_text(encoding="utf-8")
+        assert users == path.read_text(encoding="utf-8")
 
         second = cfg.run()
         expected: Any = (
@@ -151,7 +152,7 @@ class TestConfigRun:
             second.config_path != path,
             written.run_id,
             written.steps["trainer"].plain_args()["lr"],
-            path.read_text(encoding="utf-8"),
+            tuned.read_text(encoding="utf-8"),
         )
         assert expected == actual
 
@@ -161,7 +162,7 @@ class TestConfigRun:
         cfg = zt.load_config(run.config_path)
         cfg.set("trainer.batch_size", 8)
         cfg.set("trainer.hidden_layers", [3])
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
 
         again = cfg.run()
         expected: Any = (
@@ -182,7 +183,7 @@ class TestConfigRun:
         cfg = zt.load_config(run.config_path)
         cfg.steps["trainer"].args["lr"] = 0.5
         cfg.steps["fit"].args["lr"] = 0.5
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
 
         again = cfg.run()
         params = keyed_params(again.id)
@@ -199,7 +200,7 @@ class TestConfigRun:
         run = pft.twice()
         cfg = zt.load_config(run.config_path)
         cfg.steps["fit#2"].args["lr"] = 0.9
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
 
         again = cfg.run()
         params = keyed_params(again.id)
@@ -211,7 +212,7 @@ class TestConfigRun:
         run = pft.scaled()
         cfg = zt.load_config(run.config_path)
         cfg.set("pipeline.factor", 3.0)
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
 
         again = cfg.run()
         expected = ({"n": 2, "factor": 3.0}, 3.0)
@@ -222,7 +223,7 @@ class TestConfigRun:
         run = pft.blended()
         cfg = zt.load_config(run.config_path)
         cfg.steps["blend"].args["weights"] = {"momentum": 0.5, "decay": 0.125}
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
 
         again = cfg.run()
         expected = (
@@ -266,7 +267,7 @@ class TestConfigRun:
         run = pft.prebuilt()
         cfg = zt.load_config(run.config_path)
         cfg.steps["trainer"].args["lr"] = 0.7
-        cfg.save()
+        cfg.save(cfg.path.with_name("tuned.yaml"))  # a run's own config is kept
         pft.CALLS.clear()
 
         again = cfg.run()

@@ -140,8 +140,10 @@ def cmd_fingerprint(args: argparse.Namespace) -> int:
 
 def cmd_why(args: argparse.Namespace) -> int:
     _init_for_read(args.store)
+    from zentrack._runs.explain import explain_with_recorded_inputs
+
     target, values = _call_target(_resolve(args.step), _assignments(args.args))
-    explanation = zt.explain(target, **values)
+    explanation = explain_with_recorded_inputs(target, **values)
     if args.json:
         print(
             json.dumps(
@@ -149,6 +151,7 @@ def cmd_why(args: argparse.Namespace) -> int:
                     "hit": explanation.hit,
                     "reasons": explanation.reasons,
                     "fingerprint": explanation.fingerprint,
+                    **({"notes": explanation.notes} if explanation.notes else {}),
                 },
                 indent=2,
             )
@@ -266,8 +269,19 @@ def cmd_config(args: argparse.Namespace) -> int:
         if len(args.rest) != 2:
             raise SystemExit("zentrack: usage: zentrack config set FILE step.arg VALUE")
         config.set(args.rest[0], zt.parse_config_value(args.rest[1]))
-        config.save()
-        print(f"set {args.rest[0]} = {args.rest[1]} in {args.file}")
+        from pathlib import Path
+
+        from zentrack._config.model import recorded_run_of
+
+        target = Path(args.output) if args.output else Path(args.file)
+        if args.output is None and (recorded := recorded_run_of(target)) is not None:
+            raise SystemExit(
+                f"zentrack: {target} is the config run {recorded} wrote: it records what ran, "
+                "so it is never overwritten; add -o NEW.yaml to write the edited config to a "
+                "new file, and run that one."
+            )
+        config.save(target)
+        print(f"set {args.rest[0]} = {args.rest[1]} in {target}")
     elif args.action == "plan":
         plan = config.plan()
         if args.json:
@@ -379,6 +393,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["show", "set", "diff", "plan", "run"])
     p.add_argument("file")
     p.add_argument("rest", nargs="*", metavar="ARG")
+    p.add_argument(
+        "-o", "--output", metavar="NEW", help="set: write the edited config to NEW (a run's "
+        "own config is never overwritten)"
+    )
     p = add("rerun", cmd_rerun, "run a recorded run again, optionally with edited args")
     p.add_argument("run_id")
     p.add_argument("--set", action="append", metavar="step.arg=value")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any, Final
 
 import attrs
 
+from zentrack._step.content_hash import path_digest
 from zentrack._step.values import decode_exact, is_tracked, tag
 
 
@@ -92,6 +94,40 @@ def _load_parquet(path: Path) -> Any:
     return pandas.read_parquet(path)
 
 
+_PATH_TYPES: Final[dict[str, type[PurePath]]] = {
+    cls.__name__: cls for cls in (Path, PurePath, PurePosixPath, PureWindowsPath)
+}
+_PATH_TYPES.update({type(Path()).__name__: type(Path())})
+
+
+def _is_path(value: Any) -> bool:
+    return type(value) in _PATH_TYPES.values()
+
+
+def _save_path(value: PurePath, path: Path) -> None:
+    """A returned path is kept with the digest of what it named when the step ended."""
+    record = {"type": type(value).__name__, "path": str(value), "content": path_digest(value)}
+    path.write_text(json.dumps(record))
+
+
+def _load_path(path: Path) -> PurePath:
+    """The returned path, only while the file or folder it names is unchanged.
+
+    A step that writes a file and returns its path did its work through the
+    file: if the file changed or is gone, serving the path alone would hand
+    the next step other data than this call made, so it is a miss and the
+    step runs again, rewriting it.
+    """
+    record = json.loads(path.read_text())
+    kind = _PATH_TYPES.get(record.get("type"))
+    if kind is None or type(record.get("path")) is not str:
+        raise CorruptOutput(f"{path} does not describe a path")
+    value = kind(record["path"])
+    if path_digest(os.fspath(value)) != record.get("content"):
+        raise StaleOutput(f"{value} changed since the step returned it")
+    return value
+
+
 def _save_pickle(value: Any, path: Path) -> None:
     import pickle
 
@@ -116,6 +152,7 @@ BUILTIN: Final = (
         lambda p: p.read_bytes(),
     ),
     Materializer("numpy", "output.npy", _is_ndarray, _save_npy, _load_npy),
+    Materializer("path", "output.path.json", _is_path, _save_path, _load_path),
     Materializer("parquet", "output.parquet", _is_parquet_frame, _save_parquet, _load_parquet),
 )
 PICKLE: Final = Materializer("pickle", "output.pkl", lambda v: True, _save_pickle, _load_pickle)
@@ -209,6 +246,10 @@ def write_output(value: Any, folder: Path) -> dict[str, Any]:
 
 class CorruptOutput(Exception):
     """A stored output is missing, altered, or has no known materializer."""
+
+
+class StaleOutput(CorruptOutput):
+    """A stored output is intact but no longer true: the file a returned path names changed."""
 
 
 def read_output(folder: Path, meta: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from zentrack._cache.materializers import (
     CorruptOutput,
+    StaleOutput,
     materializer_named,
     read_output,
     write_output,
@@ -125,6 +126,8 @@ class OutputCache:
             return None
         try:
             return meta, read_output(folder, meta)
+        except StaleOutput as exc:
+            log.info("zentrack: cached output %s is stale (%s); rerunning.", folder, exc)
         except CorruptOutput as exc:
             log.warning("zentrack: cached output %s is corrupt (%s); rerunning.", folder, exc)
         except Exception as exc:  # a materializer's own failure

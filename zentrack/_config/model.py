@@ -37,6 +37,7 @@ from zentrack._config.yaml_io import (
     same,
     styled,
     to_plain,
+    value_mark,
     write_atomically,
 )
 from zentrack._step.spec import spec_of
@@ -296,6 +297,21 @@ class Config:
         """Validate against the code before a run or plan (see :func:`validate_against`)."""
         validate_against(self, resolve, recorded=recorded)
 
+    def conflict_error(
+        self, key: str, name: str, value: Any, code_value: Any, pipeline_args: list[str]
+    ) -> ConfigError:
+        """The error for a step arg edited apart from the edited pipeline args feeding it."""
+        line, col = value_mark(self.steps[key].args, name)
+        feeding = ", ".join(
+            f"{arg!r} ({self._label}:{value_mark(self._pipeline_args, arg)[0] + 1})"
+            for arg in pipeline_args
+        )
+        return ConfigError(
+            f"{self._label}:{line + 1}:{col + 1}: step {key!r} arg {name!r} is edited to "
+            f"{value!r}, but the edited pipeline arg(s) {feeding} give it {code_value!r}; "
+            "edit only one of the two, or make them agree."
+        )
+
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the config, changing only what was edited, and return where.
 
@@ -310,13 +326,42 @@ class Config:
         target = Path(path) if path is not None else self.path
         if target is None:
             raise ConfigError("This config was not loaded from a file; pass save(path).")
+        recorded = recorded_run_of(target)
+        if recorded is not None:
+            suggestion = target.with_name(f"{target.stem}-tuned{target.suffix or '.yaml'}")
+            raise ConfigError(
+                f"{target} is the config run {recorded} wrote: it records what ran, so it is "
+                f"never overwritten; save your edits to a new file, e.g. "
+                f"cfg.save({str(suggestion)!r}), and run that one."
+            )
         text = self.to_text()
         write_atomically(target, text, self._bom)
         normal = text.replace("\r\n", "\n")
+        self._label = str(target)  # errors now name the file the config belongs to
         self._baseline(parse(normal, self._label), normal)
         self.path = target
         return target
 
+
+
+def recorded_run_of(path: Path) -> str | None:
+    """The run whose own config ``path`` is, or None: such a file is never overwritten.
+
+    A run writes ``<pipeline>-<run id>.yaml`` with ``run_id: <run id>`` in
+    it; a file that is both is what that run recorded (``zentrack show`` and
+    the YAML must keep agreeing).  Any other file, including a copy of it,
+    may be saved over.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+        data = parse(text.replace("\r\n", "\n"), str(path)).data
+    except (OSError, UnicodeError, ConfigError):
+        return None
+    pipeline = data.get("pipeline") if isinstance(data, Mapping) else None
+    run_id = pipeline.get("run_id") if isinstance(pipeline, Mapping) else None
+    if isinstance(run_id, str) and run_id and path.stem.endswith(f"-{run_id}"):
+        return run_id
+    return None
 
 
 def _split_step(dotted: str, steps: Mapping[str, Any]) -> tuple[str | None, str]:

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from zentrack._record import tracker as _tracker
+from zentrack._runs.context import ConfigArgs
 from zentrack._runs.pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
 from zentrack._step.source_names import unimportable_main
 from zentrack._step.values import canonical_json
@@ -57,6 +60,10 @@ class RerunnableConfig(Protocol):
 
     def plain_pipeline_args(self) -> dict[str, Any]: ...
 
+    def conflict_error(
+        self, key: str, name: str, value: Any, code_value: Any, pipeline_args: list[str]
+    ) -> ConfigError: ...
+
 
 #: Validates a config against its code, given how to resolve a source and the
 #: recorded ``(run id, step keys)`` (raises ConfigError: nothing may run).
@@ -81,12 +88,36 @@ def resolve_source(source: str) -> Any:
         raise ImportError(hint) from exc
 
 
+def _running_script(module_name: str) -> Any:
+    """``__main__`` when it is the script ``module_name`` names, else None.
+
+    A config records ``train.training`` for a pipeline defined in
+    ``python train.py``; rerun from inside that script (``cfg.run()`` at its
+    end), importing ``train`` would run the whole script a second time, with
+    its runs.  The objects already loaded in ``__main__`` are the same code.
+    """
+    if module_name in sys.modules:
+        return None
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    if not main_file or getattr(main, "__spec__", None) is not None:
+        return None  # REPL, notebook, or `python -m` (whose module name is exact)
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    origin = getattr(spec, "origin", None)
+    if origin and os.path.realpath(origin) == os.path.realpath(main_file):
+        return main
+    return None
+
+
 def _import_source(source: str) -> Any:
     parts = source.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:cut])
         try:
-            obj: Any = importlib.import_module(module_name)
+            obj: Any = _running_script(module_name) or importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and module_name.startswith(exc.name):
                 continue
@@ -95,6 +126,44 @@ def _import_source(source: str) -> Any:
             obj = getattr(obj, attribute)
         return obj
     raise ImportError(f"No module found for {source!r}.")
+
+
+def step_overrides(
+    config: RerunnableConfig, recorded: Run[Any] | None
+) -> dict[str, ConfigArgs]:
+    """The config's step args by key, each knowing what the recorded run passed.
+
+    The rule (README, "Pipelines, runs and configs"): an edited pipeline arg
+    reaches the steps it feeds; an edited step arg wins for that step; both
+    edited to different values is a ConfigError naming both lines.  Which
+    edits were made is known against the run that wrote the config; without
+    it in the store (or of another pipeline) the step args apply as written.
+    """
+    plain = {key: step.plain_args() for key, step in config.steps.items()}
+    if recorded is None or recorded.source != config.pipeline_source:
+        return {key: ConfigArgs(args) for key, args in plain.items()}
+    pipeline_args = config.plain_pipeline_args()
+    edited = [
+        name
+        for name, value in pipeline_args.items()
+        if name not in recorded.params
+        or canonical_json(value) != canonical_json(recorded.params[name])
+    ]
+    if not edited:
+        return {key: ConfigArgs(args) for key, args in plain.items()}
+    calls = recorded.keyed_steps()
+
+    def conflict(key: str) -> Callable[[str, Any, Any], Exception]:
+        return lambda name, value, code: config.conflict_error(key, name, value, code, edited)
+
+    return {
+        key: ConfigArgs(
+            args,
+            recorded=calls[key].params if key in calls else None,
+            conflict=conflict(key),
+        )
+        for key, args in plain.items()
+    }
 
 
 def recorded_run(run_id: str | None) -> Run[Any] | None:
@@ -161,7 +230,7 @@ def run_config(
             is recorded FAILED.
     """
     spec = pipeline_spec(config, check)
-    overrides = {key: step.plain_args() for key, step in config.steps.items()}
+    overrides = step_overrides(config, recorded_run(config.run_id))
     return run_pipeline(
         spec,
         (),

@@ -18,13 +18,69 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from zentrack._step.values import TRACKED_TYPES_TEXT, is_tracked
+from zentrack._step.values import (
+    NOT_TRACKED,
+    TRACKED_TYPES_TEXT,
+    as_tracked,
+    canonical_json,
+    describe_type,
+)
 
 #: Code objects of the functions whose local ``metrics`` collects a call's metrics.
 TRACKING_CODES: set[types.CodeType] = set()
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return canonical_json(a) == canonical_json(b)
+    except (TypeError, ValueError):
+        return False
+
+
+class ConfigArgs(dict[str, Any]):
+    """A config's args for one step call, and how they meet edited pipeline args.
+
+    When a config's pipeline args were edited, a step arg they feed must get
+    the new value, although the config still lists the old one under the
+    step.  What fed what is seen in the run itself: an arg whose value in
+    the code (computed from the pipeline's args) differs from what the run
+    that wrote the config passed was changed by a pipeline edit.  Then:
+    the step arg left as recorded takes the code's new value; a step arg
+    edited too must agree with it, or ``conflict`` names both lines.
+
+    Args:
+        values: the step's args as the config has them.
+        recorded: what the run that wrote the config passed to this call
+            (None: unknown, so the config's args simply apply).
+        conflict: builds the error for ``(arg, config value, code value)``;
+            None when no pipeline arg was edited.
+    """
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        *,
+        recorded: Mapping[str, Any] | None = None,
+        conflict: Callable[[str, Any, Any], Exception] | None = None,
+    ) -> None:
+        super().__init__(values)
+        self.recorded = recorded
+        self.conflict = conflict
+
+    def choose(self, name: str, code_value: Any) -> Any:
+        """The value the step gets for ``name``, given what the pipeline's code passes."""
+        value = self[name]
+        if self.conflict is None or self.recorded is None or name not in self.recorded:
+            return value
+        was = self.recorded[name]
+        if _same(code_value, was) or _same(value, code_value):
+            return value  # no edited pipeline arg reaches it, or both edits agree
+        if _same(value, was):
+            return code_value  # left as recorded: the edited pipeline arg feeds it
+        raise self.conflict(name, value, code_value)
 
 
 class RunState:
@@ -115,14 +171,17 @@ def log_metrics(**metrics: Any) -> None:
             "zentrack.log_metrics() was called outside a tracked step; call it from inside "
             "a function or class entry point decorated with @zentrack.step."
         )
+    checked: dict[str, Any] = {}
     for name, value in metrics.items():
-        if not is_tracked(value):
+        plain = as_tracked(value)  # NumPy scalars become the Python number
+        if plain is NOT_TRACKED:
             raise TypeError(
                 f"Metric {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-                f"(got {value!r:.80} that is a {type(value).__qualname__}); convert it, "
+                f"(got {value!r:.80} that is a {describe_type(value)}); convert it, "
                 "e.g. with float(value)."
             )
-    target.update(metrics)
+        checked[name] = plain
+    target.update(checked)
 
 
 def _running_call_metrics() -> dict[str, Any] | None:

@@ -15,8 +15,9 @@ import attrs
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record
 from zentrack._runs.query import same_value
+from zentrack._step.content_hash import RecordedInput
 from zentrack._step.decorator import describe_call
-from zentrack._step.spec import Prospect
+from zentrack._step.spec import Prospect, spec_of
 from zentrack._step.values import decode_exact
 
 
@@ -31,6 +32,7 @@ class Explanation:
         reasons: what differs from the nearest earlier execution, one
             sentence each (empty on a hit).
         nearest: the earlier execution compared against, if any.
+        notes: how the call was described, when not fully from the arguments.
     """
 
     step: str
@@ -38,13 +40,16 @@ class Explanation:
     hit: bool
     reasons: list[str]
     nearest: Record | None = None
+    notes: list[str] = attrs.field(factory=list)
 
     def __str__(self) -> str:
         head = f"step {self.step!r}, fingerprint {self.fingerprint[:12]}…: "
+        notes = "".join(f"\n  note: {note}" for note in self.notes)
         if self.hit:
             source = f" (execution {self.nearest.execution_id})" if self.nearest else ""
-            return head + f"cache hit{source}"
-        return head + "cache miss\n" + "\n".join(f"  - {reason}" for reason in self.reasons)
+            return head + f"cache hit{source}" + notes
+        reasons = "\n".join(f"  - {reason}" for reason in self.reasons)
+        return head + "cache miss\n" + reasons + notes
 
 
 def differences(prospect: Prospect, record: Record) -> list[str]:
@@ -136,3 +141,53 @@ def explain(target: Any, /, *args: Any, **kwargs: Any) -> Explanation:
         "fingerprint scheme)"
     ]
     return Explanation(spec.name, prospect.fingerprint, False, reasons, nearest)
+
+
+def explain_with_recorded_inputs(target: Any, /, **given: Any) -> Explanation:
+    """Explain a call of which only some arguments are at hand (``zentrack why``).
+
+    Each required argument not given takes its value from the step's latest
+    COMPLETE or CACHED call: a parameter its recorded value, an input (data
+    the command line cannot pass) the content digest that call stored.  So
+    ``zentrack why pkg:fit n=2`` says what changing ``n`` alone would do.
+
+    Raises:
+        LookupError: an argument is missing and no recorded call has it.
+    """
+    spec = spec_of(target)
+    if spec is None or spec.is_class:
+        spec = spec_of(type(target))
+    if spec is None:
+        return explain(target, **given)
+    signature = spec.entry_signature
+    missing = [n for n in signature.names if n not in signature.defaults and n not in given]
+    if not missing:
+        return explain(target, **given)
+    tracker = _tracker.active()
+    tracker.flush_for_read()
+    done = [r for r in tracker.store.step_records(spec.name) if r.state in ("COMPLETE", "CACHED")]
+    if not done:
+        raise LookupError(
+            f"Step {spec.name!r} needs {', '.join(missing)}, which a command line cannot pass, "
+            "and has no recorded call to take them from; run it once, or call "
+            "zentrack.explain() from Python with the data."
+        )
+    latest = done[-1]
+    filled: dict[str, Any] = {}
+    for name in missing:
+        if name in latest.inputs:
+            filled[name] = RecordedInput(latest.inputs[name])
+        elif name in latest.params:
+            filled[name] = latest.params[name]
+        else:
+            raise LookupError(
+                f"Step {spec.name!r} needs {name!r}, and its latest recorded call "
+                f"(execution {latest.execution_id}) has no such argument; give {name}=VALUE."
+            )
+    explanation = explain(target, **given, **filled)
+    note = (
+        f"{', '.join(missing)} not given: taken from the latest recorded call (execution "
+        f"{latest.execution_id}); for a whole run, `zentrack config plan CONFIG` says which "
+        "steps would run"
+    )
+    return attrs.evolve(explanation, notes=[*explanation.notes, note])

@@ -46,7 +46,7 @@ from zentrack._record.line import Record, run_line
 from zentrack._runs.context import RunState, current_run, run_ended, run_started
 from zentrack._step.params import Signature, callable_signature
 from zentrack._step.source_names import source_of
-from zentrack._step.values import decode_exact, exact_value, is_tracked
+from zentrack._step.values import NOT_TRACKED, as_tracked, decode_exact, exact_value
 from zentrack._store.schema import RUN_CONTEXT
 from zentrack.exceptions import ConfigError
 
@@ -240,7 +240,8 @@ def run_pipeline(
     """
     tracker = _tracker.active()
     bound = spec.signature.bind(args, kwargs)
-    params = {k: v for k, v in bound.items() if is_tracked(v)}
+    plain = {k: as_tracked(v) for k, v in bound.items()}
+    params = {k: v for k, v in plain.items() if v is not NOT_TRACKED}
     state = RunState(
         id=new_run_id(),
         pipeline=spec.name,

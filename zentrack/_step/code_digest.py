@@ -15,6 +15,7 @@ import builtins
 import contextlib
 import hashlib
 import inspect
+import symtable
 import sys
 import sysconfig
 import textwrap
@@ -170,6 +171,29 @@ def _references(tree: ast.AST) -> list[list[str]]:
     return chains
 
 
+def _read_globals(tree: ast.AST) -> frozenset[str] | None:
+    """Names the code looks up outside itself: globals, closure variables, builtins.
+
+    Parameters, locals, comprehension variables and names bound in a class
+    body are the code's own: a module-level ``i`` or ``df`` that merely
+    shares a name with one must not enter the digest.  ``symtable`` sees the
+    code alone, so a closure variable shows as a global here; both are
+    resolved through :func:`_namespace`.  None when the source cannot be
+    analysed (then every name read is followed, as before).
+    """
+    try:
+        table = symtable.symtable(ast.unparse(tree), "<zentrack step>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    tables = list(table.get_children())
+    while tables:
+        current = tables.pop()
+        names.update(symbol.get_name() for symbol in current.get_symbols() if symbol.is_global())
+        tables.extend(current.get_children())
+    return frozenset(names)
+
+
 def _namespace(obj: Any) -> dict[str, Any]:
     """Globals (and closure cells) that names in ``obj``'s code resolve in."""
     function = inspect.unwrap(obj) if callable(obj) and not isinstance(obj, type) else obj
@@ -233,7 +257,10 @@ def code_parts(
         namespace = _namespace(target)
         home = _home(target)
         missing = _global_names(target) if bindings is not None and home is not None else None
+        outside = _read_globals(tree)
         for chain in _references(tree):
+            if outside is not None and chain[0] not in outside:
+                continue  # a parameter, local or comprehension variable of the code itself
             found = _resolve(namespace, chain)
             if found is None:
                 if missing and chain[0] in missing and chain[0] not in namespace:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import stat
 import sys
+from pathlib import PurePath
 from typing import Any
+
+import attrs
 
 from zentrack._cache.lineage import lineage_of
 from zentrack._step.source_names import importable_module
@@ -19,7 +24,12 @@ from zentrack._step.values import SCALAR_TYPES, canonical_json, is_tracked
 from zentrack.exceptions import UnhashableInputError
 
 _SCHEME = b"zentrack-content-v1\0"
+_PATH_SCHEME = b"zentrack-path-v1\0"
 _MAX_DEPTH = 50
+_CHUNK = 1 << 20
+#: (path, device, inode, size, mtime, ctime) -> sha256 of a file's bytes, so a
+#: large data file is read once per process while it stays unchanged.
+_file_digests: dict[tuple[str, int, int, int, int, int], str] = {}
 
 
 class _Unhashable(Exception):
@@ -31,10 +41,64 @@ def _feed(h: Any, tag: bytes, payload: bytes) -> None:
     h.update(tag + len(payload).to_bytes(8, "little") + payload)
 
 
+def _file_digest(path: str, st: os.stat_result) -> str:
+    key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    found = _file_digests.get(key)
+    if found is not None:
+        return found
+    h = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            h.update(chunk)
+    digest = h.hexdigest()
+    if len(_file_digests) > 4096:
+        _file_digests.clear()
+    _file_digests[key] = digest
+    return digest
+
+
+def path_digest(path: str | os.PathLike[str]) -> str:
+    """Digest the content a path names: a file's bytes, a folder's files, or its absence.
+
+    A folder is its files' relative names and contents, in sorted order, so
+    a copy of a data set elsewhere is the same input; symbolic links inside
+    it count by their target text and are not followed (no loops, nothing
+    outside the folder).  The path's own name is not part of the digest.
+    """
+    h = hashlib.sha256(_PATH_SCHEME)
+    top = os.fspath(path)
+    try:
+        st = os.stat(top)
+    except FileNotFoundError:
+        _feed(h, b"0", b"missing")
+        return h.hexdigest()
+    if not stat.S_ISDIR(st.st_mode):
+        _feed(h, b"f", _file_digest(top, st).encode())
+        return h.hexdigest()
+    for folder, dirs, files in os.walk(top, followlinks=False):
+        dirs.sort()
+        relative = os.path.relpath(folder, top).replace(os.sep, "/")
+        _feed(h, b"d", relative.encode("utf-8", "surrogateescape"))
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+            full = os.path.join(folder, name)
+            _feed(h, b"n", name.encode("utf-8", "surrogateescape"))
+            entry = os.lstat(full)
+            if stat.S_ISLNK(entry.st_mode):
+                _feed(h, b"l", os.readlink(full).encode("utf-8", "surrogateescape"))
+            elif stat.S_ISREG(entry.st_mode):
+                _feed(h, b"f", _file_digest(full, entry).encode())
+            else:
+                _feed(h, b"o", str(stat.S_IFMT(entry.st_mode)).encode())
+    return h.hexdigest()
+
+
 def _update(h: Any, value: Any, depth: int, seen: set[int]) -> None:
     kind = type(value)
     if kind in SCALAR_TYPES or (kind in (list, tuple, dict) and is_tracked(value)):
         _feed(h, b"J", canonical_json(value).encode())
+        return
+    if isinstance(value, PurePath):  # by content, even when a step returned it
+        _feed(h, b"P", path_digest(value).encode())
         return
     upstream = lineage_of(value)
     if upstream is not None:
@@ -105,6 +169,18 @@ def content_digest(value: Any) -> str:
     return h.hexdigest()
 
 
+@attrs.frozen
+class RecordedInput:
+    """An input known only by the digest a recorded call stored.
+
+    The command line cannot pass a data frame: ``zentrack why`` stands one
+    of these in for each input it was not given, so the call is explained
+    with the inputs of the step's latest recorded call.
+    """
+
+    digest: str
+
+
 def input_digest(step: str, name: str, value: Any) -> str:
     """Digest one input of a step call, with an error that says how to fix it.
 
@@ -115,8 +191,12 @@ def input_digest(step: str, name: str, value: Any) -> str:
     kind = type(value)
     if kind is int or kind is float or kind is bool or value is None:
         return "=" + canonical_json(value)  # small plain values are their own digest
+    if kind is RecordedInput:
+        return value.digest  # type: ignore[no-any-return]
     if kind is str and len(value) <= 64:
         return "=" + canonical_json(value)
+    if isinstance(value, PurePath):  # what the file holds now, wherever it came from
+        return "path:" + path_digest(value)
     upstream = lineage_of(value)
     if upstream is not None:
         return "fp:" + upstream

@@ -241,6 +241,7 @@ def _decorate_class(
         inspected=inspected,
     )
     entry_signature = Signature(callable_signature(method, drop_self=True))
+    spec.entry_signature = entry_signature
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

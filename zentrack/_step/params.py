@@ -18,8 +18,10 @@ import attrs
 from zentrack._step.values import (
     MISSING,
     NONFINITE_JSON,
+    NOT_TRACKED,
     TAG_KEYS,
     TRACKED_TYPES_TEXT,
+    as_tracked,
     canonical_json,
     copy_value,
     decode_exact,
@@ -166,15 +168,24 @@ def make_params_class(
     """
 
     def _validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not is_tracked(value):
+        if value is NOT_TRACKED:
             raise param_type_error(step, attribute.name, value)
 
-    fields = {
-        name: attrs.field(
-            default=defaults.get(name, attrs.NOTHING), kw_only=True, validator=_validate
+    def _field(name: str) -> Any:
+        def convert(value: Any) -> Any:
+            plain = as_tracked(value)
+            if plain is NOT_TRACKED:
+                raise param_type_error(step, name, value)
+            return plain
+
+        return attrs.field(
+            default=defaults.get(name, attrs.NOTHING),
+            kw_only=True,
+            converter=convert,
+            validator=_validate,
         )
-        for name in names
-    }
+
+    fields = {name: _field(name) for name in names}
     cls = attrs.make_class(class_name, fields, frozen=True, slots=True)
     cls.__module__ = __name__
     return cls
@@ -184,9 +195,10 @@ def check_params(step: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate every value as a parameter and return private copies."""
     checked: dict[str, Any] = {}
     for name, value in values.items():
-        if not is_tracked(value):
+        plain = as_tracked(value)
+        if plain is NOT_TRACKED:
             raise param_type_error(step, name, value)
-        checked[name] = copy_value(value)
+        checked[name] = copy_value(plain)
     return checked
 
 
@@ -286,6 +298,7 @@ class ParamEncoder:
     ) -> tuple[str, str, dict[str, Any]]:
         parts = []
         inputs: dict[str, Any] = {}
+        converted: dict[str, Any] = {}
         containers = False
         for name, prefix, default_text in self._order:
             value = given.get(name, MISSING)
@@ -310,11 +323,17 @@ class ParamEncoder:
             elif is_tracked(value):
                 text = canonical_json(value)
                 containers = True
-            elif self._strict:
-                raise param_type_error(self.step, name, value)
             else:
-                inputs[name] = value
-                continue
+                plain = as_tracked(value)  # NumPy scalars, also inside containers
+                if plain is not NOT_TRACKED:
+                    converted[name] = plain
+                    text = canonical_json(plain)
+                    containers = True
+                elif self._strict:
+                    raise param_type_error(self.step, name, value)
+                else:
+                    inputs[name] = value
+                    continue
             parts.append(prefix + text)
         for name in self._fixed_inputs:
             inputs[name] = given[name] if name in given else defaults[name]
@@ -322,7 +341,7 @@ class ParamEncoder:
         if not containers and not self._tag_named:
             return canonical, canonical, inputs
         params = {
-            n: given[n] if n in given else defaults[n]
+            n: converted[n] if n in converted else given[n] if n in given else defaults[n]
             for n, _, _ in self._order
             if n not in inputs
         }

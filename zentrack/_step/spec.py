@@ -53,6 +53,9 @@ class StepSpec:
         self.version = version
         self.cache = cache
         self.signature = signature
+        #: What a call of the tracked entry binds: the function's own signature,
+        #: or a class step's entry method (its inputs), set by the decorator.
+        self.entry_signature = signature
         self.declared = declared
         self.ignored = ignored
         #: The ``inspect`` signature behind ``signature`` (for config overrides).

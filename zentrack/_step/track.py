@@ -129,9 +129,21 @@ def apply_override(
     kwargs: dict[str, Any],
     override: Mapping[str, Any],
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Replace argument values by a config's args (a config takes precedence)."""
+    """Replace argument values by a config's args (a config takes precedence).
+
+    A :class:`ConfigArgs` override chooses per arg between the config's value
+    and the code's (see there: edited pipeline args reach the steps they feed).
+    """
     bound = signature.bind(*args, **kwargs)
+    choose = getattr(override, "choose", None)
     for name, value in override.items():
+        if choose is not None:
+            if name in bound.arguments:
+                code_value = bound.arguments[name]
+            else:
+                default = signature.parameters[name].default if name in signature.parameters else {}
+                code_value = {} if default is inspect.Parameter.empty else default
+            value = choose(name, code_value)
         bound.arguments[name] = value
     return bound.args, bound.kwargs
 

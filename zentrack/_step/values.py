@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -84,6 +85,72 @@ def is_tracked(value: object, _depth: int = 0) -> bool:
     return False
 
 
+class _NotTracked:
+    def __repr__(self) -> str:
+        return "NOT_TRACKED"
+
+
+#: What :func:`as_tracked` returns for a value that is not of a tracked type.
+NOT_TRACKED: Final = _NotTracked()
+
+
+def _numpy_scalar(value: Any) -> Any:
+    """The Python ``bool``/``int``/``float`` of a NumPy scalar, else ``NOT_TRACKED``.
+
+    Only called for types whose module is ``numpy``, so NumPy is already
+    imported when we look it up.  ``float32`` and ``float16`` widen exactly;
+    a ``longdouble`` is taken only when a Python float holds it exactly.
+    """
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return NOT_TRACKED
+    if isinstance(value, numpy.bool_):
+        return bool(value)
+    if isinstance(value, numpy.integer):
+        return int(value)
+    if isinstance(value, numpy.floating):
+        widened = float(value)
+        if value.dtype.itemsize <= 8 or widened == value or widened != widened:
+            return widened
+    return NOT_TRACKED
+
+
+def as_tracked(value: Any, _depth: int = 0) -> Any:
+    """Return ``value`` as a tracked value, or ``NOT_TRACKED``.
+
+    Tracked values come back as they are (the same object); NumPy scalars
+    (``np.floating``, ``np.integer``, ``np.bool_``), also inside lists,
+    tuples and dicts, come back as the Python value of the same number, so
+    a sweep over ``np.linspace`` records, fingerprints and reruns exactly
+    like one over Python floats.  NumPy is never imported here: a NumPy
+    scalar is recognised by its type's module first.
+    """
+    kind = type(value)
+    if kind in SCALAR_TYPES:
+        return value
+    if kind.__module__ == "numpy":
+        return _numpy_scalar(value)
+    if _depth > _MAX_DEPTH or kind not in (list, tuple, dict):
+        return NOT_TRACKED
+    if is_tracked(value):
+        return value
+    if kind is dict:
+        converted: dict[str, Any] = {}
+        for key, item in value.items():
+            plain = as_tracked(item, _depth + 1)
+            if type(key) is not str or plain is NOT_TRACKED:
+                return NOT_TRACKED
+            converted[key] = plain
+        return converted
+    items = []
+    for item in value:
+        plain = as_tracked(item, _depth + 1)
+        if plain is NOT_TRACKED:
+            return NOT_TRACKED
+        items.append(plain)
+    return items if kind is list else tuple(items)
+
+
 def describe_type(value: object, _depth: int = 0) -> str:
     """Name the offending type, or the offending element inside a container."""
     kind = type(value)
@@ -91,13 +158,13 @@ def describe_type(value: object, _depth: int = 0) -> str:
         return f"{kind.__name__} nested deeper than {_MAX_DEPTH} levels or containing itself"
     if kind is list or kind is tuple:
         for item in value:  # type: ignore[attr-defined]
-            if not is_tracked(item):
+            if as_tracked(item) is NOT_TRACKED:
                 return f"{kind.__name__} containing {describe_type(item, _depth + 1)}"
     if kind is dict:
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
                 return f"dict with a {type(key).__name__} key {key!r}"
-            if not is_tracked(item):
+            if as_tracked(item) is NOT_TRACKED:
                 return f"dict containing {describe_type(item, _depth + 1)} at key {key!r}"
     return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else (
         kind.__qualname__
