@@ -1088,3 +1088,131 @@ class TestDemo:
         expected = ["COMPLETE", "COMPLETE", "CACHED"]
         assert expected == [line.split()[1] for line in printed]
         assert (tmp_path / ".zentrack" / "metadata.sqlite").is_file()
+
+
+#: A config with one step ``t`` whose source cannot be imported: ``set`` checks shape only.
+DASH_CONFIG = "pipeline:\n  source: a.pipe\nsteps:\n  t:\n    source: a.T\n    args:\n"
+
+
+class TestSharedOptions:
+    """``--store`` before or after the command; ``--json`` only where JSON is printed."""
+
+    @pytest.mark.parametrize(
+        "command",
+        [["runs"], ["find", "--step", "trainer"], ["store", "info"], ["cache"], ["config", "plan"]],
+        ids=" ".join,
+    )
+    def test_store_after_the_command(self, store_path, trained, command):
+        """``zentrack CMD --store X`` reads the same store as ``zentrack --store X CMD``."""
+        tail = [str(trained.config_path)] if command[0] == "config" else []
+        before = ok(zentrack(store_path, *command, *tail))
+        after = ok(zentrack(None, *command, *tail, "--store", str(store_path)))
+        assert before == after
+
+    def test_store_after_a_nested_command_wins(self, store_path, tmp_path):
+        """Given twice, the one nearer the command's end is used (the first names no store)."""
+        pft.scaled()
+        typo = tmp_path / "typo.sqlite"
+        out = ok(zentrack(typo, "runs", "--store", str(store_path)))
+        expected = ["scaled"]
+        assert expected == [line.split()[1] for line in out.splitlines()]
+
+    @pytest.mark.parametrize(
+        "command",
+        [["flush"], ["cache"], ["cache", "clear"], ["store"], ["fingerprint", f"{MODULE}:fit"],
+         ["config", "show", "x.yaml"], ["config", "set", "x.yaml", "t.x", "1"], ["demo"]],
+        ids=" ".join,
+    )
+    def test_json_is_refused_where_it_is_not_printed(self, store_path, command):
+        """A command that prints no JSON rejects ``--json`` (exit 2, argparse's usage error)."""
+        process = zentrack(store_path, *command, "--json")
+        expected = (2, True)
+        actual = (process.returncode, "unrecognized arguments: --json" in process.stderr)
+        assert expected == actual, process.stderr
+
+
+class TestValueGrammar:
+    """One grammar for ``find``, ``fingerprint``, ``why``, ``config set`` and ``rerun --set``."""
+
+    def test_find_reads_a_leading_dot_float(self, store_path):
+        """``find lr=.01`` finds lr 0.01 (it searched the string '.01' before)."""
+        pft.training(lr=0.01)
+        rows = json.loads(
+            ok(zentrack(store_path, "find", "--step", "trainer", "lr=.01", "--json"))
+        )
+        expected = [0.01]
+        assert expected == [row["params"]["lr"] for row in rows]
+
+    def test_fingerprint_reads_yaml(self, store_path):
+        """``scale=.5`` is the float 0.5 and ``xs=[1, 2.0]`` a list, as in a config."""
+        out = ok(zentrack(store_path, "fingerprint", f"{MODULE}:load_data", "n=3", "scale=.5"))
+        assert zt.fingerprint(pft.load_data, n=3, scale=0.5) + "\n" == out
+
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ["find", "lr=None"],
+            ["fingerprint", f"{MODULE}:load_data", "scale=None"],
+            ["config", "set", "CONFIG", "trainer.hidden_layers", "None"],
+            ["rerun", "RUN", "--set", "trainer.hidden_layers=None"],
+            ["find", "lr=inf"],
+            ["config", "set", "CONFIG", "trainer.lr", "-inf"],
+        ],
+        ids=" ".join,
+    )
+    def test_python_spellings_are_refused(self, store_path, working_copy, trained, command):
+        """``None``/``inf`` are strings in YAML: refused with the YAML spelling; nothing runs."""
+        command = [
+            {"CONFIG": str(working_copy), "RUN": trained.id}.get(word, word) for word in command
+        ]
+        before = (store_state(), working_copy.read_text(encoding="utf-8"))
+
+        err = refused(zentrack(store_path, *command))
+
+        value = command[-1].rpartition("=")[2] if "=" in command[-1] else command[-1]
+        spelling = {"None": "null", "inf": ".inf", "-inf": "-.inf"}[value]
+        expected = (True, True, before)
+        actual = (
+            f"value {value!r} is the Python spelling" in err,
+            f"write {spelling} for the value, or quote it ('{value}')" in err,
+            (store_state(), working_copy.read_text(encoding="utf-8")),
+        )
+        assert expected == actual, err
+
+    def test_rerun_null_sets_none(self, store_path, trained):
+        """``--set trainer.hidden_layers=null`` runs the step with None."""
+        ok(zentrack(store_path, "rerun", trained.id, "--set", "trainer.hidden_layers=null"))
+        newest = zt.runs("training")[0]
+        assert newest.keyed_steps()["trainer"].params["hidden_layers"] is None
+
+    @pytest.mark.parametrize(
+        ("typed", "written"),
+        [("-1e-3", "-0.001"), ("-.inf", "-.inf"), ("-5", "-5"), ("-x", "'-x'")],
+    )
+    def test_value_starting_with_a_dash(self, tmp_path, store_path, typed, written):
+        """``zentrack config set FILE KEY -1e-3`` sets the value; nothing else changes."""
+        path = tmp_path / "c.yaml"
+        path.write_text(DASH_CONFIG + "      x: 1  # one\n", encoding="utf-8")
+
+        process = zentrack(store_path, "config", "set", str(path), "t.x", typed)
+
+        expected = (0, "", DASH_CONFIG + f"      x: {written}  # one\n")
+        assert expected == (process.returncode, process.stderr, path.read_text())
+
+    def test_dash_value_before_the_output_option(self, store_path, trained, tmp_path):
+        """``set RUN_CONFIG trainer.lr -1e-3 -o NEW``: the value, then ``-o`` still an option."""
+        new = tmp_path / "new.yaml"
+        path = str(trained.config_path)
+        out = ok(zentrack(store_path, "config", "set", path, "trainer.lr", "-1e-3", "-o", str(new)))
+        expected = (f"set trainer.lr = -1e-3 in {new}\n", -0.001)
+        assert expected == (out, zt.load_config(new).steps["trainer"].plain_args()["lr"])
+
+    @pytest.mark.parametrize(
+        "command", [["find"], ["fingerprint"], ["why"], ["config"], ["config", "set"], ["rerun"]],
+        ids=" ".join,
+    )
+    def test_help_documents_the_value_syntax(self, store_path, command):
+        """Every command that takes values says in ``--help`` that they are YAML 1.2."""
+        out = ok(zentrack(store_path, *command, "--help"))
+        expected = (True, True, True)
+        assert expected == ("VALUE" in out, "YAML 1.2" in out, "-1e-3" in out), out
