@@ -571,3 +571,27 @@ def summary(cases: list[Case], results: list[Result], elapsed: float, cpu: float
                 shown.add((failure, result.case.category))
                 lines.append(f"first {failure} failure: {result.case.name}: {result.detail}")
     return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.yaml_corpus [TEXT]``: print the summary and each failure whose
+    case name contains TEXT, with its original and saved text (for fixing the patcher)."""
+    import tempfile
+    import time
+
+    started, cpu = time.perf_counter(), time.process_time()
+    found = [case for case in cases() if not argv or argv[0] in case.name]
+    with tempfile.TemporaryDirectory() as directory:
+        results = [check(case, Path(directory) / "corpus.yaml") for case in found]
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    for result in results:
+        if result.failures:
+            print(f"## {result.case.name} {list(result.failures)}\n{result.detail}\n")
+    print(summary(found, results, elapsed, cpu))
+    return 1 if any(result.failures for result in results) else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
