@@ -21,21 +21,19 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from zentrack._config import against_code
 from zentrack._config.patcher import patched
+from zentrack._config.spelling import dump, new_yaml, styled
 from zentrack._config.validate import PIPELINE_KEYS, Parsed, check_shape, loads_as, parse
 from zentrack._config.yaml_io import (
     DOCUMENT_START,
     Problems,
     checked,
     config_error,
-    dump,
     guess_indent,
     map_mark,
-    new_yaml,
     plain_document,
     plain_value,
     read_config_file,
     same,
-    styled,
     to_plain,
     value_mark,
     write_atomically,

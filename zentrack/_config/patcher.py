@@ -21,7 +21,8 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from zentrack._config.yaml_io import dump, guess_indent, inline, new_yaml, same, styled, to_plain
+from zentrack._config.spelling import dump, inline, new_yaml, styled
+from zentrack._config.yaml_io import guess_indent, same, to_plain
 
 
 def patched(text: str, root: Node, was: Any, now: Any, raw: Any) -> str | None:

@@ -14,16 +14,9 @@ from typing import Any, Final
 
 from ruamel.yaml.comments import CommentedMap
 
+from zentrack._config.spelling import PLAIN, dump, new_yaml, styled
 from zentrack._config.validate import PIPELINE_KEYS, loads_as
-from zentrack._config.yaml_io import (
-    PLAIN,
-    checked,
-    dump,
-    new_yaml,
-    plain_document,
-    styled,
-    write_atomically,
-)
+from zentrack._config.yaml_io import checked, plain_document, write_atomically
 from zentrack.exceptions import ConfigError
 
 _HEADER: Final = (

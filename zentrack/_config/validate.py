@@ -38,6 +38,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from zentrack._config.spelling import new_yaml
 from zentrack._config.yaml_io import (
     DOC_LEVELS,
     FLOAT_TAG,
@@ -50,7 +51,6 @@ from zentrack._config.yaml_io import (
     Problems,
     config_error,
     key_mark,
-    new_yaml,
     node_mark,
     plain_document,
     same,

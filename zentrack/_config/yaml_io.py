@@ -1,12 +1,7 @@
-"""YAML I/O for configs: reading and writing files, spellings every reader agrees on, error marks.
+"""YAML I/O for configs: reading and writing files, plain values, error marks.
 
-Floats are written so that every YAML reader, YAML 1.1 ones such as PyYAML
-included, reads them back as the same float: ``repr`` spelling, with ``.0``
-added to a bare mantissa (``1e-07`` is written ``1.0e-07``), and ``.nan``,
-``.inf``, ``-.inf``.  Ints are written in full, however large.  Strings
-that some YAML reader would take for something else (``'1'``, ``'true'``,
-``'yes'``, ``'null'``, ``'1e3'``, ``''``) are quoted.  Tuples are written as
-lists, and load back as lists.  Problems are reported together, each as
+A config's values become exact builtins (:func:`to_plain`); how they are
+spelled is :mod:`.spelling`'s job.  Problems are reported together, each as
 ``file:line:column: what is wrong; what to do``.
 """
 
@@ -14,9 +9,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import io
 import json
-import math
 import os
 import re
 import uuid
@@ -24,20 +17,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.representer import RoundTripRepresenter
-from ruamel.yaml.resolver import VersionedResolver
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scalarfloat import ScalarFloat
 from ruamel.yaml.scalarint import ScalarInt
 from ruamel.yaml.scalarstring import (
-    DoubleQuotedScalarString,
     ScalarString,
-    SingleQuotedScalarString,
 )
 
 from zentrack._step.values import TRACKED_TYPES_TEXT, canonical_json, describe_type
@@ -49,8 +37,6 @@ STR_TAG: Final = TAG + "str"
 
 FLOAT_TAG: Final = TAG + "float"
 
-_NULL: Final = TAG + "null"
-
 SCALAR_TAGS: Final = frozenset(TAG + t for t in ("str", "int", "float", "bool", "null"))
 
 MAX_DEPTH: Final = 100  # containers nest as deep as zentrack._step.values allows
@@ -61,21 +47,7 @@ TOO_DEEP: Final = (
     f"values nested over {MAX_DEPTH} levels deep are not supported; flatten this value"
 )
 
-#: Characters written escaped inside double quotes: line breaks, tabs and what YAML
-#: readers may take for a line break or a byte order mark, or refuse raw.
-_ESCAPED: Final = re.compile(
-    "[^\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
-
-#: Strings written plain (unless a reader would misread them); others are quoted,
-#: which sidesteps the corner cases of plain scalars in flow and key context.
-PLAIN: Final = re.compile(r"(?!.* #)\w[\w ./+#-]*(?<! )")
-
 DOCUMENT_START: Final = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
-
-_YAML11: Final = VersionedResolver(version=(1, 1))
-
-_YAML12: Final = VersionedResolver(version=(1, 2))
 
 Mark = tuple[int, int]  # 0-based (line, column), as ruamel keeps them
 
@@ -138,118 +110,6 @@ def plain_value(value: Any, where: str, depth: int) -> Any:
 def same(a: Any, b: Any) -> bool:
     """Exact equality of plain values: ``1``, ``1.0`` and ``True`` differ, NaN equals NaN."""
     return a is b or canonical_json(a) == canonical_json(b)
-
-
-
-def _float_text(value: float) -> str:
-    if math.isnan(value):
-        return ".nan"
-    if math.isinf(value):
-        return ".inf" if value > 0 else "-.inf"
-    text = repr(value)
-    if "e" in text and "." not in text:  # YAML 1.1 needs a dot in a float
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}.0e{exponent}"
-    return text
-
-
-
-def _misread(text: str) -> bool:
-    """Tell whether a YAML 1.1 or 1.2 reader would read this plain text as a non-string."""
-    return any(
-        resolver.resolve(ScalarNode, text, (True, False)) != STR_TAG
-        for resolver in (_YAML11, _YAML12)
-    )
-
-
-
-class _Representer(RoundTripRepresenter):
-    """ruamel's round-trip representer, with spellings every YAML reader agrees on."""
-
-
-
-def _represent_float(rep: RoundTripRepresenter, data: float) -> ScalarNode:
-    return rep.represent_scalar(FLOAT_TAG, _float_text(data))
-
-
-
-def _represent_none(rep: RoundTripRepresenter, data: None) -> ScalarNode:
-    return rep.represent_scalar(_NULL, "null")
-
-
-
-def _represent_str(rep: RoundTripRepresenter, data: str) -> ScalarNode:
-    style = None
-    if _ESCAPED.search(data):
-        style = '"'
-    elif not PLAIN.fullmatch(data) or _misread(data):
-        style = "'"
-    return rep.represent_scalar(STR_TAG, data, style=style)
-
-
-
-_Representer.add_representer(float, _represent_float)
-
-_Representer.add_representer(type(None), _represent_none)
-
-_Representer.add_representer(str, _represent_str)
-
-
-
-def new_yaml(
-    indent: tuple[int, int, int] = (2, 4, 2), *, start: bool = False, end: bool = False
-) -> YAML:
-    """A fresh round-trip YAML (instances keep state, so one per use)."""
-    yaml = YAML(typ="rt")
-    yaml.Representer = _Representer
-    yaml.preserve_quotes = True
-    yaml.width = 1 << 30  # never fold a long value onto a second line
-    yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
-    yaml.explicit_start = start
-    yaml.explicit_end = end
-    return yaml
-
-
-
-def styled(value: Any) -> Any:
-    """Turn a plain value into ruamel nodes: lists and mappings of scalars in flow style."""
-    if isinstance(value, (list, tuple)):
-        seq = CommentedSeq(styled(item) for item in value)
-        if all(not isinstance(item, (list, tuple, dict)) for item in value):
-            seq.fa.set_flow_style()
-        return seq
-    if isinstance(value, dict):
-        mapping = CommentedMap((key, styled(item)) for key, item in value.items())
-        if all(not isinstance(item, (list, tuple, dict)) for item in value.values()):
-            mapping.fa.set_flow_style()
-        return mapping
-    return value
-
-
-
-def dump(data: Any, yaml: YAML) -> str:
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    return buffer.getvalue()
-
-
-
-def inline(value: Any, style: str | None) -> str | None:
-    """One value as single-line YAML valid in block and flow context, or None."""
-    yaml = new_yaml()
-    yaml.default_flow_style = True
-    if isinstance(value, (list, tuple, dict, CommentedSeq, CommentedMap)):
-        text = dump(to_plain(value), yaml).rstrip("\n")
-    else:
-        if type(value) is str and style == "'":
-            value = SingleQuotedScalarString(value)
-        elif type(value) is str and style == '"':
-            value = DoubleQuotedScalarString(value)
-        text = dump([value], yaml).rstrip("\n")
-        if not (text.startswith("[") and text.endswith("]")):
-            return None
-        text = text[1:-1]
-    return None if "\n" in text else text
 
 
 
