@@ -15,9 +15,11 @@ silent surprise would cost a run:
   alias of a list or mapping, and a merge key (``<<``), are refused: an edit
   through one place would silently change the other, and aliased containers
   are how a small file expands to billions of values.
-* A float too large or too small for a float (``2e400``, ``1e-400``) and a
-  ``#`` comment in a single value are refused rather than read as something
-  other than what was typed.
+* A float too large or too small for a float (``2e400``, ``1e-400``), an int
+  with more digits than Python reads (4300 by default), a plain key or value
+  in a flow collection that ends in ``:`` (``{b, c:, }``: ruamel reads the
+  key ``c:``, YAML 1.1 readers ``c``), and a ``#`` comment in a single value
+  are refused rather than read as something other than what was typed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from zentrack._config.spelling import new_yaml
+from zentrack._config.spelling import int_digits_limit, new_yaml, too_many_digits
 from zentrack._config.yaml_io import (
     DOC_LEVELS,
     FLOAT_TAG,
@@ -63,6 +65,10 @@ from zentrack._step.values import TRACKED_TYPES_TEXT
 from zentrack.exceptions import ConfigError
 
 PIPELINE_KEYS: Final = ("source", "run_id", "args")
+
+_INT_TAG: Final = TAG + "int"
+
+_INT_BASES: Final = {"0x": 16, "0o": 8, "0b": 2}
 
 _STEP_KEYS: Final = ("args", "source")
 
@@ -146,6 +152,42 @@ def _tag_problem(node: Node) -> str | None:
 
 
 
+def _int_problem(node: ScalarNode) -> str | None:
+    """Why an int is refused: it has more digits than Python (so any Python reader) reads."""
+    limit = int_digits_limit()
+    text = str(node.value).lower().lstrip("+-").replace("_", "")
+    base = _INT_BASES.get(text[:2])
+    if base is not None:  # Python reads these in any length, but cannot print them
+        try:
+            long = too_many_digits(int(text[2:], base))
+        except ValueError:
+            return None
+        digits = "more"
+    else:
+        long = bool(limit) and len(text) > limit
+        digits = str(len(text))
+    if not long:
+        return None
+    return (
+        f"the int {text[:12]}... has {digits} digits, more than the {limit} that Python and "
+        "so YAML readers read; quote it to keep it as a string, or shorten it"
+    )
+
+
+
+def _flow_colon_problem(node: ScalarNode) -> str | None:
+    """Why a plain scalar ending in ``:`` in a flow collection is refused: readers disagree."""
+    text = str(node.value)
+    if node.style is not None or not text.endswith(":"):
+        return None
+    bare = text.rstrip(":")
+    return (
+        f"{text} is read as {text!r} by ruamel.yaml but as {bare!r} by YAML 1.1 readers; "
+        f"write `{bare}: null` for a key without a value, or quote it ('{text}')"
+    )
+
+
+
 def _check_nodes(root: Node, problems: Problems) -> bool:
     """Check every node for tracked values before anything is constructed.
 
@@ -155,7 +197,7 @@ def _check_nodes(root: Node, problems: Problems) -> bool:
     seen: set[int] = set()
     anchors = False
 
-    def visit(node: Node, depth: int, where: Mark) -> None:
+    def visit(node: Node, depth: int, where: Mark, flow: bool) -> None:
         nonlocal anchors
         if getattr(node, "anchor", None) is not None:
             anchors = True
@@ -175,9 +217,15 @@ def _check_nodes(root: Node, problems: Problems) -> bool:
             problems.add(mark, TOO_DEEP)
             return
         problem = _tag_problem(node)
+        if problem is None and isinstance(node, ScalarNode):
+            if node.tag == _INT_TAG:
+                problem = _int_problem(node)
+            elif flow:
+                problem = _flow_colon_problem(node)
         if problem is not None:
             problems.add(mark, problem)
             return
+        inner = flow or bool(getattr(node, "flow_style", False))
         if isinstance(node, MappingNode):
             keys: dict[str, Mark] = {}
             for key_node, value_node in node.value:
@@ -188,6 +236,8 @@ def _check_nodes(root: Node, problems: Problems) -> bool:
                     )
                     continue
                 key_problem = _tag_problem(key_node)
+                if key_problem is None and inner and isinstance(key_node, ScalarNode):
+                    key_problem = _flow_colon_problem(key_node)
                 if key_problem is not None:
                     problems.add(key_mark, key_problem)
                 elif not isinstance(key_node, ScalarNode) or key_node.tag != STR_TAG:
@@ -205,12 +255,12 @@ def _check_nodes(root: Node, problems: Problems) -> bool:
                     )
                 else:
                     keys[key_node.value] = key_mark
-                visit(value_node, depth + 1, key_mark)
+                visit(value_node, depth + 1, key_mark, inner)
         elif isinstance(node, SequenceNode):
             for item in node.value:
-                visit(item, depth + 1, mark)
+                visit(item, depth + 1, mark, inner)
 
-    visit(root, 0, node_mark(root))
+    visit(root, 0, node_mark(root), False)
     return anchors
 
 
