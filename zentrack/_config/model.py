@@ -17,23 +17,25 @@ from typing import Any
 
 import attrs
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from zentrack._config import against_code
+from zentrack._config.comments import comments, unkept
 from zentrack._config.patcher import patched
-from zentrack._config.spelling import dump, new_yaml, styled
-from zentrack._config.validate import PIPELINE_KEYS, Parsed, check_shape, loads_as, parse
+from zentrack._config.spans import Unpatchable
+from zentrack._config.spelling import int_digits_limit, styled, too_many_digits
+from zentrack._config.validate import PIPELINE_KEYS, Parsed, check_shape, parse
 from zentrack._config.yaml_io import (
-    DOCUMENT_START,
+    Mark,
     Problems,
     checked,
     config_error,
-    guess_indent,
+    key_mark,
     map_mark,
     plain_document,
     plain_value,
     read_config_file,
     same,
+    same_ordered,
     to_plain,
     value_mark,
     write_atomically,
@@ -81,19 +83,11 @@ class Config:
     """
 
     def __init__(
-        self,
-        parsed: Parsed,
-        text: str,
-        *,
-        path: Path | None,
-        label: str,
-        newline: str = "\n",
-        bom: bool = False,
+        self, parsed: Parsed, text: str, *, path: Path | None, label: str, bom: bool = False
     ) -> None:
         self.path = path
         self._data: CommentedMap = parsed.data
         self._label = label
-        self._newline = newline
         self._bom = bom
         pipeline = self._data["pipeline"]
         args = pipeline.get("args")
@@ -149,7 +143,10 @@ class Config:
         ``"trainer.lr"`` is ``steps["trainer"].args["lr"]``, ``"pipeline.lr"``
         the pipeline's own ``lr``, ``"trainer.optimizer.lr"`` a key inside a
         mapping arg, and ``"steps.KEY.lr"`` names a step explicitly (for a step
-        keyed ``pipeline``).  A quoted string stays quoted the same way.
+        keyed ``pipeline``).  A quoted string stays quoted the same way, and a
+        block scalar (``|``) stays one, unless the new string holds what only
+        double quotes can write (a line break in a single-quoted string, a
+        tab, NEL, LS, PS or a control character): then it is double-quoted.
 
         When the source of the step (or pipeline) can be imported, the arg is
         checked against its signature as :meth:`run` would check it, so a
@@ -162,13 +159,7 @@ class Config:
         step, parts = self._path(dotted)
         target, key = self._locate(dotted)
         old = target[key]
-        new = styled(checked(value, dotted))
-        if type(new) is str:
-            if isinstance(old, SingleQuotedScalarString):
-                new = SingleQuotedScalarString(new)
-            elif isinstance(old, DoubleQuotedScalarString):
-                new = DoubleQuotedScalarString(new)
-        target[key] = new
+        target[key] = styled(checked(value, dotted))  # ruamel keeps an old string's style
         try:
             self._check_arg(step, parts[0])
         except ConfigError:
@@ -239,25 +230,82 @@ class Config:
 
     def to_text(self) -> str:
         """The config as it would be saved, checked to load back as it is in memory."""
+        return self._saved()[0]
+
+    def _saved(self) -> tuple[str, Parsed]:
+        """The text to save and its parse: the last text with only the edits patched in.
+
+        The patched text is read back and must give the data in memory, keys
+        in order, and keep every comment but those on the lines of entries
+        the edits removed.
+
+        Raises:
+            ConfigError: a value is not tracked, or an edit cannot be saved
+                without changing more than it (naming it, at its line).
+        """
         self._attach()
         plain = plain_document(self._data)
-        parsed = self._parsed
-        assert parsed.root is not None  # a config's document is never empty
-        text = None
-        if not parsed.anchors:
-            text = patched(self._text, parsed.root, self._snapshot, plain, self._data)
-        if text is None or not loads_as(text, plain):
-            indent = guess_indent(parsed.root)
-            text = dump(self._data, new_yaml(indent, start=parsed.start, end=parsed.end))
-            opening = DOCUMENT_START.search(self._text) if parsed.start else None
-            if opening is not None and DOCUMENT_START.match(text):
-                text = self._text[: opening.start()] + text  # ruamel drops what precedes '---'
-            if not loads_as(text, plain):
-                raise ConfigError(
-                    f"{self._label}: the edited config would not load back as it is in memory; "
-                    "please report this as a zentrack bug, with the edit made."
+        self._check_int_lengths()
+        root = self._parsed.root
+        assert root is not None  # a config's document is never empty
+        try:
+            result = patched(self._text, root, self._snapshot, plain, self._data)
+        except Unpatchable as exc:
+            raise self._unsaved(exc.index, exc.path, exc.reason) from None
+        first = result.edits[0][0] if result.edits else 0
+        unchanged = result.text == self._text
+        try:
+            parsed = self._parsed if unchanged else parse(result.text, self._label)
+        except ConfigError as exc:
+            reason = f"the text written would not load ({exc})"
+            raise self._unsaved(first, result.edit_at(first), reason) from None
+        read = self._snapshot if unchanged else plain_document(parsed.data)
+        if not same_ordered(read, plain):
+            reason = "the text written would not read back as the values in memory"
+            raise self._unsaved(first, result.edit_at(first), reason)
+        if unchanged:
+            return self._text, parsed
+        lost, gained = unkept(
+            comments(self._text, root), comments(result.text, parsed.root), result.droppable
+        )
+        if lost:
+            at, comment = lost[0]
+            reason = f"it would drop the comment {comment!r}"
+            raise self._unsaved(at, result.edit_at(at), reason)
+        if gained:
+            reason = f"it would add the comment {gained[0]!r}"
+            raise self._unsaved(first, result.edit_at(first), reason)
+        return result.text, parsed
+
+    def _unsaved(self, index: int, path: str, reason: str) -> ConfigError:
+        """The error for an edit that cannot be saved without changing more than it."""
+        line = self._text.count("\n", 0, index)
+        col = index - (self._text.rfind("\n", 0, index) + 1)
+        return config_error(
+            self._label,
+            (line, col),
+            f"the edit of {path!r} cannot be saved in place: {reason}; make this edit in a "
+            "text editor, or in smaller steps",
+        )
+
+    def _check_int_lengths(self) -> None:
+        """Refuse an int set in memory that no Python YAML reader could read back."""
+        stack: list[tuple[Any, Any, Mark]] = [(self._data, None, (0, 0))]
+        while stack:
+            value, name, mark = stack.pop()
+            if isinstance(value, CommentedMap):
+                stack += [(item, key, key_mark(value, key)) for key, item in value.items()]
+            elif isinstance(value, (list, tuple, dict)):
+                items = value.values() if isinstance(value, dict) else value
+                stack += [(item, name, mark) for item in items]
+            elif type(value) is int and too_many_digits(value):
+                raise config_error(
+                    self._label,
+                    mark,
+                    f"the int for {name!r} has more than {int_digits_limit()} digits, which "
+                    "Python and so YAML readers do not read back; write it as a string "
+                    "(str(n)) or a float",
                 )
-        return text.replace("\n", self._newline) if self._newline != "\n" else text
 
     def run(self, *, config_dir: str | os.PathLike[str] | None = None) -> Any:
         """Rerun the pipeline with this config's args; return the new :class:`Run`.
@@ -332,11 +380,10 @@ class Config:
                 f"never overwritten; save your edits to a new file, e.g. "
                 f"cfg.save({str(suggestion)!r}), and run that one."
             )
-        text = self.to_text()
+        text, parsed = self._saved()
         write_atomically(target, text, self._bom)
-        normal = text.replace("\r\n", "\n")
         self._label = str(target)  # errors now name the file the config belongs to
-        self._baseline(parse(normal, self._label), normal)
+        self._baseline(parsed, text)
         self.path = target
         return target
 
@@ -391,7 +438,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """
     file = Path(path)
     label = str(path)
-    text, newline, bom = read_config_file(file)
+    text, bom = read_config_file(file)
     parsed = parse(text, label)
     if parsed.root is None:
         raise config_error(
@@ -402,7 +449,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     problems = Problems(label)
     check_shape(parsed.data, parsed.root, problems)
     problems.raise_if_any()
-    return Config(parsed, text, path=file, label=label, newline=newline, bom=bom)
+    return Config(parsed, text, path=file, label=label, bom=bom)
 
 
 

@@ -14,7 +14,9 @@ silent surprise would cost a run:
 * An anchor may name a single value (``lr: &lr 0.01`` then ``lr: *lr``).  An
   alias of a list or mapping, and a merge key (``<<``), are refused: an edit
   through one place would silently change the other, and aliased containers
-  are how a small file expands to billions of values.
+  are how a small file expands to billions of values.  Each alias of a
+  single value is composed as its own node (an :class:`AliasNode`, with the
+  marks of its ``*name``), so a save can edit one place and not the other.
 * A float too large or too small for a float (``2e400``, ``1e-400``), an int
   with more digits than Python reads (4300 by default), a plain key or value
   in a flow collection that ends in ``:`` (``{b, c:, }``: ruamel reads the
@@ -31,8 +33,10 @@ from typing import Any, Final
 
 import attrs
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.events import (
+    AliasEvent,
     CollectionEndEvent,
     CollectionStartEvent,
     DocumentEndEvent,
@@ -55,7 +59,7 @@ from zentrack._config.yaml_io import (
     key_mark,
     node_mark,
     plain_document,
-    same,
+    same_ordered,
     shown,
     syntax_error,
     to_plain,
@@ -100,6 +104,35 @@ def _explicit_tag_problem(handle: str | None, suffix: str) -> str:
         f"the tag {shown} is not supported; remove it (a config holds plain values: "
         f"{TRACKED_TYPES_TEXT})"
     )
+
+
+
+class AliasNode(ScalarNode):
+    """An alias (``*name``) of a single value: the anchored node's value at the alias's marks."""
+
+    __slots__ = ("alias_of",)
+
+    def __init__(self, anchored: ScalarNode, start_mark: Any, end_mark: Any) -> None:
+        super().__init__(anchored.tag, anchored.value, start_mark, end_mark, style=anchored.style)
+        self.alias_of = anchored
+
+
+
+class _Composer(Composer):
+    """ruamel's composer, with each alias of a single value as its own :class:`AliasNode`.
+
+    An alias of a list or mapping stays the anchored node itself, which
+    :func:`_check_nodes` recognises (by identity) and refuses.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            anchored = self.anchors.get(event.anchor)
+            if isinstance(anchored, ScalarNode):
+                self.parser.get_event()
+                return AliasNode(anchored, event.start_mark, event.end_mark)
+        return super().compose_node(parent, index)
 
 
 
@@ -188,19 +221,11 @@ def _flow_colon_problem(node: ScalarNode) -> str | None:
 
 
 
-def _check_nodes(root: Node, problems: Problems) -> bool:
-    """Check every node for tracked values before anything is constructed.
-
-    Returns:
-        Whether the document uses anchors (then saving never patches text).
-    """
+def _check_nodes(root: Node, problems: Problems) -> None:
+    """Check every node for tracked values before anything is constructed."""
     seen: set[int] = set()
-    anchors = False
 
     def visit(node: Node, depth: int, where: Mark, flow: bool) -> None:
-        nonlocal anchors
-        if getattr(node, "anchor", None) is not None:
-            anchors = True
         if id(node) in seen:
             if not isinstance(node, ScalarNode):
                 kind = "list" if isinstance(node, SequenceNode) else "mapping"
@@ -261,7 +286,6 @@ def _check_nodes(root: Node, problems: Problems) -> bool:
                 visit(item, depth + 1, mark, inner)
 
     visit(root, 0, node_mark(root), False)
-    return anchors
 
 
 
@@ -271,38 +295,37 @@ class Parsed:
 
     root: Node | None
     data: Any
-    anchors: bool  # saving never patches text around anchors
     start: bool  # the document opens with an explicit '---'
     end: bool  # ... and closes with '...'
 
 
 
 def parse(text: str, label: str) -> Parsed:
-    """Check the text's events and node tree, then construct its data.
+    """Check the text's events and node tree, then construct its data from that tree.
 
     Nothing is constructed before every node is known to be a plain value.
     """
     problems = Problems(label)
+    yaml = new_yaml()
+    yaml.Composer = _Composer
     try:
         start, end = _scan_events(text, problems)
         problems.raise_if_any()
-        root = new_yaml().compose(text)
+        root = yaml.compose(text)
     except YAMLError as exc:
         raise syntax_error(label, text, exc) from exc
     except RecursionError as exc:
         message = "values are nested too deeply to read; flatten them"
         raise config_error(label, (0, 0), message) from exc
     if root is None:
-        return Parsed(None, None, False, start, end)
-    anchors = _check_nodes(root, problems)
+        return Parsed(None, None, start, end)
+    _check_nodes(root, problems)
     problems.raise_if_any()
     try:
-        data = new_yaml().load(text)
+        data = yaml.constructor.construct_document(root)
     except YAMLError as exc:
         raise syntax_error(label, text, exc) from exc
-    except ValueError as exc:  # e.g. an int longer than Python's int-to-str limit
-        raise config_error(label, (0, 0), f"a value cannot be read ({exc}); shorten it") from exc
-    return Parsed(root, data, anchors, start, end)
+    return Parsed(root, data, start, end)
 
 
 
@@ -421,8 +444,9 @@ def check_shape(data: Any, root: Node, problems: Problems) -> None:
 
 
 def loads_as(text: str, plain: Any) -> bool:
+    """Whether ``text`` loads as ``plain``, key order included."""
     try:
-        return same(plain_document(parse(text, "<written>").data), plain)
+        return same_ordered(plain_document(parse(text, "<written>").data), plain)
     except ConfigError:
         return False
 

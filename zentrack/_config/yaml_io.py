@@ -1,8 +1,10 @@
 """YAML I/O for configs: reading and writing files, plain values, error marks.
 
-A config's values become exact builtins (:func:`to_plain`); how they are
-spelled is :mod:`.spelling`'s job.  Problems are reported together, each as
-``file:line:column: what is wrong; what to do``.
+A config is read as written (line ends included: each line keeps its own
+when saved) and written atomically.  Its values become exact builtins
+(:func:`to_plain`); how they are spelled is :mod:`.spelling`'s job.
+Problems are reported together, each as ``file:line:column: what is wrong;
+what to do``.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import math
 import os
-import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -46,8 +48,6 @@ DOC_LEVELS: Final = 4  # a document's own levels above an arg: steps, step, args
 TOO_DEEP: Final = (
     f"values nested over {MAX_DEPTH} levels deep are not supported; flatten this value"
 )
-
-DOCUMENT_START: Final = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
 
 Mark = tuple[int, int]  # 0-based (line, column), as ruamel keeps them
 
@@ -110,6 +110,24 @@ def plain_value(value: Any, where: str, depth: int) -> Any:
 def same(a: Any, b: Any) -> bool:
     """Exact equality of plain values: ``1``, ``1.0`` and ``True`` differ, NaN equals NaN."""
     return a is b or canonical_json(a) == canonical_json(b)
+
+
+
+def same_ordered(a: Any, b: Any) -> bool:
+    """:func:`same`, and mappings have their keys in the same order (what a file shows).
+
+    Compares without converting to text, so an int too long to print compares too.
+    """
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is float:
+        return (a == b and math.copysign(1.0, a) == math.copysign(1.0, b)) or (a != a and b != b)
+    if kind is list:
+        return len(a) == len(b) and all(map(same_ordered, a, b))
+    if kind is dict:
+        return list(a) == list(b) and all(same_ordered(a[key], b[key]) for key in a)
+    return bool(a == b)
 
 
 
@@ -221,8 +239,8 @@ def syntax_error(label: str, text: str, exc: YAMLError) -> ConfigError:
 
 
 
-def read_config_file(path: Path) -> tuple[str, str, bool]:
-    """Read a config file: (text with \\n line ends, original line end, had a BOM)."""
+def read_config_file(path: Path) -> tuple[str, bool]:
+    """Read a config file: (its text as written, line ends included; whether it had a BOM)."""
     label = str(path)
     try:
         raw = path.read_bytes()
@@ -248,8 +266,7 @@ def read_config_file(path: Path) -> tuple[str, str, bool]:
             (line, col),
             f"the byte {raw[exc.start : exc.start + 1]!r} is not UTF-8; save the file as UTF-8",
         ) from exc
-    newline = "\r\n" if "\r\n" in text else "\n"
-    return text.replace("\r\n", "\n"), newline, raw.startswith(codecs.BOM_UTF8)
+    return text, raw.startswith(codecs.BOM_UTF8)
 
 
 
