@@ -361,12 +361,20 @@ class Config:
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write the config, changing only what was edited, and return where.
 
+        Every byte outside the edited values, entries and items stays as it
+        was (comments, spacing, quotes, anchors, line ends); the text written
+        is read back and must hold the values in memory, keys in order, and
+        every comment but those on the lines of entries the edits removed.
+
         Args:
             path: where to write (default: the file it was loaded from); the
                 config then belongs to that file.
 
         Raises:
-            ConfigError: a value set in memory is not of a tracked type.
+            ConfigError: a value set in memory is not of a tracked type (or an
+                int too long to read back), or an edit cannot be saved without
+                changing more than it, e.g. dropping a comment (the error names
+                the edit, why and its line); nothing is written.
             OSError: the file cannot be written (an existing one is left as it was).
         """
         target = Path(path) if path is not None else self.path
