@@ -4,7 +4,7 @@ Each ``type: ignore[...]`` asserts that mypy reports that error there
 (``warn_unused_ignores`` is on under ``--strict``).
 """
 
-from typing import assert_type
+from typing import Any, assert_type
 
 import zentrack as zt
 
@@ -39,3 +39,39 @@ assert_type(zt.lookup("0" * 64), list[zt.Record])
 train("not a list")  # type: ignore[arg-type]
 train([1.0], learning_rate=0.1)  # type: ignore[call-arg]
 score.fingerprint("x")  # type: ignore[arg-type]
+
+
+class Model:
+    @zt.step
+    def fit(self, data: list[float], lr: float = 0.1) -> float:
+        return sum(data) * lr
+
+
+model = Model()
+assert_type(model.fit([1.0]), float)
+assert_type(model.fit([1.0], lr=0.2), float)
+assert_type(Model.fit(model, [1.0]), float)
+assert_type(Model.fit.fingerprint(model, [1.0]), str)
+assert_type(zt.fingerprint(model.fit, [1.0]), str)
+model.fit("x")  # type: ignore[arg-type]
+model.fit([1.0], learning_rate=0.1)  # type: ignore[call-arg]
+
+
+@zt.pipeline
+def training(lr: float = 0.01) -> float:
+    return train([1.0], lr=lr)
+
+
+@zt.pipeline(name="named")
+def named(n: int = 1) -> list[int]:
+    return [n]
+
+
+assert_type(training(lr=0.1), zt.Run[float])
+assert_type(training().output, float | None)
+assert_type(named(2), zt.Run[list[int]])
+training(lr="x")  # type: ignore[arg-type]
+
+config = zt.load_config("c.yaml")
+assert_type(config.run(), zt.Run[Any])
+assert_type(config.plan().misses, list[str])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from ruamel.yaml.comments import CommentedMap
@@ -43,6 +43,10 @@ from zentrack._config.yaml_io import (
 from zentrack._step.spec import spec_of
 from zentrack._step.values import MISSING
 from zentrack.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from zentrack._config.plan import Plan
+    from zentrack._runs.pipeline import Run
 
 __all__ = ["MISSING", "Config", "StepConfig", "diff_configs", "load_config"]
 
@@ -307,7 +311,7 @@ class Config:
                     "(str(n)) or a float",
                 )
 
-    def run(self, *, config_dir: str | os.PathLike[str] | None = None) -> Any:
+    def run(self, *, config_dir: str | os.PathLike[str] | None = None) -> Run[Any]:
         """Rerun the pipeline with this config's args; return the new :class:`Run`.
 
         The whole config is validated against the code before anything runs;
@@ -331,7 +335,7 @@ class Config:
             config_dir=config_dir,
         )
 
-    def plan(self) -> Any:
+    def plan(self) -> Plan:
         """Say, without running anything, which steps would hit or miss the cache."""
         from zentrack._config.plan import plan_config
 

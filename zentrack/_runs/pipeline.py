@@ -4,7 +4,7 @@ A run is journaled like step calls are: a ``run`` line when it starts and
 one when it ends, which the store turns into an MLMD Context of type
 ``zentrack.PipelineRun`` (child of the ``zentrack.Pipeline`` context), with
 every step execution of the run associated with it.  At the end the run's
-YAML config is written (:mod:`zentrack._config.model`).
+YAML config is written (:mod:`zentrack._config.run_config`).
 
 Nested pipelines do not start runs of their own: their steps belong to the
 outermost run, so one config reruns the whole thing.  Steps called outside
@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
@@ -366,12 +366,16 @@ def _version() -> str:
         return "unknown"
 
 
+class PipelineDecorator(Protocol):
+    """What ``@pipeline(name=...)`` returns."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, Run[R]]: ...
+
+
 @overload
-def pipeline(fn: Callable[P, Any], /) -> Callable[P, Run[Any]]: ...
+def pipeline(fn: Callable[P, R], /) -> Callable[P, Run[R]]: ...
 @overload
-def pipeline(
-    fn: None = None, /, *, name: str | None = None
-) -> Callable[[Callable[P, Any]], Callable[P, Run[Any]]]: ...
+def pipeline(fn: None = None, /, *, name: str | None = None) -> PipelineDecorator: ...
 def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
     """Make each call of ``fn`` one tracked run of its step calls.
 

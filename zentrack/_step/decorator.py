@@ -14,7 +14,7 @@ import copy
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar, overload
 
 from zentrack._runs import context as _context
 from zentrack._runs.context import RunState, current_run
@@ -42,6 +42,10 @@ _get_run = current_run.get
 
 P = ParamSpec("P")
 
+P2 = ParamSpec("P2")
+
+T = TypeVar("T")
+
 R = TypeVar("R")
 
 R_co = TypeVar("R_co", covariant=True)
@@ -55,7 +59,14 @@ _SELF_NAMES: Final = ("self", "cls")
 
 
 class Step(Protocol[P, R_co]):
-    """What ``@step`` turns a function into, as type checkers see it."""
+    """What ``@step`` turns a function into, as type checkers see it.
+
+    A step defined in a class body is a method: read through an instance it
+    binds like any function (``__get__``), so ``model.fit(data)`` type-checks
+    without ``self``.  The bound method has no ``.fingerprint`` of its own;
+    use ``zentrack.fingerprint(model.fit, data)`` or
+    ``Model.fit.fingerprint(model, data)``.
+    """
 
     __zentrack_step__: StepSpec
 
@@ -64,6 +75,20 @@ class Step(Protocol[P, R_co]):
     def fingerprint(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Return the call's fingerprint without running the step."""
         ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Step[P, R_co]: ...
+    @overload
+    def __get__(
+        self: Step[Concatenate[T, P2], R], instance: T, owner: type[Any] | None = None, /
+    ) -> BoundStep[P2, R]: ...
+
+
+
+class BoundStep(Protocol[P, R_co]):
+    """A step method read through an instance: called without ``self``."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 
