@@ -2,10 +2,12 @@
 
 Draining takes an advisory ``flock`` on the store's lock file, so writers of
 one SQLite store queue up on the lock instead of hitting MLMD's
-"database is locked" retries.  It can run in the tracking process (explicit
-``flush()``, reads, exit) or in a short-lived child process started by the
-tracker (``python -m zentrack._record.drain STORE``), which keeps MLMD's GIL-holding
-writes off the user's threads.
+"database is locked" retries.  It runs in the tracking process (explicit
+``flush()``, reads, exit) or, for size and age flushes, in a child process the
+tracker starts with ``python -c`` calling :func:`main` (``STORE LINGER``):
+MLMD holds the GIL for a whole write, so the user's threads keep running, and
+the child lingers (:func:`drain_while_busy`) to take the next batches without
+a new interpreter importing MLMD for each.
 """
 
 from __future__ import annotations

@@ -175,7 +175,11 @@ class Record:
 
 
 def parse_line(line: bytes | str) -> dict[str, Any]:
-    """Decode a journal line, params restored to their exact types."""
+    """Decode a journal line and check its version.
+
+    Params and metrics stay in their tagged JSON form (tuples as
+    ``{"__tuple__": [...]}``); :func:`record_from_line` untags them.
+    """
     data: dict[str, Any] = json.loads(line)
     if data.get("v") != LINE_VERSION:
         raise ValueError(f"unsupported journal line version {data.get('v')!r}")

@@ -84,11 +84,6 @@ def _tree(obj: Any) -> ast.AST:
     return _Normaliser().visit(ast.parse(source))  # type: ignore[no-any-return]
 
 
-def normalised_source(obj: Any) -> str:
-    """Return the canonical AST text of ``obj``'s source, or raise ``OSError``/``TypeError``."""
-    return _dump(_tree(obj))
-
-
 def _code_object_text(code: types.CodeType) -> str:
     consts = [
         _code_object_text(c) if isinstance(c, types.CodeType) else repr(c)

@@ -24,7 +24,6 @@ from zentrack._step.values import (
     as_tracked,
     canonical_json,
     copy_value,
-    decode_exact,
     describe_type,
     exact_params,
     float_repr,
@@ -346,11 +345,6 @@ class ParamEncoder:
             if n not in inputs
         }
         return canonical, exact_params(params, canonical), inputs
-
-    def params(self, bound: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the parameters of a bound call (off the hot path)."""
-        _, exact, _ = self.encode(bound)
-        return dict(decode_exact(exact))
 
 
 def callable_signature(fn: Callable[..., Any], drop_self: bool) -> inspect.Signature:
