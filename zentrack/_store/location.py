@@ -15,10 +15,10 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from zentrack._store.discovery import discover
 from zentrack.exceptions import StoreError
 
 ENV_STORE: Final = "ZENTRACK_STORE"
-DEFAULT_STORE: Final = Path(".zentrack") / "metadata.sqlite"
 MEMORY: Final = ":memory:"
 
 
@@ -92,10 +92,12 @@ class Location:
 def parse(store: str | os.PathLike[str] | None) -> Location:
     """Turn the ``store`` argument of :func:`zentrack.init` into a location.
 
-    ``None`` means ``$ZENTRACK_STORE``, else ``./.zentrack/metadata.sqlite``.
+    ``None`` means ``$ZENTRACK_STORE``, else ``metadata.sqlite`` in the
+    project's ``.zentrack/`` folder, found upward like git finds a repository
+    (:mod:`zentrack._store.discovery`).
     """
     if store is None:
-        store = os.environ.get(ENV_STORE) or DEFAULT_STORE
+        store = os.environ.get(ENV_STORE) or discover().store
     text = os.fspath(store)
     if text == MEMORY:
         return Location(kind="memory")
