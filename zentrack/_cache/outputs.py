@@ -15,7 +15,7 @@ import contextvars
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,13 +194,20 @@ class OutputCache:
                     return None
         return meta
 
-    def clear(self, step: str | None = None) -> int:
-        """Delete cached outputs (of one step); return how many were deleted."""
+    def clear(
+        self, step: str | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Delete cached outputs (of one step); return how many were deleted.
+
+        ``progress(1)`` is called per entry looked at (for a progress bar).
+        """
         self._verified.clear()
         if not self.root.is_dir():
             return 0
         removed = 0
         for meta_path in self.root.glob("*/*/meta.json"):
+            if progress is not None:
+                progress(1)
             if step is not None:
                 try:
                     if json.loads(meta_path.read_text()).get("step") != step:

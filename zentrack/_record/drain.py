@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from zentrack._record.journal import Chunk, pending_chunks, retire, write_offset, writer_alive
@@ -102,12 +102,18 @@ def _busy_message(fd: int, path: Path, timeout: float) -> str:
     )
 
 
-def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) -> int:
+def drain_journals(
+    store: MetadataStore,
+    journal_dir: Path,
+    batch: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> int:
     """Write every complete journal line not yet in the store; return the count.
 
-    The caller holds the writer lock.  Offsets advance only after MLMD has
-    committed the lines before them, so a crash at any point replays at
-    most one batch, which the store then recognises by record id.
+    The caller holds the writer lock; ``progress(n)`` hears of each batch.
+    Offsets advance only after MLMD has committed the lines before them, so
+    a crash at any point replays at most one batch, which the store then
+    recognises by record id.
     """
     written = 0
     lines: list[bytes] = []
@@ -123,6 +129,8 @@ def drain_journals(store: MetadataStore, journal_dir: Path, batch: int = BATCH) 
         if lines:
             inflight.touch()
             written += store.write(lines, check_existing=check_existing)
+            if progress is not None:
+                progress(len(lines))
         for path, offset in marks:
             write_offset(path, offset)
         inflight.unlink(missing_ok=True)
@@ -152,11 +160,13 @@ def drain(
     *,
     reconcile: bool = False,
     timeout: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> int:
     """Drain all journals of ``location`` under its writer lock.
 
     With ``reconcile``, also mark FAILED the runs whose process died.
-    ``timeout`` bounds the wait for the lock (see :func:`writer_lock`).
+    ``timeout`` bounds the wait for the lock (see :func:`writer_lock`);
+    ``progress(n)`` hears of each batch written.
     """
     assert location.journal_dir is not None and location.lock_path is not None
     if not location.journal_dir.is_dir():
@@ -164,7 +174,7 @@ def drain(
     store = store or MetadataStore(location)
     with writer_lock(location.lock_path, timeout):
         try:
-            written = drain_journals(store, location.journal_dir)
+            written = drain_journals(store, location.journal_dir, progress=progress)
             if reconcile:
                 reconcile_runs(store, location.journal_dir)
         except OSError as exc:  # offsets and finished journals are kept in that folder

@@ -20,15 +20,19 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
     import subprocess
 
 from zentrack._cache.outputs import OutputCache
+from zentrack._log import configure as configure_log
+from zentrack._progress import progress
 from zentrack._record.drain import drain, lock_timeout
 from zentrack._record.journal import JournalWriter, pending_chunks
+from zentrack._store.discovery import discover
 from zentrack._store.location import ENV_STORE, Location, parse
 from zentrack._store.mlmd import MetadataStore
 from zentrack.exceptions import LockBusy, StoreError
@@ -63,6 +67,8 @@ class Tracker:
         cache: whether cache hits may be served at all.
         batch_size: waiting records that trigger a background flush.
         max_age: seconds the oldest waiting record may wait.
+        strict: reads and :func:`init` raise when the store cannot be used,
+            instead of one warning while records wait in the journal.
     """
 
     def __init__(
@@ -73,16 +79,21 @@ class Tracker:
         cache: bool = True,
         batch_size: int = 1000,
         max_age: float = 2.0,
+        strict: bool = False,
     ) -> None:
         self.location = location
+        #: Store errors raise (``on_store_error="raise"``) instead of a warning.
+        self.strict = strict
         self.store = MetadataStore(location)
-        state_dir = location.state_dir
-        base = state_dir or Path(".zentrack").absolute()
+        # A server or in-memory store has no folder of its own in the project.
+        project = discover().folder if location.path is None else location.path.parent
+        base = location.state_dir or project
         self.artifacts = artifacts or base / "artifacts"
         #: Cached step outputs, one folder per fingerprint.
         self.outputs = OutputCache(self.artifacts)
-        #: Where pipeline runs write their YAML configs.
-        self.configs = base / "configs"
+        #: Where pipeline runs write their YAML configs: beside a SQLite store,
+        #: else in the project's .zentrack/ (not in a server store's cache folder).
+        self.configs = project / "configs"
         self.cache = _cache_from_env(cache)
         self.batch_size = batch_size
         self.max_age = max_age
@@ -209,9 +220,27 @@ class Tracker:
             self._warn_once(exc)
 
     def _warn_once(self, exc: Exception) -> None:
-        if not self._warned:
-            self._warned = True
-            log.warning("zentrack: flush failed (%s); records are kept and written later.", exc)
+        self.store_failed(exc)
+
+    def store_failed(self, exc: Exception) -> None:
+        """Say once per process that the store cannot take records, where they wait, what to do.
+
+        Tracked calls go on (they are journaled); every later failure of
+        the same store is silent, so one unreachable server is one warning,
+        not one per flush, read and exit.
+        """
+        if self._warned:
+            return
+        self._warned = True
+        waiting = self.location.journal_dir
+        where = f"wait in {waiting}" if waiting is not None else "wait in this process's memory"
+        log.warning(
+            "zentrack: %s; tracked calls still run and their records %s: run `zentrack flush` "
+            "once the store is back (any later run on it also sends them), or set "
+            "ZENTRACK_STRICT=1 to stop at the first call instead.",
+            exc,
+            where,
+        )
 
     def _reap_drainer(self) -> None:
         """Collect the background drainer if it has exited (never waits for it)."""
@@ -221,13 +250,10 @@ class Tracker:
         self._drainer = None
         _, err = drainer.communicate()
         # -SIGUSR1: released (see _release_drainer) before it could set its handler
-        if drainer.returncode not in (0, -signal.SIGUSR1) and not self._warned:
-            self._warned = True
-            log.warning(
-                "zentrack: background flush failed (%s); the records stay in the journal "
-                "and are written by the next flush.",
-                err.decode(errors="replace").strip() or f"exit code {drainer.returncode}",
-            )
+        if drainer.returncode not in (0, -signal.SIGUSR1):
+            text = err.decode(errors="replace").strip().removeprefix("zentrack: ")
+            code = drainer.returncode
+            self.store_failed(StoreError(text or f"background flush: exit code {code}"))
 
     def _flush_memory(self) -> int:
         lines, self._memory_lines = self._memory_lines, []
@@ -237,12 +263,15 @@ class Tracker:
             self._memory_lines[:0] = lines
             raise
 
-    def flush(self, timeout: float | None = None) -> int:
+    def flush(
+        self, timeout: float | None = None, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Write every waiting record to MLMD now; return how many were written.
 
         Waits at most ``timeout`` seconds (default ``$ZENTRACK_LOCK_TIMEOUT``
         or 30) for another process's writer lock, then raises a
         :class:`~zentrack.exceptions.StoreError` naming the holder.
+        ``progress(n)`` hears of each batch written (for a progress bar).
         """
         with self._lock:
             self._oldest = None
@@ -250,7 +279,9 @@ class Tracker:
             if self._journal is None:
                 return self._flush_memory()
             self._reap_drainer()
-            written = drain(self.location, self.store, reconcile=True, timeout=timeout)
+            written = drain(
+                self.location, self.store, reconcile=True, timeout=timeout, progress=progress
+            )
             if self._memory_lines:  # the journal could not be written
                 written += self._flush_memory()
             if self._append is None:  # try the journal again: the folder may be fixed
@@ -267,14 +298,12 @@ class Tracker:
         try:
             self.flush()
         except StoreError as exc:
+            if self.strict:
+                raise
             waiting = self.pending()
             if waiting:
-                log.warning(
-                    "zentrack: %d record(s) are not in the store yet, so this read does not "
-                    "show them: %s",
-                    waiting,
-                    exc,
-                )
+                self.store_failed(exc)
+                log.info("zentrack: %d record(s) waiting are not in this read", waiting)
             else:
                 log.debug("zentrack: flush before a read failed, nothing was waiting: %s", exc)
 
@@ -310,9 +339,7 @@ class Tracker:
                     exc,
                 )
             else:
-                log.warning(
-                    "zentrack: could not flush at exit (%s); records kept in the journal.", exc
-                )
+                self.store_failed(exc)
         with contextlib.suppress(Exception):
             self._checkpoint()
         self._closed = True
@@ -417,23 +444,31 @@ def init(
     *,
     artifacts: str | os.PathLike[str] | None = None,
     cache: bool = True,
+    on_store_error: Literal["warn", "raise"] | None = None,
 ) -> Tracker:
     """Choose the store (and artifact folder) that tracked calls write to.
 
-    Optional: the first tracked call initialises ``$ZENTRACK_STORE`` or
-    ``./.zentrack/metadata.sqlite``.  Records that dead processes left in
-    this store's journals are written now.
+    Optional: the first tracked call initialises ``$ZENTRACK_STORE``, else
+    the project's store: the nearest ``.zentrack/`` found upward from the
+    current folder, like git (see ``zentrack store info``).  Records that
+    dead processes left in this store's journals are written now.
 
     Args:
         store: a path, ``sqlite:///abs/path.db``, ``:memory:``,
             ``postgresql://user:pw@host:port/db`` or ``mysql://…``.
         artifacts: where step outputs are kept.
         cache: ``False`` turns cache hits off for every step.
+        on_store_error: ``"warn"`` (the default): a store that cannot be
+            reached is one warning, tracked calls still run and their
+            records wait in the journal until ``zentrack flush`` or a later
+            run sends them.  ``"raise"``: the store is opened now and a
+            :class:`~zentrack.exceptions.StoreError` raised if it cannot be
+            (and reads raise too).  ``$ZENTRACK_STRICT=1`` means ``"raise"``.
 
     Returns:
         The active tracker.
     """
-    return _init(store, artifacts=artifacts, cache=cache)
+    return _init(store, artifacts=artifacts, cache=cache, on_store_error=on_store_error)
 
 
 def _init(
@@ -442,6 +477,7 @@ def _init(
     artifacts: str | os.PathLike[str] | None = None,
     cache: bool = True,
     implicit: bool = False,
+    on_store_error: str | None = None,
 ) -> Tracker:
     """:func:`init`; ``implicit`` when a tracked call initialises the store.
 
@@ -451,6 +487,11 @@ def _init(
     in-memory fallback would lose the records if the process then died.
     """
     global _active
+    try:
+        configure_log()
+    except ValueError as exc:  # a typo in the environment must not stop the user's code
+        log.warning("zentrack: %s", exc)
+    strict = _strict(on_store_error)
     location = parse(store)
     if location.path is not None and not location.path.parent.is_dir():
         # The store's own folder (./.zentrack) is created; a missing folder above
@@ -487,7 +528,10 @@ def _init(
         location,
         artifacts=Path(artifacts).absolute() if artifacts is not None else None,
         cache=cache,
+        strict=strict,
     )
+    if strict:
+        tracker.store.mlmd  # noqa: B018  (opens the store now: raises StoreError if it cannot)
     if _active is not None:
         _active.close()
     _active = tracker
@@ -496,12 +540,29 @@ def _init(
     os.environ[ENV_STORE] = location.spec()
     if tracker.has_stale_journals():
         try:  # a busy lock means another process is draining: it writes them
-            tracker.flush(timeout=0.0)
+            with progress("zentrack: writing records of ended processes") as bar:
+                tracker.flush(timeout=0.0, progress=bar.advance)
         except LockBusy:
             log.debug("zentrack: store busy; records of ended processes are left to its writer")
         except StoreError as exc:
-            log.warning("zentrack: records of ended processes wait in the journal: %s", exc)
+            tracker.store_failed(exc)
     return tracker
+
+
+#: ``ZENTRACK_STRICT=1``: ``on_store_error="raise"`` for every ``init``, implicit ones too.
+ENV_STRICT: Final = "ZENTRACK_STRICT"
+
+
+def _strict(on_store_error: str | None) -> bool:
+    if on_store_error is None:
+        flag = os.environ.get(ENV_STRICT, "").strip().lower()
+        return flag not in ("", "0", "false", "no")
+    if on_store_error not in ("warn", "raise"):
+        raise ValueError(
+            f"on_store_error must be 'warn' or 'raise' (got {on_store_error!r}); 'raise' stops "
+            "at the first call when the store cannot be reached."
+        )
+    return on_store_error == "raise"
 
 
 def _at_exit() -> None:

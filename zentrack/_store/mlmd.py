@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import attrs
 
+from zentrack._log import keep_root_logging
 from zentrack._record.line import Record, parse_line, record_from_line
 from zentrack._step.values import untag
 from zentrack._store.artifacts import nodes_by_external_ids, write_lineage
@@ -121,6 +122,10 @@ class MetadataStore:
         return self._store
 
     def _open(self, upgrade: bool) -> Any:
+        with keep_root_logging():  # MLMD's absl log would configure the root logger
+            return self._connect(upgrade)
+
+    def _connect(self, upgrade: bool) -> Any:
         os.environ.setdefault("GLOG_minloglevel", "2")
         if self.location.kind == "sqlite":
             assert self.location.path is not None
