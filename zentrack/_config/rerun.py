@@ -50,6 +50,12 @@ class RerunnableConfig(Protocol):
     """
 
     @property
+    def path(self) -> Path | None: ...
+
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+    @property
     def pipeline_source(self) -> str: ...
 
     @property
@@ -201,9 +207,82 @@ def recorded_calls(config: RerunnableConfig) -> tuple[str, list[str]] | None:
     return run.id, [record.key or record.step for record in run.steps]
 
 
-def pipeline_spec(config: RerunnableConfig, check: Check) -> PipelineSpec:
-    """Validate a config against its code with ``check`` and return its pipeline's spec."""
-    check(resolve_source, recorded_calls(config))
+#: The key under ``pipeline:`` of a config that records the project's root folder.
+ROOT_KEY = "root"
+
+
+def project_root(config: RerunnableConfig) -> Path | None:
+    """The root folder the config records (see :func:`import_root`), if it is safe to use.
+
+    Importing from a folder runs its code, so a config (which may come from
+    someone else) cannot name just any folder: the recorded root is used
+    only if the config file lies inside it or the current folder does, i.e.
+    the config belongs to that project or zentrack runs from inside it.
+    """
+    recorded = config.meta.get(ROOT_KEY)
+    if not isinstance(recorded, str) or not os.path.isabs(recorded):
+        return None
+    root = Path(os.path.realpath(recorded))
+    if not root.is_dir():
+        return None
+    places = [Path(os.path.realpath(os.getcwd()))]
+    if config.path is not None:
+        places.append(Path(os.path.realpath(config.path)))
+    return root if any(place.is_relative_to(root) for place in places) else None
+
+
+def use_project_root(config: RerunnableConfig) -> None:
+    """Put the config's project root at the end of ``sys.path``, so its modules import.
+
+    At the end, as the command line adds the current folder: a file there
+    cannot shadow a module that is already importable.
+    """
+    root = project_root(config)
+    if root is not None and str(root) not in sys.path:
+        sys.path.append(str(root))
+
+
+def _import_hint(config: RerunnableConfig) -> ConfigError | None:
+    """One line saying which folder to run from, when the pipeline's module is not found."""
+    source = config.pipeline_source
+    top = source.partition(".")[0]
+    if top in sys.modules or unimportable_main(source) is not None:
+        return None
+    try:
+        found = importlib.util.find_spec(top)  # imports nothing for a top-level name
+    except (ImportError, ValueError):
+        found = None
+    if found is not None:
+        return None  # importable: the check reports any other problem, with its place
+    recorded = config.meta.get(ROOT_KEY)
+    where = (
+        f"run zentrack from {recorded} (the folder the run was made in) or add that folder "
+        "to PYTHONPATH"
+        if isinstance(recorded, str)
+        else f"run zentrack from the folder that holds {top!r}, or add that folder to PYTHONPATH"
+    )
+    label = str(config.path) if config.path is not None else "config"
+    return ConfigError(
+        f"{label}: the pipeline {source!r} cannot be imported from {os.getcwd()} (no module "
+        f"named {top!r}); {where}"
+    )
+
+
+def pipeline_spec(
+    config: RerunnableConfig, check: Check, *, recorded: bool = True
+) -> PipelineSpec:
+    """Validate a config against its code with ``check`` and return its pipeline's spec.
+
+    The config's project root goes on ``sys.path`` first; a pipeline whose
+    module is still not found is one error naming the folder to run from
+    (rather than one per step source).  ``recorded=False`` checks without
+    the recorded run, opening no store (there is none yet).
+    """
+    use_project_root(config)
+    hint = _import_hint(config)
+    if hint is not None:
+        raise hint
+    check(resolve_source, recorded_calls(config) if recorded else None)
     spec = getattr(resolve_source(config.pipeline_source), PIPELINE_ATTR, None)
     if not isinstance(spec, PipelineSpec):  # validate_against checked it; keep mypy honest
         raise ConfigError(f"{config.pipeline_source!r} is not a zentrack pipeline.")

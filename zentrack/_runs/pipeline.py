@@ -310,7 +310,9 @@ def _read_steps(tracker: _tracker.Tracker, run_id: str) -> list[Record] | None:
         context = tracker.store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
         return [] if context is None else tracker.store.run_steps(context.id)
     except Exception as exc:  # the store may be down: the run still happened
-        log.warning("zentrack: cannot read the steps of run %s now: %s", run_id, exc)
+        if tracker.strict:
+            raise
+        tracker.store_failed(exc)
         return None
 
 
@@ -336,6 +338,7 @@ def _write_config(
 ) -> Path | None:
     from zentrack._config.run_config import write_run_config
     from zentrack._step.fingerprint import SCHEME
+    from zentrack._step.source_names import import_root
 
     directory = config_dir or tracker.configs
     path = directory / f"{config_file_stem(spec.name)}-{state.id}.yaml"
@@ -348,7 +351,11 @@ def _write_config(
             pipeline_args=dict(params),
             run_id=state.id,
             steps=steps,
-            meta={"zentrack": _version(), "fingerprint_scheme": SCHEME},
+            meta={
+                "zentrack": _version(),
+                "fingerprint_scheme": SCHEME,
+                **({"root": root} if (root := import_root(spec.function)) else {}),
+            },
         )
     except (OSError, ConfigError, ValueError, UnicodeError) as exc:
         log.warning(

@@ -89,3 +89,32 @@ def unimportable_main(source: str) -> str | None:
         "another process cannot import; to rerun it, define it in an importable module (a "
         ".py file whose name is a valid module name, in the folder you rerun from)"
     )
+
+
+def import_root(obj: Any) -> str | None:
+    """The folder another process needs on ``sys.path`` to import ``obj`` by its source name.
+
+    For ``train.outer`` defined in ``/p/train.py`` it is ``/p``; for
+    ``pkg.pipes.training`` in ``/p/pkg/pipes.py`` also ``/p``.  A config
+    records it as the project's root, so a rerun from a subfolder (or any
+    folder) can still import the pipeline.  None when there is no such
+    folder: code from the REPL or a notebook, or from an installed package
+    (``site-packages`` is on ``sys.path`` already).
+    """
+    name = importable_module(str(obj.__module__))
+    module = sys.modules.get(str(obj.__module__))
+    file = getattr(module, "__file__", None)
+    if name in MAIN_MODULES or not isinstance(file, str):
+        return None
+    path = os.path.realpath(file)
+    folder, filename = os.path.split(path)
+    parts = name.split(".")
+    if os.path.splitext(filename)[0] != "__init__":
+        parts.pop()  # the module is the file; its packages are folders
+    for part in reversed(parts):
+        folder, last = os.path.split(folder)
+        if last != part:
+            return None  # not laid out as its name says (a loader of its own)
+    if os.path.basename(folder) in ("site-packages", "dist-packages"):
+        return None
+    return folder
