@@ -277,7 +277,10 @@ def _decorate_class(
             override = run.overrides.get(key)
             if override:
                 args, kwargs = apply_override(spec.inspected, args, kwargs, override)
-        values = check_params(name, init_signature.bind(args, kwargs))
+        try:
+            values = check_params(name, init_signature.bind(args, kwargs))
+        except TypeError as exc:  # a bad call of the user's: their line, not ours, matters
+            raise exc.with_traceback(None) from None
         object.__setattr__(self, "params", params_class(**values))
         if run is not None and key is not None:
             _key_instance(spec, self, run, key)
