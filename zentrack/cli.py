@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from zentrack._cli import configs, reads, stores
+from zentrack._cli.errors import debug_requested, report
 from zentrack._cli.values import VALUE_SYNTAX
-from zentrack.exceptions import ZentrackError
+from zentrack._log import configure as configure_log
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,7 +40,21 @@ def _shared(default: Any = argparse.SUPPRESS) -> argparse.ArgumentParser:
     shared.add_argument(
         "--store",
         default=default,
-        help="store path or URL (default: $ZENTRACK_STORE, else ./.zentrack/metadata.sqlite)",
+        help="store path or URL (default: $ZENTRACK_STORE, else the project's .zentrack/ "
+        "found upward from here, like git; `zentrack store info` says which and why)",
+    )
+    shared.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if default is argparse.SUPPRESS else 0,
+        help="log more: -v one line per cache hit, -vv debugging (also: ZENTRACK_LOG=info)",
+    )
+    shared.add_argument(
+        "--traceback",
+        action="store_true",
+        default=argparse.SUPPRESS if default is argparse.SUPPRESS else False,
+        help="on an error, show every frame, zentrack's too (also: ZENTRACK_DEBUG=1)",
     )
     return shared
 
@@ -235,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     early (``| head``) ends the command quietly with exit 141, as ``cat``.
     """
     args = _parser().parse_args(argv)
+    try:
+        configure_log(args.verbose)
+    except ValueError as exc:
+        return report(exc, debug=False)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
     try:
@@ -243,6 +262,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return _stdout_closed()
-    except (ZentrackError, LookupError, TypeError, ValueError) as exc:
-        print(f"zentrack: {exc}", file=sys.stderr)
-        return 1
+    except (Exception, KeyboardInterrupt) as exc:
+        return report(exc, debug=debug_requested(args.traceback))

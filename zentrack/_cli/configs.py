@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 import zentrack as zt
 from zentrack._cli.output import print_json, print_run_result
+from zentrack._cli.stores import init_for_read, store_exists
 from zentrack._cli.values import parse_value
+from zentrack._store.discovery import STATE_FOLDER, STORE_FILE
+from zentrack._store.location import ENV_STORE, MEMORY
+
+
+def store_of_config(store: str | None, path: Path) -> str | None:
+    """The store a config is planned or run against.
+
+    ``--store``, else ``$ZENTRACK_STORE``, else the store of the project the
+    config belongs to when it lies in a project's ``.zentrack/configs/``
+    (so ``config run`` from outside the project records into the project),
+    else the store found upward from the current folder.
+    """
+    if store or os.environ.get(ENV_STORE):
+        return store
+    folder = path.absolute().parent
+    beside = folder.parent / STORE_FILE
+    if folder.name == "configs" and folder.parent.name == STATE_FOLDER and beside.is_file():
+        return str(beside)
+    return None
+
+
+def checked_config(args: argparse.Namespace) -> tuple[zt.Config, str | None]:
+    """Load and validate ``args.file`` against its code before any store is opened.
+
+    A config that does not match its code (or whose pipeline does not import)
+    fails here, so a failed command leaves no store behind.  A run that wrote
+    the config can only be in an existing store, so without one there is
+    nothing more to check against.
+    """
+    from zentrack._config.model import validate_against
+    from zentrack._config.rerun import pipeline_spec
+
+    config = zt.load_config(args.file)
+    store = store_of_config(args.store, Path(args.file))
+    if not store_exists(store):
+        check = lambda resolve, recorded: validate_against(config, resolve)  # noqa: E731
+        pipeline_spec(config, check, recorded=False)
+    return config, store
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -48,8 +88,9 @@ def cmd_config_diff(args: argparse.Namespace) -> int:
 
 def cmd_config_plan(args: argparse.Namespace) -> int:
     """``zentrack config plan FILE``: which steps would hit the cache, and why the others miss."""
-    config = zt.load_config(args.file)
-    zt.init(args.store)
+    config, store = checked_config(args)
+    # Without a store, plan against an empty one in memory: nothing is created.
+    zt.init(store if store_exists(store) else MEMORY)
     plan = config.plan()
     if args.json:
         print_json([plan_row(step) for step in plan.steps])
@@ -71,8 +112,8 @@ def plan_row(step: Any) -> dict[str, Any]:
 
 def cmd_config_run(args: argparse.Namespace) -> int:
     """``zentrack config run FILE``: run the pipeline with the config's args."""
-    config = zt.load_config(args.file)
-    zt.init(args.store)
+    config, store = checked_config(args)
+    zt.init(store)
     print_run_result(config.run(), args.json)
     return 0
 
@@ -85,7 +126,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SystemExit(f"zentrack: --set takes step.arg=value, got {item!r}")
         edits.append((key, parse_value(text)))
-    zt.init(args.store)
+    init_for_read(args.store)
     run = zt.get_run(args.run_id)
     if run.config_path is None:
         raise SystemExit(f"zentrack: run {run.id} has no config to rerun from")

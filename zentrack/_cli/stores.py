@@ -3,8 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import zentrack as zt
+from zentrack._progress import progress
+from zentrack._record.journal import pending_chunks
+from zentrack._store.discovery import discover
+from zentrack._store.location import ENV_STORE, parse
+
+
+def store_exists(store: str | None) -> bool:
+    """Whether the store is there to read: a server, or a SQLite file or its waiting journals."""
+    location = parse(store)
+    path, journals = location.path, location.journal_dir
+    if location.kind != "sqlite" or path is None or path.exists():
+        return True
+    return journals is not None and journals.is_dir() and any(journals.iterdir())
+
+
+def why_this_store(store: str | None, named_by: str = "--store") -> str:
+    """Why the command uses this store: the option, the environment, or the search upward."""
+    if store:
+        return f"named by {named_by}"
+    if os.environ.get(ENV_STORE):
+        return f"named by ${ENV_STORE}"
+    return discover().reason
 
 
 def init_for_read(store: str | None) -> zt.Tracker:
@@ -15,14 +38,14 @@ def init_for_read(store: str | None) -> zt.Tracker:
     no journals of calls waiting to be written there) is refused before
     anything is created.  Server stores and ``:memory:`` are opened as usual.
     """
-    from zentrack._store.location import ENV_STORE, parse
-
-    location = parse(store)
-    path, journals = location.path, location.journal_dir
-    if location.kind == "sqlite" and path is not None and not path.exists():
-        waiting = journals is not None and journals.is_dir() and any(journals.iterdir())
-        if not waiting:
+    if not store_exists(store):
+        path = parse(store).path
+        if store or os.environ.get(ENV_STORE):
             raise SystemExit(f"zentrack: no store at {path}; check --store / ${ENV_STORE}")
+        raise SystemExit(
+            f"zentrack: no store at {path}; {discover().reason}; run from the project's "
+            f"folder, or name the store with --store or ${ENV_STORE}"
+        )
     return zt.init(store)
 
 
@@ -40,24 +63,34 @@ def cmd_cache_info(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_clear(args: argparse.Namespace) -> int:
-    """``zentrack cache clear [--step S]``."""
-    tracker = zt.init(args.store)
-    removed = tracker.outputs.clear(args.step)
+    """``zentrack cache clear [--step S]``: a folder with no store has nothing to clear."""
+    tracker = init_for_read(args.store)
+    with progress("zentrack cache clear") as bar:
+        removed = tracker.outputs.clear(args.step, progress=bar.advance)
     print(f"removed {removed} cached outputs" + (f" of step {args.step!r}" if args.step else ""))
     return 0
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
-    """``zentrack flush``."""
-    zt.init(args.store)
-    print(f"flushed {zt.flush()} records")
+    """``zentrack flush``: writes what waits; never creates a store."""
+    journals = parse(args.store).journal_dir
+    waiting = 0
+    if journals is not None and journals.is_dir():
+        waiting = sum(len([ln for ln in c.lines if ln.strip()]) for c in pending_chunks(journals))
+    tracker = init_for_read(args.store)  # writes what ended processes left, if anything
+    with progress("zentrack flush", tracker.pending()) as bar:
+        tracker.flush(progress=bar.advance)
+    print(f"flushed {max(0, waiting - tracker.pending())} records")
     return 0
 
 
 def cmd_store_info(args: argparse.Namespace) -> int:
     """``zentrack store [info] [PATH]``."""
-    tracker = init_for_read(args.path or args.store)
+    store = args.path or args.store
+    why = why_this_store(store, "the command line" if args.path else "--store")
+    tracker = init_for_read(store)
     print(f"store:    {tracker.location.display}")
+    print(f"why:      {why}")
     print(f"journals: {tracker.location.journal_dir}")
     print(f"waiting:  {tracker.pending()} records not yet in MLMD")
     tracker.flush_for_read()
@@ -69,7 +102,8 @@ def cmd_store_info(args: argparse.Namespace) -> int:
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:
     """``zentrack store migrate [PATH]``."""
-    tracker = zt.init(args.path or args.store)
-    backup = tracker.migrate()
+    tracker = init_for_read(args.path or args.store)
+    with progress("zentrack store migrate"):
+        backup = tracker.migrate()
     print(f"migrated {tracker.location.display}" + (f" (backup: {backup})" if backup else ""))
     return 0

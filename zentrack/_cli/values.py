@@ -26,7 +26,7 @@ values are YAML 1.2, read as a config file reads them.
   abc  'abc'  '0.5'  ''               strings (quote a number to keep it text)
   [1, 2]  {a: 1}                      a list, a dict
 A VALUE may start with '-' (-1e-3, -.inf, -5); put -- before one that
-starts like an option of the command (-o..., -h...).  Quote for the shell
+starts like an option (-o..., -h..., -v...).  Quote for the shell
 too: lr="'0.5'" is the string '0.5'."""
 
 #: Python spellings YAML 1.2 reads as strings, though a Python user means None or a float.
