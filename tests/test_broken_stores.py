@@ -188,8 +188,11 @@ def describe(action, path: Path, fix: str) -> str:
 
 
 def read_anyway(caplog, path: Path, fix: str) -> str:
-    """A read of a store that cannot be written: what it holds, and a warning naming the fix."""
-    caplog.clear()
+    """A read of a store that cannot be written: what it holds, and a warning naming the fix.
+
+    The warning comes once per process: from this read, or from ``init``
+    if that already tried to write what a dead process left.
+    """
     with caplog.at_level(logging.WARNING, logger="zentrack"):
         try:
             found = [(r.params["worker"], r.params["i"]) for r in zt.find(step="tick")]

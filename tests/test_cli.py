@@ -442,6 +442,7 @@ class TestRerun:
 
     def test_unknown_run(self, store_path):
         """A run id the store does not have: exit 1 with a message."""
+        zt.runs()  # the store exists (a rerun never creates one)
         err = refused(zentrack(store_path, "rerun", "nope"))
         assert "No run 'nope'" in err, err
 
@@ -811,6 +812,7 @@ class TestStore:
         out = ok(zentrack(store_path, "store"))
         expected = [
             f"store:    {store_path}",
+            "why:      named by --store",
             f"journals: {store_path}.journal",
             "waiting:  0 records not yet in MLMD",
             "step evaluate: 2 executions",

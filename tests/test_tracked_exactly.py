@@ -309,6 +309,68 @@ def readme_python_blocks() -> list[str]:
     return blocks
 
 
+def readme_bash_blocks() -> list[str]:
+    """The README's bash code blocks, in order, exactly as written."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [part.split("```", 1)[0] for part in text.split("```bash\n")[1:]]
+
+
+def shell(project: Path, block: str, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run a bash block in ``project`` as a user would paste it, ``zentrack`` on the PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENTRACK_")}
+    env.update(
+        GLOG_minloglevel="2",
+        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+    )
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", block],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT * 4,
+    )
+
+
+class TestReadmeBlocks:
+    """Every README code block runs as pasted: the Python as ``train.py``, then the shell."""
+
+    @pytest.fixture
+    def bin_dir(self, tmp_path: Path) -> Path:
+        """A ``zentrack`` command for this interpreter and checkout, as ``pip install`` makes."""
+        folder = tmp_path / "bin"
+        folder.mkdir()
+        command = folder / "zentrack"
+        command.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m zentrack "$@"\n')
+        command.chmod(0o755)
+        python = folder / "python"
+        python.symlink_to(sys.executable)
+        return folder
+
+    def test_install_block_is_what_ci_runs(self, tmp_path: Path, bin_dir: Path) -> None:
+        """The first block: CI runs its test line as written; its demo runs in a new folder."""
+        [install, *_] = readme_bash_blocks()
+        commands = [line.split("#", 1)[0].strip() for line in install.splitlines()]
+        ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+        demo = shell(tmp_path, commands[0].split("&&", 1)[1], bin_dir)
+        expected = (True, "pip install . && zentrack demo", 0)
+        assert expected == (commands[1] in ci, commands[0], demo.returncode), demo.stderr
+
+    def test_python_then_the_shell_session(self, tmp_path: Path, bin_dir: Path) -> None:
+        """``python train.py`` with the Python blocks, then each later bash block: exit 0."""
+        project = tmp_path / "project"
+        project.mkdir()
+        (project / "pyproject.toml").write_text("[project]\nname = 'readme'\n")
+        (project / "train.py").write_text("\n".join(readme_python_blocks()))
+        blocks = ["python train.py", *readme_bash_blocks()[1:]]
+        results = [shell(project, block, bin_dir) for block in blocks]
+        expected = [(0, "")] * len(blocks)
+        actual = [(done.returncode, done.stderr) for done in results]
+        assert expected == actual, [done.stderr for done in results]
+        assert len(blocks) >= 2
+
+
 class TestReadmeFlow:
     """The README's examples, pasted into one script, make exactly the runs they describe."""
 
