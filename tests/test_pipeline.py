@@ -297,7 +297,8 @@ class TestPipeline:
     def test_config_has_the_seed_shape(self):
         """The config is the seed's shape, as a plain YAML reader sees it.
 
-        ``pipeline: {source, run_id, args, ...}`` and ``steps: KEY: {args, source}``.
+        ``pipeline: {source, run_id, args, ...}`` and ``steps: KEY: {args, source}``;
+        ``root`` is the folder ``tests.pipelines_for_tests`` imports from.
         """
         run = pft.training()
 
@@ -308,6 +309,7 @@ class TestPipeline:
                 "args": {"lr": 0.01, "n": 4},
                 "zentrack": version("zentrack"),
                 "fingerprint_scheme": SCHEME,
+                "root": os.path.realpath(ROOT),
             },
             "steps": {
                 "load_data": {"args": {"n": 4, "scale": 1.0}, "source": f"{MODULE}.load_data"},
