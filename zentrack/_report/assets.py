@@ -137,7 +137,7 @@ thead th { position: sticky; background: #fafbfc; z-index: 2; font-weight: 600; 
 thead tr.zt-groups th { top: 0; height: 26px; font-size: 11px; color: var(--muted);
   text-transform: uppercase; letter-spacing: .05em; font-weight: 600; border-bottom: 0; }
 thead tr.zt-names th { top: 26px; vertical-align: bottom; border-bottom: 1px solid #d9dde3; }
-th button { all: unset; cursor: pointer; display: block; text-align: left; }
+th button { all: unset; cursor: pointer; display: block; width: 100%; text-align: left; }
 th.num button { text-align: right; }
 th button:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
 th .st { display: block; color: var(--faint); font-size: 11px; font-weight: 500; }
@@ -150,7 +150,9 @@ th.metric { box-shadow: inset 0 3px 0 #6d8cf5; }
 td.same { color: var(--muted); }
 td.differs { background: #fffbf0; }
 tbody tr:hover td, tbody tr.hi td { background: #eef3ff; }
-td.id { font-family: var(--mono); font-size: 12px; }
+td.id { font-family: var(--mono); font-size: 12px; position: sticky; left: 0; z-index: 1;
+  background: #fff; }
+thead tr.zt-names th:first-child { left: 0; z-index: 3; }
 td.id .ts { color: var(--faint); }
 td.best span { background: var(--best); color: var(--best-text); font-weight: 650;
   border-radius: 4px; padding: 1px 5px; margin: -1px -5px; }
@@ -626,8 +628,14 @@ function runColumns() {
         td.title = D.pipelines[RUNS[i].p];
       }});
   }
+  // runs all started on one day show the time alone (the header gives the day)
+  const days = new Set(RUNS.filter((r) => r.t0).map((r) => when(r.t0).slice(0, 10)));
   out.push({id: "started", label: "started", group: "run", key: (i) => RUNS[i].t0,
-    render: (td, i) => { td.textContent = when(RUNS[i].t0); }});
+    render: (td, i) => {
+      const text = when(RUNS[i].t0);
+      td.textContent = days.size === 1 ? text.slice(11) : text;
+      td.title = text;
+    }});
   const took = (r) => (r.t0 && r.t1 ? Math.max(0, r.t1 - r.t0) : null);
   out.push({id: "duration", label: "duration", group: "run", num: true,
     key: (i) => took(RUNS[i]),
