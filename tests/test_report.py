@@ -159,14 +159,15 @@ class TestRenderComparisonHtml:
     """``render_comparison_html``/``write_comparison_html`` on their own (no browser)."""
 
     def test_self_contained(self, tmp_path):
-        """Nothing in the file points at a network address or another file."""
+        """Nothing in the file points at a network address or another file; it is ASCII."""
         page = render_comparison_html(run_sweep())
-        expected = ([], [], [], 2)
+        expected = ([], [], [], 2, True)
         actual = (
             re.findall(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/", page, re.IGNORECASE),
             re.findall(r"<(?:link|img|iframe|object|embed)\b", page, re.IGNORECASE),
             re.findall(r"<script[^>]*\bsrc=", page, re.IGNORECASE),
             page.count("</script>"),
+            page.isascii(),
         )
         assert expected == actual
 
@@ -242,6 +243,22 @@ class TestRenderComparisonHtml:
         comparison = zt.compare_runs()
         with pytest.raises(ValueError, match="logged by several steps"):
             render_comparison_html(comparison, color_by="accuracy")
+
+    def test_any_text_can_be_written(self, tmp_path):
+        """Non-ASCII text and lone surrogates (which UTF-8 cannot hold) make an ASCII page."""
+        sweep(lr=0.1, note="na\u00efve \u2603 \udc80")
+        sweep(lr=0.2, note="x")
+        path = write_comparison_html(
+            zt.compare_runs("sweep"), tmp_path / "r.html", title="\u00e9t\u00e9"
+        )
+        page = path.read_bytes()
+        expected = (True, True, True)
+        actual = (
+            page.isascii(),
+            b"<title>&#233;t&#233;</title>" in page,
+            b"na\\u00efve \\u2603 \\udc80" in page,
+        )
+        assert expected == actual
 
     def test_long_values_capped(self):
         """A value longer than 20,000 characters is cut, saying how long it was."""
@@ -464,6 +481,30 @@ class TestReportInBrowser:
             found["images"],
         )
         assert expected == actual
+
+    def test_non_ascii_text(self, browser, tmp_path):
+        """Non-ASCII values and titles reach the page as written, lone surrogates included."""
+        sweep(lr=0.1, note="na\u00efve \u2603 \udc80")
+        sweep(lr=0.2, note="x")
+        open_report(browser, tmp_path / "r.html", zt.compare_runs("sweep"), title="\u00e9t\u00e9")
+        found = browser.evaluate(
+            "({title: document.querySelector('h1').textContent,"
+            " cells: [...document.querySelectorAll('#zt-table tbody td')].map((td) =>"
+            "   td.textContent)})"
+        )
+        expected = ("\u00e9t\u00e9", True)
+        assert expected == (found["title"], "na\u00efve \u2603 \udc80" in found["cells"])
+
+    def test_no_runs(self, browser, tmp_path):
+        """A comparison of no runs is a page that says so."""
+        open_report(browser, tmp_path / "r.html", zt.compare_runs())
+        found = browser.evaluate(
+            "({title: document.querySelector('h1').textContent,"
+            " chart: document.getElementById('zt-pc').textContent,"
+            " rows: document.querySelectorAll('#zt-table tbody tr').length})"
+        )
+        expected = {"title": "No runs", "chart": "No runs to compare.", "rows": 0}
+        assert expected == found
 
     def test_pipelines_union_with_blanks(self, browser, tmp_path):
         """Runs of two pipelines: every param shown, a dash where a run has none."""

@@ -193,7 +193,7 @@ JS: Final = r"""
 const D = JSON.parse(document.getElementById("zt-data").textContent);
 const NS = document.getElementById("zt-ns").namespaceURI;  // the SVG namespace, unwritten
 const RUNS = D.runs, N = RUNS.length;
-const CUT = 48;     // characters a table cell shows before "…" (the title holds them all)
+const CUT = 48;     // characters a table cell shows before an ellipsis (the title holds them all)
 const PAGE = 150;   // table rows added at a time: a long table grows as it is scrolled
 const COLLATE = new Intl.Collator(undefined, {numeric: true, sensitivity: "base"});
 const state = {

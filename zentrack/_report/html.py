@@ -7,17 +7,18 @@ parallel-coordinates chart and small-multiple scatters as plain SVG.
 
 Why our own drawing code rather than a charting library (Plotly, Vega,
 ECharts, D3): the report must open offline from a single file and work with
-nothing optional installed.  Inlining a library costs 250 KB (D3, minified)
-to 3.5 MB (Plotly) per file, before any data, and would be an extra to keep
-up to date; the two charts the report needs (lines through parallel axes,
-dots on a grid) take a few hundred lines of SVG code, with a file of ~60 KB
-for 24 runs and ~400 KB for 1,000 runs, and nothing is ever fetched.
+nothing optional installed.  Inlining a library adds hundreds of kilobytes
+(D3, minified) to megabytes (Plotly) to every file, before any data, and
+would be one more dependency to keep up to date; the two charts the report
+needs (lines through parallel axes, dots on a grid) take a few hundred lines
+of SVG code.  A report of 24 runs is ~47 KB; of 1,000 runs x 10 params x 3
+metrics ~0.28 MB (``benchmarks/bench_report.py``).  Nothing is ever fetched.
 
 Safety: every name and value reaches the page only through the JSON blob
-(``<`` written as ``\\u003c``, so no ``</script>`` or ``<!--`` can end it) and
-is put into the page with ``textContent`` and ``setAttribute``, never parsed
-as HTML; the few strings written into the HTML itself (title, summary) are
-escaped with :func:`html.escape`.
+(ASCII, with ``<`` written as ``\\u003c``, so no ``</script>`` or ``<!--`` can
+end it) and is put into the page with ``textContent`` and ``setAttribute``,
+never parsed as HTML; the few strings written into the HTML itself (title,
+summary) are escaped.  The whole page is ASCII, so any value can be written.
 
 Only the public attributes of the comparison are read (``runs`` with their
 ``id``, ``pipeline``, ``state``, ``started``, ``ended``; ``params``,
@@ -109,12 +110,13 @@ def render_comparison_html(
         "color": color,
     }
     heading = title if title is not None else _default_title(len(runs), pipelines)
-    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    # ASCII JSON: any text, lone surrogates included, survives as \\u escapes
+    blob = json.dumps(data, separators=(",", ":"), allow_nan=False)
     blob = blob.replace("<", "\\u003c")
     return assets.PAGE.format(
-        title=html.escape(heading),
+        title=_escape(heading),
         summary=_summary(runs, pipelines),
-        generated=html.escape(time.strftime("%Y-%m-%d %H:%M")),
+        generated=_escape(time.strftime("%Y-%m-%d %H:%M")),
         css=assets.CSS,
         data=blob,
         js=assets.JS,
@@ -260,6 +262,11 @@ def _color_column(columns: list[dict[str, Any]], color_by: str | None) -> str | 
     raise ValueError(f"color_by={color_by!r} {problem}; use one of the metric keys ({names}).")
 
 
+def _escape(text: str) -> str:
+    """``text`` as HTML in ASCII: markup escaped, anything else as character references."""
+    return html.escape(text).encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
 # -- header --------------------------------------------------------------------------------
 
 
@@ -277,17 +284,17 @@ def _summary(runs: list[_Run], pipelines: list[str]) -> str:
         label = "pipeline" if len(pipelines) == 1 else "pipelines"
         names = ", ".join(truncate(p, 60) for p in pipelines[:4])
         names += f" and {len(pipelines) - 4} more" if len(pipelines) > 4 else ""
-        parts.append(f"{label} <b>{html.escape(names)}</b>")
+        parts.append(f"{label} <b>{_escape(names)}</b>")
     states = Counter(run.state for run in runs)
-    counted = ", ".join(f"{n} {html.escape(s.lower())}" for s, n in states.most_common())
+    counted = ", ".join(f"{n} {_escape(s.lower())}" for s, n in states.most_common())
     parts.append(
         f"<b>{len(runs):,}</b> run{'s' if len(runs) != 1 else ''}"
         + (f" ({counted})" if counted else "")
     )
     started = [run.started for run in runs if run.started]
     if started:
-        parts.append(html.escape(_span(min(started), max(started))))
-    return " \u00b7 ".join(parts)
+        parts.append(_escape(_span(min(started), max(started))))
+    return " &middot; ".join(parts)
 
 
 def _span(first: float, last: float) -> str:
