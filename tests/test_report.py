@@ -507,9 +507,11 @@ class TestReportInBrowser:
         assert expected == found
 
     def test_pipelines_union_with_blanks(self, browser, tmp_path):
-        """Runs of two pipelines: every param shown, a dash where a run has none."""
+        """Runs of two pipelines: every param in the table, a dash where a run has none."""
         sweep(lr=0.01)
+        sweep(lr=0.1)
         other(kind="b")
+        other(kind="c")
         open_report(browser, tmp_path / "report.html", zt.compare_runs())
         table = browser.evaluate(
             "({heads: [...document.querySelectorAll('#zt-table thead tr.zt-names button')]"
@@ -518,14 +520,27 @@ class TestReportInBrowser:
             "   tr.querySelectorAll('td.miss').length)})"
         )
         heads = table["heads"]
-        expected = (True, True, True, True)
+        expected = (True, True, True, [True] * 4)
         actual = (
             "pipeline" in heads,
-            "pipeline.kind" in heads and "pipeline.lr" in heads,
+            {"pipeline.kind", "pipeline.lr", "load.n_rows"} <= set(heads),
             "score.accuracy" in heads and "train.accuracy" in heads,
-            all(n > 0 for n in table["missing"]),
+            [n > 0 for n in table["missing"]],
         )
         assert expected == actual
+
+    def test_pipelines_chart_axes_tell_runs_apart(self, browser, tmp_path):
+        """Axes only for what takes two values or more; colour by the metric that varies."""
+        sweep(lr=0.01)
+        sweep(lr=0.1)
+        other(kind="b")
+        other(kind="c")
+        open_report(browser, tmp_path / "report.html", zt.compare_runs())
+        axes = browser.evaluate(
+            "[...document.querySelectorAll('#zt-pc-svg g.ax')].map((g) => g.dataset.col)"
+        )
+        expected = ["pipeline.kind", "pipeline.lr", "train.loss", "train.accuracy"]
+        assert expected == axes
 
     def test_no_metrics(self, browser, tmp_path):
         """Runs without metrics: the chart area says so, the table still lists them."""

@@ -267,13 +267,16 @@ const COLS = D.columns.map((c, idx) => {
     c.distinct = [...new Set(sorted)];  // a sweep's few values label its axis
     c.log = c.finite && c.lo > 0 && c.hi / c.lo >= 10 && skewedLow(sorted, c.lo, c.hi);
   }
+  // how many values there are to tell runs apart by: a chart axis needs two
+  c.spread = c.type === "num" ? c.distinct.length
+    : new Set(c.values.filter((v) => v !== null)).size;
   return c;
 });
 const byKey = new Map(COLS.map((c) => [c.key, c]));
 const PARAMS = COLS.filter((c) => c.kind === "param");
 const METRICS = COLS.filter((c) => c.kind === "metric");
 const NUM_METRICS = METRICS.filter((c) => c.type === "num" && c.finite);
-const VARY_PARAMS = PARAMS.filter((c) => c.varies && (c.type === "cat" || c.finite));
+const VARY_PARAMS = PARAMS.filter((c) => c.varies && c.spread > 1);
 const nameCount = new Map();
 for (const c of COLS) nameCount.set(c.kind + c.name, (nameCount.get(c.kind + c.name) || 0) + 1);
 function shortName(c) {
@@ -468,7 +471,7 @@ function buildHint(shown) {
 // -- parallel coordinates -----------------------------------------------------------------
 function pcAxes() {
   if (!NUM_METRICS.length) return [];
-  const metrics = NUM_METRICS.filter((c) => c.varies && c.key !== state.color);
+  const metrics = NUM_METRICS.filter((c) => c.spread > 1 && c.key !== state.color);
   const colour = NUM_METRICS.filter((c) => c.key === state.color);
   return [...VARY_PARAMS, ...metrics, ...colour];
 }
@@ -550,8 +553,8 @@ function pcAxis(c, s, x, gap, m, ih, Y, svg) {
   name.appendChild(sv("title", {}, (c.keys || [c.key]).join(" = ")));
   g.appendChild(name);
   if (c.kind === "metric") {
-    g.appendChild(text("ax-better", m.t - 15,
-      "best at top: " + (metricDir(c) > 0 ? "highest" : "lowest")));
+    g.appendChild(text("ax-better", m.t - 15, (gap >= 120 ? "best at top: " : "top: ") +
+      (metricDir(c) > 0 ? "highest" : "lowest")));
   } else if (s.log) {
     g.appendChild(text("ax-better", m.t - 15, "log scale"));
   }
@@ -653,7 +656,7 @@ function runColumns() {
 }
 function dataColumn(c) {
   let best = NaN;
-  if (c.type === "num" && c.kind === "metric" && c.varies) {
+  if (c.type === "num" && c.kind === "metric" && c.spread > 1) {
     const dir = metricDir(c);
     for (const v of c.num) if (v === v && (best !== best || dir * v > dir * best)) best = v;
   }
@@ -833,7 +836,7 @@ function drawScatter(width) {
   const host = document.getElementById("zt-scatter");
   host.textContent = "";
   hiHooks.scatter = null;
-  const metrics = NUM_METRICS.filter((c) => c.varies);
+  const metrics = NUM_METRICS.filter((c) => c.spread > 1);
   if (!N || !NUM_METRICS.length) return empty(host, "No numeric metrics to plot.");
   if (!metrics.length) return empty(host, "Every metric has the same value in every run.");
   if (!VARY_PARAMS.length) return empty(host, "No parameter varies between these runs.");

@@ -85,7 +85,8 @@ def render_comparison_html(
         title: the page's heading (default: "N runs of PIPELINE").
         color_by: the metric that colours the chart's lines, as its column
             key (``"evaluate.accuracy"``) or, when only one step logs it, its
-            name (``"accuracy"``); default: the first metric that varies.
+            name (``"accuracy"``); default: the metric with two values or more
+            that most runs logged (the first of them, on a tie).
 
     Raises:
         ValueError: ``color_by`` names no numeric metric of the comparison.
@@ -93,13 +94,14 @@ def render_comparison_html(
     runs = list(comparison.runs)
     columns = _columns(comparison)
     color = _color_column(columns, color_by)
-    pipelines = list(dict.fromkeys(run.pipeline for run in runs))
+    pipeline_index = {name: i for i, name in enumerate(dict.fromkeys(r.pipeline for r in runs))}
+    pipelines = list(pipeline_index)
     data = {
         "pipelines": pipelines,
         "runs": [
             {
                 "id": run.id,
-                "p": pipelines.index(run.pipeline),
+                "p": pipeline_index[run.pipeline],
                 "s": run.state,
                 "t0": run.started or None,
                 "t1": run.ended,
@@ -242,6 +244,12 @@ def _natural_key(present: list[Any], texts: dict[int, str]) -> Any:
     return rank.__getitem__
 
 
+def _usefulness(column: dict[str, Any]) -> tuple[bool, int]:
+    """Rank metrics to colour by: first those with two values or more, then by how many runs."""
+    numbers = [v for v in column["values"] if type(v) in (int, float)]
+    return len(set(numbers)) > 1, len(numbers)
+
+
 def _natural(text: str) -> tuple[Any, ...]:
     """``run2`` before ``run10``: runs of digits compare as numbers, letters without case."""
     parts = _DIGITS.split(text.casefold())
@@ -251,8 +259,7 @@ def _natural(text: str) -> tuple[Any, ...]:
 def _color_column(columns: list[dict[str, Any]], color_by: str | None) -> str | None:
     numeric = [c for c in columns if c["kind"] == "metric" and c["type"] == "num"]
     if color_by is None:
-        varying = [c for c in numeric if c["varies"]] or numeric
-        return str(varying[0]["key"]) if varying else None
+        return str(max(numeric, key=_usefulness)["key"]) if numeric else None
     matches = [c for c in numeric if color_by in (c["key"], c["name"])]
     exact = [c for c in matches if c["key"] == color_by]
     if exact or len(matches) == 1:
