@@ -76,9 +76,11 @@ class Browser:
     def __init__(self, *, width: int = 1280, height: int = 900) -> None:
         executable = chromium_path()
         if executable is None:
+            where = os.environ.get("ZT_CHROMIUM")
             raise BrowserUnavailable(
-                "No Chromium found on PATH; install the Debian package 'chromium' "
-                "(or set ZT_CHROMIUM to the executable) to run the browser tests."
+                (f"ZT_CHROMIUM={where!r} is not an executable" if where else "No Chromium on PATH")
+                + "; install the Debian package 'chromium' (or set ZT_CHROMIUM to the "
+                "executable) to run the browser tests."
             )
         self.dialogs: list[str] = []
         self.requests: list[str] = []

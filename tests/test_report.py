@@ -416,8 +416,9 @@ class TestReportInBrowser:
         assert expected == {"button": state["button"], "best": sorted(state["best"])}
 
     def test_colour_select(self, browser, tmp_path):
-        """The select lists the metrics; picking one moves its axis to the right end."""
-        open_report(browser, tmp_path / "report.html", run_sweep())
+        """The select lists the metrics; picking one moves its axis right and sorts by it."""
+        comparison = run_sweep()
+        open_report(browser, tmp_path / "report.html", comparison)
         browser.evaluate(
             "(() => { const s = document.getElementById('zt-color'); s.value = 'train.loss';"
             " s.dispatchEvent(new Event('change')); })()"
@@ -426,8 +427,13 @@ class TestReportInBrowser:
             "({options: [...document.querySelectorAll('#zt-color option')].map((o) => o.value),"
             " last: [...document.querySelectorAll('#zt-pc-svg g.ax')].pop().dataset.col})"
         )
-        expected = {"options": ["train.accuracy", "train.loss"], "last": "train.loss"}
-        assert expected == state
+        ids, loss = [r.id for r in comparison.runs], comparison.metrics["train.loss"]
+        expected = {
+            "options": ["train.accuracy", "train.loss"],
+            "last": "train.loss",
+            "rows": [ids[i] for i in sorted(range(12), key=lambda i: (loss[i], i))],
+        }
+        assert expected == {**state, "rows": visible_rows(browser)}
 
     def test_brushing_an_axis_filters_rows(self, browser, tmp_path):
         """Dragging along the top of the accuracy axis keeps only the runs in that range."""

@@ -436,7 +436,11 @@ function buildTools() {
     option.selected = c.key === state.color;
     select.appendChild(option);
   }
-  select.addEventListener("change", () => { state.color = select.value; redrawAll(); });
+  select.addEventListener("change", () => {
+    state.color = select.value;
+    sortBest(byKey.get(state.color));
+    redrawAll();
+  });
   label.appendChild(select);
   const c = byKey.get(state.color);
   const flip = el("button", "", metricDir(c) > 0 ? "higher is better" : "lower is better");
@@ -445,6 +449,7 @@ function buildTools() {
   flip.addEventListener("click", () => {
     c.dir = -metricDir(c);
     state.brushes.clear();
+    sortBest(c);
     redrawAll();
   });
   const bar = el("span", "zt-ramp");
@@ -935,6 +940,12 @@ function scatterCell(mc, pc, W, H, rings) {
   return cell;
 }
 
+function sortBest(c) {  // the table reads as a leaderboard of the colour metric
+  if (!c) return;
+  state.sortKey = "c" + c.idx;
+  state.sortDir = -metricDir(c);
+}
+
 // -- all together -------------------------------------------------------------------------
 function redrawAll(tools = true) {
   const t0 = performance.now();
@@ -952,8 +963,7 @@ function redrawAll(tools = true) {
   state.highlight = -1;
   window.ztBuildMs = performance.now() - t0;
 }
-const colour = byKey.get(state.color);
-if (colour) { state.sortKey = "c" + colour.idx; state.sortDir = -metricDir(colour); }
+sortBest(byKey.get(state.color));
 buildConstants();
 redrawAll();
 const wrap = document.querySelector(".zt-table-wrap");
