@@ -379,7 +379,7 @@ class TestReportInBrowser:
 
     def test_text_columns_sort_naturally(self, browser, tmp_path):
         """Text sorts as a person reads it: ``run2`` before ``run10``."""
-        for note in ("run10", "run2", "Run1"):
+        for note in ("run10", "run2", "Run1", "run", "7"):
             sweep(lr=0.01, note=note)
         open_report(browser, tmp_path / "report.html", zt.compare_runs("sweep"))
         browser.click('#zt-table button[data-key="pipeline.note"]')
@@ -388,7 +388,7 @@ class TestReportInBrowser:
             " tr.cells[[...document.querySelectorAll('#zt-table thead tr.zt-names th')]"
             ".findIndex((th) => th.querySelector('[data-key=\"pipeline.note\"]'))].textContent)"
         )
-        assert notes == ["Run1", "run2", "run10"]
+        assert notes == ["7", "run", "Run1", "run2", "run10"]
 
     def test_best_values_marked(self, browser, tmp_path):
         """The best value of each metric is marked: highest accuracy, lowest loss."""

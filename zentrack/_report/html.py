@@ -44,9 +44,9 @@ from zentrack._report.table import display_text, higher_is_better, is_number, tr
 MAX_TEXT: Final = 20_000
 #: Integers beyond this lose precision as JavaScript numbers: shown as text instead.
 _SAFE_INTEGER: Final = 2**53
+_DIGITS: Final = re.compile(r"(\d+)")
 #: The types a tracked value can have; anything else in a comparison column is
 #: its "missing" marker (``zentrack.compare_runs`` puts one where a run lacks the key).
-_DIGITS: Final = re.compile(r"(\d+)")
 _TRACKED: Final = (int, float, str, bool, type(None), list, tuple, dict)
 
 
@@ -227,9 +227,10 @@ def _text(value: Any, quote: bool) -> str:
 
 def _natural_key(present: list[Any], texts: dict[int, str]) -> Any:
     """Order categories as a person expects: None, False < True, numbers, then text."""
-    rank: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
+    rank: dict[str, tuple[int, float, Any]] = {}
     for value in present:
         text = texts[id(value)]
+        key: tuple[int, float, Any]
         if value is None:
             key = (0, 0.0, ())
         elif type(value) is bool:
@@ -250,10 +251,14 @@ def _usefulness(column: dict[str, Any]) -> tuple[bool, int]:
     return len(set(numbers)) > 1, len(numbers)
 
 
-def _natural(text: str) -> tuple[Any, ...]:
-    """``run2`` before ``run10``: runs of digits compare as numbers, letters without case."""
+def _natural(text: str) -> tuple[tuple[str | int, ...], str]:
+    """``run2`` before ``run10``: runs of digits compare as numbers, letters without case.
+
+    The split alternates text and digits, so two keys compare text with text and
+    numbers with numbers, place by place; the exact text breaks ties.
+    """
     parts = _DIGITS.split(text.casefold())
-    return (*(int(part) if i % 2 else part for i, part in enumerate(parts)), text)
+    return tuple(int(part) if i % 2 else part for i, part in enumerate(parts)), text
 
 
 def _color_column(columns: list[dict[str, Any]], color_by: str | None) -> str | None:
