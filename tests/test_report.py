@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import zentrack as zt
 from tests.browser import Browser, BrowserUnavailable
+from tests.strategies import tracked_values
+from zentrack._query import MISSING
 from zentrack._report.html import render_comparison_html, write_comparison_html
 from zentrack._report.table import format_number, higher_is_better, truncate
 
@@ -268,6 +272,56 @@ class TestRenderComparisonHtml:
         levels = next(c["levels"] for c in data["columns"] if c["key"] == "pipeline.note")
         expected = ["x" * 19_999 + "\u2026 (50,000 characters in all)", "y"]
         assert expected == levels
+
+
+class TestAnyValues:
+    """Whatever a run holds, the report renders it as data, one value per run."""
+
+    @given(
+        columns=st.lists(
+            st.lists(st.one_of(tracked_values, st.just(MISSING)), min_size=3, max_size=3),
+            min_size=1,
+            max_size=4,
+        )
+    )
+    def test_any_tracked_values(self, columns):
+        """Any tracked values (NaN, huge ints, lone surrogates, nesting) or none at all."""
+        runs = [
+            zt.Run(
+                id=f"r{i}",
+                pipeline="p",
+                state="COMPLETE",
+                steps=[],
+                params={},
+                config_path=None,
+                started=1e9 + i,
+                ended=1e9 + i + 1,
+            )
+            for i in range(3)
+        ]
+        params = {f"step.p{k}": values for k, values in enumerate(columns)}
+        metrics = {"step.m": columns[0]}
+        page = render_comparison_html(zt.Comparison(runs=runs, params=params, metrics=metrics))
+        data = blob(page)
+
+        def valid(column: dict[str, Any]) -> bool:
+            if column["type"] == "num":
+                return all(
+                    v is None or isinstance(v, (int, float)) or v in ("NaN", "inf", "-inf")
+                    for v in column["values"]
+                )
+            return all(v is None or 0 <= v < len(column["levels"]) for v in column["values"])
+
+        shown = {key for c in data["columns"] for key in c.get("keys", [c["key"]])}
+        expected = (True, 2, {*params, *metrics}, True, True)
+        actual = (
+            page.isascii(),
+            page.count("</script>"),
+            shown,
+            all(len(c["values"]) == 3 for c in data["columns"]),
+            all(valid(c) for c in data["columns"]),
+        )
+        assert expected == actual
 
 
 class TestTableHelpers:
