@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import zentrack as zt
 from tests.browser import Browser, BrowserUnavailable
 from tests.strategies import tracked_values
-from zentrack._query import MISSING
+from zentrack._step.values import MISSING
 from zentrack._report.html import render_comparison_html, write_comparison_html
 from zentrack._report.table import format_number, higher_is_better, truncate
 
