@@ -9,7 +9,8 @@ only: no Playwright, no driver binary, no browser download, no port to pick.
 The browser is spawned with :func:`os.posix_spawn`, whose file actions put
 the two pipe ends exactly at fds 3 and 4 of the child.  Every JavaScript
 dialog the page opens is recorded in :attr:`Browser.dialogs` and dismissed;
-every request the page makes is recorded in :attr:`Browser.requests`;
+every request the page makes is recorded in :attr:`Browser.requests`
+(and those its Content-Security-Policy stopped also in :attr:`Browser.blocked`);
 uncaught exceptions in :attr:`Browser.errors`.
 """
 
@@ -84,7 +85,9 @@ class Browser:
             )
         self.dialogs: list[str] = []
         self.requests: list[str] = []
+        self.blocked: list[str] = []
         self.errors: list[str] = []
+        self._urls: dict[str, str] = {}
         self._profile = tempfile.mkdtemp(prefix="zt-chromium-")
         self._buffer = b""
         self._next_id = 0
@@ -155,7 +158,11 @@ class Browser:
             self.dialogs.append(str(params.get("message", "")))
             self._send("Page.handleJavaScriptDialog", {"accept": False})
         elif method == "Network.requestWillBeSent":
-            self.requests.append(str(params.get("request", {}).get("url", "")))
+            url = str(params.get("request", {}).get("url", ""))
+            self._urls[str(params.get("requestId"))] = url
+            self.requests.append(url)
+        elif method == "Network.loadingFailed" and params.get("blockedReason") == "csp":
+            self.blocked.append(self._urls.get(str(params.get("requestId")), "?"))
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
             exception = details.get("exception", {})

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 import zentrack as zt
 from tests.browser import Browser, BrowserUnavailable
 from tests.strategies import tracked_values
-from zentrack._step.values import MISSING
 from zentrack._report.html import render_comparison_html, write_comparison_html
 from zentrack._report.table import format_number, higher_is_better, truncate
+from zentrack._step.values import MISSING
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOSTILE = "<script>alert(1)</script>"
@@ -514,6 +514,31 @@ class TestReportInBrowser:
         assert expected == actual
         browser.click("#zt-clear")
         assert len(visible_rows(browser)) == 12
+
+    def test_policy_stops_markup_that_got_past_escaping(self, browser, tmp_path):
+        """Were a value ever written as markup, the page's CSP would keep it from running.
+
+        The escaping is bypassed by hand here: an inline script, an event
+        handler and an image are pasted into the page's body.
+        """
+        page = render_comparison_html(run_sweep())
+        injected = (
+            "<script>window.__xss = 'inline'</script>"
+            "<img src=x onerror=\"window.__xss = 'handler'\">"
+            "<img src='http://127.0.0.1:9/beacon'>"
+        )
+        path = tmp_path / "report.html"
+        path.write_text(page.replace("<main>", injected + "<main>", 1), encoding="utf-8")
+        browser.requests.clear()
+        browser.blocked.clear()
+        browser.open(path.resolve().as_uri())
+        found = browser.evaluate(
+            "({ready: window.ztReady === true,"
+            " xss: window.__xss === undefined ? null : window.__xss})"
+        )
+        others = [url for url in browser.requests if url != path.resolve().as_uri()]
+        expected = ({"ready": True, "xss": None}, 2, sorted(others))
+        assert expected == (found, len(others), sorted(browser.blocked))
 
     def test_hostile_names_and_values_are_text(self, browser, tmp_path):
         """HTML in names and values shows as text, runs nothing and loads nothing."""

@@ -2,7 +2,8 @@
 
 The file holds the runs as one JSON blob (in a ``<script
 type="application/json">``) and a few hundred lines of our own JavaScript
-and CSS (:mod:`zentrack._report.assets`) that draw the runs table, a
+and CSS (``static/report.js`` and ``report.css``, read by
+:mod:`zentrack._report.assets`) that draw the runs table, a
 parallel-coordinates chart and small-multiple scatters as plain SVG.
 
 Why our own drawing code rather than a charting library (Plotly, Vega,
@@ -19,6 +20,9 @@ Safety: every name and value reaches the page only through the JSON blob
 end it) and is put into the page with ``textContent`` and ``setAttribute``,
 never parsed as HTML; the few strings written into the HTML itself (title,
 summary) are escaped.  The whole page is ASCII, so any value can be written.
+A Content-Security-Policy ``<meta>`` lets only the page's own script and
+stylesheet run (by digest) and forbids every request, so even a value that
+got past the escaping could neither run nor call out.
 
 Only the public attributes of the comparison are read (``runs`` with their
 ``id``, ``pipeline``, ``state``, ``started``, ``ended``; ``params``,
@@ -119,6 +123,7 @@ def render_comparison_html(
         title=_escape(heading),
         summary=_summary(runs, pipelines),
         generated=_escape(time.strftime("%Y-%m-%d %H:%M")),
+        policy=assets.REPORT_POLICY,
         css=assets.CSS,
         data=blob,
         js=assets.JS,
