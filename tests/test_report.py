@@ -274,6 +274,45 @@ class TestRenderComparisonHtml:
         assert expected == levels
 
 
+class TestComparisonToHtml:
+    """``Comparison.to_html``: the page as a string, or written to a file."""
+
+    def test_string(self):
+        """Without a path, the page itself, as the renderer makes it."""
+        comparison = run_sweep()
+        page = comparison.to_html(title="sweep", color_by="loss")
+        expected = render_comparison_html(comparison, title="sweep", color_by="loss")
+        # the footer's minute may have turned between the two renders
+        assert re.sub(r"on \d{4}-\d\d-\d\d \d\d:\d\d", "", expected) == re.sub(
+            r"on \d{4}-\d\d-\d\d \d\d:\d\d", "", page
+        )
+
+    def test_path(self, tmp_path):
+        """With a path (str or PathLike), the file is written and its Path returned."""
+        comparison = run_sweep()
+        written = comparison.to_html(str(tmp_path / "a.html"))
+        expected = (tmp_path / "a.html", True, "12 runs of sweep")
+        actual = (
+            written,
+            written.read_text(encoding="utf-8").startswith("<!DOCTYPE html>"),
+            blob_title(written.read_text(encoding="utf-8")),
+        )
+        assert expected == actual
+
+    def test_bad_colour(self, tmp_path):
+        """An unknown ``color_by`` is the renderer's ValueError, and no file is written."""
+        with pytest.raises(ValueError, match="color_by='f1'"):
+            run_sweep().to_html(tmp_path / "a.html", color_by="f1")
+        assert not (tmp_path / "a.html").exists()
+
+
+def blob_title(page: str) -> str:
+    """The page's ``<h1>``."""
+    match = re.search(r"<h1>(.*?)</h1>", page)
+    assert match is not None
+    return match.group(1)
+
+
 class TestAnyValues:
     """Whatever a run holds, the report renders it as data, one value per run."""
 

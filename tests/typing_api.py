@@ -4,6 +4,7 @@ Each ``type: ignore[...]`` asserts that mypy reports that error there
 (``warn_unused_ignores`` is on under ``--strict``).
 """
 
+from pathlib import Path
 from typing import assert_type
 
 import zentrack as zt
@@ -35,6 +36,8 @@ assert_type(score.fingerprint(0.7, threshold=0.1), str)
 assert_type(TrainerStep(lr=0.1).run([1.0]), float)
 assert_type(zt.fingerprint(train, [1.0], lr=0.2), str)
 assert_type(zt.lookup("0" * 64), list[zt.Record])
+assert_type(zt.compare_runs().to_html(), str)
+assert_type(zt.compare_runs().to_html("report.html", color_by="accuracy"), Path)
 
 train("not a list")  # type: ignore[arg-type]
 train([1.0], learning_rate=0.1)  # type: ignore[call-arg]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -132,7 +133,7 @@ def render_comparison_html(
 
 def write_comparison_html(
     comparison: ComparisonLike,
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     title: str | None = None,
     color_by: str | None = None,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import attrs
 
@@ -235,6 +236,47 @@ class Comparison:
             "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows
         )
+
+    @overload
+    def to_html(
+        self, path: None = None, *, title: str | None = None, color_by: str | None = None
+    ) -> str: ...
+    @overload
+    def to_html(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        color_by: str | None = None,
+    ) -> Path: ...
+    def to_html(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        title: str | None = None,
+        color_by: str | None = None,
+    ) -> str | Path:
+        """The comparison as one self-contained HTML page: a sortable runs table,
+        parallel coordinates of the params that vary and the metrics, and scatters.
+
+        Nothing in the page is fetched from a network; it opens offline in any
+        browser and works without anything optional installed.
+
+        Args:
+            path: write the page there (UTF-8) and return the path; without
+                it, return the page as a string.
+            title: the page's heading (default: "N runs of PIPELINE").
+            color_by: the metric colouring the chart, as its key
+                (``"evaluate.accuracy"``) or, if only one step logs it, its name.
+
+        Raises:
+            ValueError: ``color_by`` names no numeric metric of the comparison.
+        """
+        from zentrack._report.html import render_comparison_html, write_comparison_html
+
+        if path is None:
+            return render_comparison_html(self, title=title, color_by=color_by)
+        return write_comparison_html(self, path, title=title, color_by=color_by)
 
     def to_pandas(self) -> Any:
         """The comparison as a DataFrame (needs the ``pandas`` extra)."""
