@@ -43,6 +43,7 @@ import attrs
 
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record, run_line
+from zentrack._runs.annotate import annotate, check_note, check_tags
 from zentrack._runs.context import RunState, current_run, run_ended, run_started
 from zentrack._step.params import Signature, callable_signature
 from zentrack._step.source_names import source_of
@@ -66,6 +67,7 @@ class PipelineSpec:
     source: str
     signature: Signature
     function: Callable[..., Any] = attrs.field(repr=False)
+    tags: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen(repr=False, getstate_setstate=False)
@@ -81,6 +83,11 @@ class Run(Generic[R]):
         config_path: the YAML config written at the end of the run.
         output: what the pipeline function returned (only on the run that
             ``training()`` returned in this process; ``None`` when read back).
+        started: when the run started (seconds since the epoch).
+        ended: when it ended (``None`` while it runs).
+        run_metrics: metrics logged in the pipeline's body outside any step.
+        tags: the run's tags (``@pipeline(tags=...)``, then :meth:`tag`).
+        notes: the run's free-text note (:meth:`note`), if any.
     """
 
     id: str
@@ -95,6 +102,9 @@ class Run(Generic[R]):
     error: str | None = None
     context_id: int | None = None
     output: R | None = None
+    run_metrics: dict[str, Any] = attrs.field(factory=dict)
+    tags: dict[str, str] = attrs.field(factory=dict)
+    notes: str | None = None
     #: Reads the steps from the store when ``steps`` was not given: a run
     #: returned in-process leaves its records to the lazy flush until asked.
     _loader: Callable[[], list[Record] | None] | None = attrs.field(
@@ -129,6 +139,38 @@ class Run(Generic[R]):
             f"steps={len(self.steps)}, config_path={str(self.config_path)!r})"
         )
 
+    def tag(self, **tags: str | None) -> None:
+        """Set (or, with ``None``, remove) tags of this run: ``run.tag(data="v2")``.
+
+        Journaled at once and written to the run's MLMD Context by the next
+        flush (its custom properties ``zentrack.tag.<key>``); this object's
+        :attr:`tags` follow.  Runs can be found by tag: ``zt.runs(tags={...})``.
+
+        Raises:
+            ValueError: a key that cannot be a tag key, or a value over 500 characters.
+            TypeError: a value that is not a str or None.
+        """
+        checked = check_tags(tags)
+        annotate(self.id, tags=checked)
+        current = dict(self.tags)
+        for key, value in checked.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        object.__setattr__(self, "tags", current)
+
+    def note(self, text: str | None) -> None:
+        """Set this run's free-text note (``None`` removes it); see :meth:`tag`.
+
+        Raises:
+            TypeError: ``text`` is not a str or None.
+            ValueError: ``text`` is over 20,000 characters.
+        """
+        checked = check_note(text)
+        annotate(self.id, note=checked)
+        object.__setattr__(self, "notes", checked)
+
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Metrics of each step call, by config key."""
         return {key: record.metrics for key, record in self.keyed_steps().items()}
@@ -142,6 +184,8 @@ class Run(Generic[R]):
 
 
 def _run_line(state: RunState, status: str, **more: Any) -> str:
+    if state.tags:
+        more["tags"] = state.tags
     return run_line(state.id, state.pipeline, state.source, status, state.alive_file, **more)
 
 
@@ -248,6 +292,7 @@ def run_pipeline(
         source=spec.source,
         overrides=dict(overrides or {}),
         alive_file=_alive.acquire(tracker.location.journal_dir),
+        tags=spec.tags,
     )
     started = time.time_ns()
     tracker.record(_run_line(state, "RUNNING", t0=started, p=json.loads(exact_value(params))))
@@ -268,12 +313,13 @@ def run_pipeline(
         run_ended(state)
         current_run.reset(token)
         config_path = _write_config(tracker, spec, state, params, config_dir)
+        ended = time.time_ns()
         tracker.record(
             _run_line(
                 state,
                 status,
                 t0=started,
-                t1=time.time_ns(),
+                t1=ended,
                 p=json.loads(exact_value(params)),
                 config=str(config_path) if config_path else None,
                 err=error,
@@ -291,8 +337,11 @@ def run_pipeline(
         params=params,
         config_path=config_path,
         started=started / 1e9,
+        ended=ended / 1e9,
         source=spec.source,
         output=output,
+        run_metrics=dict(state.metrics),
+        tags=dict(state.tags),
     )
 
 
@@ -370,9 +419,11 @@ def _version() -> str:
 def pipeline(fn: Callable[P, Any], /) -> Callable[P, Run[Any]]: ...
 @overload
 def pipeline(
-    fn: None = None, /, *, name: str | None = None
+    fn: None = None, /, *, name: str | None = None, tags: Mapping[str, str] | None = None
 ) -> Callable[[Callable[P, Any]], Callable[P, Run[Any]]]: ...
-def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
+def pipeline(
+    fn: Any = None, /, *, name: str | None = None, tags: Mapping[str, str] | None = None
+) -> Any:
     """Make each call of ``fn`` one tracked run of its step calls.
 
     Calling the decorated function returns the :class:`Run` (its
@@ -384,7 +435,14 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
         name: the pipeline's name in the store (default: ``__name__``); no
             ``#``.  Its configs' file names use it with anything outside
             ``[A-Za-z0-9._-]`` replaced by ``_`` (see :func:`config_file_stem`).
+        tags: tags every run of the pipeline starts with (``{"team": "vision"}``);
+            keys like identifiers (``.`` and ``-`` allowed), values strings.
+            :meth:`Run.tag` changes them later.
+
+    Raises:
+        ValueError, TypeError: a tag that is not a valid key and string value.
     """
+    given_tags = {k: str(v) for k, v in check_tags(tags or {}, removable=False).items()}
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(function) or isinstance(function, type):
@@ -397,6 +455,7 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
             source=source_of(function),
             signature=Signature(callable_signature(function, drop_self=False)),
             function=function,
+            tags=given_tags,
         )
 
         @functools.wraps(function)

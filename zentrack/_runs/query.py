@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 import operator
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, overload
 
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import Record
+from zentrack._record.line import Record, run_annotations
+from zentrack._runs.annotate import check_tags
 from zentrack._runs.pipeline import Run
 from zentrack._step.values import MISSING, untag
-from zentrack._store.schema import PROP_RECORD
+from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -153,6 +154,7 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
     props = context.custom_properties
     data = json.loads(props[PROP_RECORD].string_value) if PROP_RECORD in props else {}
     config = data.get("config")
+    metrics, tags, note = run_annotations(data)
     return Run(
         id=context.name,
         pipeline=data.get("pipeline", ""),
@@ -165,32 +167,83 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
         source=data.get("src", ""),
         error=data.get("err"),
         context_id=context.id,
+        run_metrics=metrics,
+        tags=tags,
+        notes=note,
     )
 
 
-def runs(pipeline: str | None = None, *, state: str | None = None) -> list[Run[Any]]:
-    """Return the recorded runs (of one pipeline), newest first."""
+def runs(
+    pipeline: str | None = None,
+    *,
+    state: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> list[Run[Any]]:
+    """Return the recorded runs, newest first.
+
+    Args:
+        pipeline: only this pipeline's runs.
+        state: only runs in this state (``"COMPLETE"``, ``"FAILED"``, ...).
+        tags: only runs that have every one of these tags with these values.
+    """
+    wanted = check_tags(tags or {}, removable=False)
     tracker = _tracker.active()
     tracker.flush_for_read()
-    store = tracker.store
-    found = [run_from_context(store, c) for c in store.run_contexts(pipeline)]
-    found = [r for r in found if state is None or r.state == state]
-    found.sort(key=lambda r: r.started, reverse=True)
+    return read_runs(tracker.store, pipeline, state=state, tags=wanted)
+
+
+def read_runs(
+    store: Any,
+    pipeline: str | None = None,
+    *,
+    state: str | None = None,
+    tags: Mapping[str, str | None] | None = None,
+) -> list[Run[Any]]:
+    """:func:`runs` without the flush first (a reader that flushes on its own terms)."""
+    wanted = dict(tags or {})
+    found = [
+        run
+        for run in (run_from_context(store, c) for c in store.run_contexts(pipeline))
+        if (state is None or run.state == state)
+        and all(run.tags.get(k) == v for k, v in wanted.items())
+    ]
+    found.sort(key=lambda r: (r.started, r.id), reverse=True)
     return found
 
 
 def get_run(run_id: str) -> Run[Any]:
-    """Return one run by id (or unique id prefix)."""
-    matches = [r for r in runs() if r.id == run_id or r.id.startswith(run_id)]
-    exact = [r for r in matches if r.id == run_id]
-    if exact:
-        return exact[0]
+    """Return one run by id, or by a prefix of its id that no other run's id starts with.
+
+    Raises:
+        LookupError: no run has that id or prefix, or several runs' ids start
+            with it (the message lists them).
+    """
+    tracker = _tracker.active()
+    tracker.flush_for_read()
+    return read_run(tracker.store, run_id)
+
+
+def read_run(store: Any, run_id: str) -> Run[Any]:
+    """:func:`get_run` without the flush first."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise LookupError(
+            f"A run id must be a non-empty string (got {run_id!r:.80}); `zentrack runs` "
+            "lists the runs."
+        )
+    context = store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+    if context is not None:
+        return run_from_context(store, context)
+    matches = sorted(c.name for c in store.run_contexts() if c.name.startswith(run_id))
     if len(matches) == 1:
-        return matches[0]
+        found = store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, matches[0])
+        return run_from_context(store, found)
     if not matches:
         raise LookupError(f"No run {run_id!r} in the store; `zentrack runs` lists the runs.")
+    shown = 10
+    more = len(matches) - shown
+    listed = ", ".join(matches[:shown]) + (f" and {more} more" if more > 0 else "")
     raise LookupError(
-        f"Run id {run_id!r} is ambiguous ({len(matches)} runs start with it); give more of it."
+        f"Run id prefix {run_id!r} is ambiguous: {listed} start with it; give more of it."
     )
 
 
@@ -329,6 +382,8 @@ def compare_runs(
     for index, run in enumerate(chosen):
         for key, value in run.params.items():
             params.setdefault(f"pipeline.{key}", [MISSING] * len(chosen))[index] = value
+        for key, value in run.run_metrics.items():
+            metrics.setdefault(f"pipeline.{key}", [MISSING] * len(chosen))[index] = value
         for step_key, record in run.keyed_steps().items():
             for key, value in record.params.items():
                 params.setdefault(f"{step_key}.{key}", [MISSING] * len(chosen))[index] = value
