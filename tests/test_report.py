@@ -606,6 +606,33 @@ class TestReportInBrowser:
         )
         assert expected == actual
 
+    def test_tags_and_note(self, browser, tmp_path):
+        """Tags and the note have a column of their own, shown as text, HTML and all."""
+        first = sweep(lr=0.01)
+        second = sweep(lr=0.1)
+        first.tag(data="v2", owner=HOSTILE)
+        first.note(f"tried {HOSTILE}\nsecond line")
+        open_report(browser, tmp_path / "report.html", zt.compare_runs("sweep"))
+        found = browser.evaluate(
+            "({heads: [...document.querySelectorAll('#zt-table thead tr.zt-names button')]"
+            "   .map((b) => b.dataset.sort),"
+            " cells: Object.fromEntries([...document.querySelectorAll('#zt-table tbody tr')]"
+            "   .map((tr) => [tr.cells[0].title, [tr.querySelector('td.tags').textContent,"
+            "   tr.querySelector('td.tags').title]]))})"
+        )
+        expected = {
+            first.id: [
+                f"data=v2owner={HOSTILE}\u270e tried {HOSTILE}",
+                f"data=v2\nowner={HOSTILE}\ntried {HOSTILE}\nsecond line",
+            ],
+            second.id: ["", ""],
+        }
+        assert ("tags" in found["heads"], expected, []) == (
+            True,
+            found["cells"],
+            browser.dialogs,
+        )
+
     def test_non_ascii_text(self, browser, tmp_path):
         """Non-ASCII values and titles reach the page as written, lone surrogates included."""
         sweep(lr=0.1, note="na\u00efve \u2603 \udc80")

@@ -25,7 +25,7 @@ stylesheet run (by digest) and forbids every request, so even a value that
 got past the escaping could neither run nor call out.
 
 Only the public attributes of the comparison are read (``runs`` with their
-``id``, ``pipeline``, ``state``, ``started``, ``ended``; ``params``,
+``id``, ``pipeline``, ``state``, ``started``, ``ended``, ``tags``, ``notes``; ``params``,
 ``metrics`` and ``differing()``), so any object with them can be rendered.
 """
 
@@ -43,16 +43,21 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from zentrack._report import assets
-from zentrack._report.table import display_text, higher_is_better, is_number, truncate
+from zentrack._report.table import (
+    display_text,
+    group_same_params,
+    higher_is_better,
+    is_number,
+    present,
+    truncate,
+    varies,
+)
 
 #: Longest text kept for one value (the table shows less and the rest on hover).
 MAX_TEXT: Final = 20_000
 #: Integers beyond this lose precision as JavaScript numbers: shown as text instead.
 _SAFE_INTEGER: Final = 2**53
 _DIGITS: Final = re.compile(r"(\d+)")
-#: The types a tracked value can have; anything else in a comparison column is
-#: its "missing" marker (``zentrack.compare_runs`` puts one where a run lacks the key).
-_TRACKED: Final = (int, float, str, bool, type(None), list, tuple, dict)
 
 
 class _Run(Protocol):
@@ -66,6 +71,10 @@ class _Run(Protocol):
     def started(self) -> float: ...
     @property
     def ended(self) -> float | None: ...
+    @property
+    def tags(self) -> dict[str, str]: ...
+    @property
+    def notes(self) -> str | None: ...
 
 
 class ComparisonLike(Protocol):
@@ -110,6 +119,8 @@ def render_comparison_html(
                 "s": run.state,
                 "t0": run.started or None,
                 "t1": run.ended,
+                **({"tg": run.tags} if run.tags else {}),
+                **({"n": truncate(run.notes, MAX_TEXT)} if run.notes else {}),
             }
             for run in runs
         ],
@@ -152,70 +163,42 @@ def write_comparison_html(
 def _columns(comparison: ComparisonLike) -> list[dict[str, Any]]:
     differing = set(comparison.differing())
     out = []
-    for keys in _same_params(comparison.params, differing):
+    for keys in group_same_params(comparison.params, differing):
         column = _column(keys[0], comparison.params[keys[0]], "param", keys[0] in differing)
         if len(keys) > 1:
             column["step"] = ", ".join(key.rpartition(".")[0] for key in keys)
             column["keys"] = keys
         out.append(column)
     for key, values in comparison.metrics.items():
-        column = _column(key, values, "metric", _varies(values))
+        column = _column(key, values, "metric", varies(values))
         if column["type"] == "num":
             column["dir"] = 1 if higher_is_better(key) else -1
         out.append(column)
     return out
 
 
-def _same_params(params: dict[str, list[Any]], differing: set[str]) -> list[list[str]]:
-    """Group the params that differ, have one name and hold the same values in every run.
-
-    A pipeline argument handed on to a step (``pipeline.lr`` and ``train.lr``)
-    is one quantity: the report shows it once, under both steps' names.
-    """
-    groups: dict[tuple[Any, ...], list[str]] = {}
-    for key, values in params.items():
-        if key not in differing:
-            groups[(key,)] = [key]
-            continue
-        signature = tuple((type(v), repr(v)) if _present(v) else None for v in values)
-        groups.setdefault((key.rpartition(".")[2], *signature), []).append(key)
-    pipeline_first = [
-        sorted(keys, key=lambda k: not k.startswith("pipeline.")) for keys in groups.values()
-    ]
-    return pipeline_first
-
-
 def _column(key: str, values: list[Any], kind: str, varies: bool) -> dict[str, Any]:
     step, _, name = key.rpartition(".")
-    present = [v for v in values if _present(v)]
+    given = [v for v in values if present(v)]
     column: dict[str, Any] = {"key": key, "step": step, "name": name, "kind": kind}
     column["varies"] = varies
-    if present and all(_plain_number(v) for v in present):
+    if given and all(_plain_number(v) for v in given):
         column["type"] = "num"
-        column["values"] = [_number(v) if _present(v) else None for v in values]
+        column["values"] = [_number(v) if present(v) else None for v in values]
         return column
-    quote = any(type(v) is not str for v in present)
-    texts = {id(v): _text(v, quote) for v in present}
-    levels = sorted(set(texts.values()), key=_natural_key(present, texts))
+    quote = any(type(v) is not str for v in given)
+    texts = {id(v): _text(v, quote) for v in given}
+    levels = sorted(set(texts.values()), key=_natural_key(given, texts))
     index = {text: i for i, text in enumerate(levels)}
     column["type"] = "cat"
     column["levels"] = levels
-    column["values"] = [index[texts[id(v)]] if _present(v) else None for v in values]
+    column["values"] = [index[texts[id(v)]] if present(v) else None for v in values]
     return column
 
 
 def _plain_number(value: object) -> bool:
     """A number JavaScript holds exactly enough (floats, and ints below 2**53)."""
     return type(value) is float or (type(value) is int and abs(value) < _SAFE_INTEGER)
-
-
-def _present(value: object) -> bool:
-    return isinstance(value, _TRACKED)
-
-
-def _varies(values: list[Any]) -> bool:
-    seen = {(type(v), repr(v)) if _present(v) else None for v in values}
-    return len(seen) > 1
 
 
 def _number(value: float) -> float | str:

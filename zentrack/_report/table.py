@@ -1,7 +1,8 @@
-"""How values read in tables: numbers to N significant digits, text cut to fit.
+"""How values read in tables: numbers to N significant digits, text cut to fit, times.
 
-Shared by every view of runs (the HTML report, and any text or notebook
-table) so a number reads the same everywhere.  The report's JavaScript has a
+Shared by every view of runs (the HTML report, the text leaderboard, the
+notebook tables and the viewer) so a number, a duration or a start time
+reads the same everywhere.  The report's JavaScript has a
 twin of :func:`format_number` (``fmt`` in :mod:`zentrack._report.assets`);
 the browser tests check that both give the same text.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
@@ -17,6 +20,9 @@ from typing import Any, Final
 DIGITS: Final = 4
 #: Integers below this magnitude are shown in full, whatever ``digits`` is.
 _WHOLE_LIMIT: Final = 10**6
+#: The types a tracked value can have; anything else in a comparison column is
+#: its "missing" marker (``zentrack.compare_runs`` puts one where a run lacks the key).
+_TRACKED: Final = (int, float, str, bool, type(None), list, tuple, dict)
 #: Words in a metric name that make smaller values better (``val_loss``, ``mse``, ...).
 _LOWER_IS_BETTER: Final = re.compile(r"loss|error|err|mse|mae|rmse|time", re.IGNORECASE)
 
@@ -83,3 +89,73 @@ def truncate(text: str, limit: int) -> str:
 def higher_is_better(metric: str) -> bool:
     """Guess a metric's direction from its name: losses, errors and times go down."""
     return _LOWER_IS_BETTER.search(metric.rpartition(".")[2]) is None
+
+
+def present(value: object) -> bool:
+    """Tell a value from the "missing" marker of a comparison column."""
+    return isinstance(value, _TRACKED)
+
+
+def varies(values: Iterable[Any]) -> bool:
+    """Whether a column holds two different values (``1`` and ``1.0`` differ; absence counts)."""
+    seen = {(type(v), repr(v)) if present(v) else None for v in values}
+    return len(seen) > 1
+
+
+def group_same_params(params: Mapping[str, list[Any]], differing: set[str]) -> list[list[str]]:
+    """Group the params that differ, have one name and hold the same values in every run.
+
+    A pipeline argument handed on to a step (``pipeline.lr`` and ``train.lr``)
+    is one quantity: tables show it once, under both steps' names.  Each
+    group lists the pipeline's key first.
+    """
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for key, values in params.items():
+        if key not in differing:
+            groups[(key,)] = [key]
+            continue
+        signature = tuple((type(v), repr(v)) if present(v) else None for v in values)
+        groups.setdefault((key.rpartition(".")[2], *signature), []).append(key)
+    return [sorted(keys, key=lambda k: not k.startswith("pipeline.")) for keys in groups.values()]
+
+
+def format_value(value: Any, digits: int = DIGITS, *, quote: bool = False) -> str:
+    """A value as a cell shows it: numbers to ``digits`` significant digits, text as is.
+
+    ``quote`` writes strings as Python does (``'1'``), for columns that mix
+    strings with other types; ``bool`` and containers always read as Python.
+    """
+    if is_number(value):
+        return format_number(value, digits)
+    if type(value) is str and not quote:
+        return value
+    return repr(value)
+
+
+def format_duration(seconds: float) -> str:
+    """``0.42 s``, ``12.3 s``, ``4 m 05 s``, ``2 h 07 m``, ``3 d 04 h``: two units at most.
+
+    The twin of ``duration`` in ``static/report.js``.
+    """
+    s = max(0.0, seconds)
+    if s < 60:
+        return f"{format_number(float(f'{s:.{2 if s < 10 else 3}g}'), 3)} s"
+    whole = int(s)
+    if s < 3600:
+        return f"{whole // 60} m {whole % 60:02d} s"
+    if s < 86400:
+        return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
+    return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
+
+
+def format_started(started: float, *, with_date: bool = True) -> str:
+    """A start time in local time: ``2024-05-03 14:02:33``, or ``14:02:33`` without the date."""
+    if not started:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S" if with_date else "%H:%M:%S", time.localtime(started))
+
+
+def one_day(times: Iterable[float]) -> bool:
+    """Whether every (non-zero) time falls on one local day: tables then show times alone."""
+    days = {time.strftime("%Y-%m-%d", time.localtime(t)) for t in times if t}
+    return len(days) <= 1

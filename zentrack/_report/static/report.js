@@ -467,6 +467,19 @@ function runColumns() {
       const s = RUNS[i].s, known = ["COMPLETE", "FAILED", "RUNNING", "CANCELED"].includes(s);
       td.appendChild(el("span", "pill " + (known ? s : "OTHER"), s.toLowerCase()));
     }});
+  // tags and the note, when any run has some: chips, then the note's start (all of it on hover)
+  const tagsOf = (r) => Object.entries(r.tg || {}).map(([k, v]) => k + "=" + v);
+  if (RUNS.some((r) => tagsOf(r).length || r.n)) {
+    out.push({id: "tags", label: "tags \u00b7 note", group: "run",
+      key: (i) => [...tagsOf(RUNS[i]), RUNS[i].n || ""].join(" ") || null,
+      render: (td, i) => {
+        const r = RUNS[i], tags = tagsOf(r);
+        td.className = "tags";
+        for (const t of tags) td.appendChild(el("span", "tag", cut(t, 32)));
+        if (r.n) td.appendChild(el("span", "note", "\u270e " + cut(r.n.split("\n")[0], 40)));
+        td.title = [...tags, ...(r.n ? [r.n] : [])].join("\n");
+      }});
+  }
   return out;
 }
 function dataColumn(c) {
