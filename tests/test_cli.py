@@ -24,6 +24,7 @@ import zentrack as zt
 from tests import pipelines_for_tests as pft
 from tests.conftest import ROOT, SUBPROCESS_TIMEOUT
 from tests.steps_for_tests import shared_prefix_pair, tick
+from zentrack._report.table import format_number
 
 MODULE = "tests.pipelines_for_tests"
 
@@ -519,14 +520,13 @@ class TestCompare:
         second = pft.training(lr=0.02)
 
         out = ok(zentrack(store_path, "compare", "--pipeline", "training", "--differing"))
+        rows = [line.split() for line in out.splitlines()]
         expected = [
-            [second.id, first.id],
-            ["state", "COMPLETE", "COMPLETE"],
-            ["*", "pipeline.lr", "0.02", "0.01"],
-            ["*", "trainer.lr", "0.02", "0.01"],
-            ["metric:trainer.loss", "0.98", "0.99"],
+            ["run", "state", "started", "took", "lr", "|", "loss"],
+            [second.id, "COMPLETE", "0.02", "|", "0.98"],
+            [first.id, "COMPLETE", "0.01", "|", "0.99"],
         ]
-        assert expected == [line.split() for line in out.splitlines()]
+        assert expected == [rows[0], *[r[:2] + r[-3:] for r in rows[1:]]]
 
     def test_runs_by_id_as_json(self, store_path):
         """Run ids pick the runs, in that order; ``--json`` has params, metrics and differing."""
@@ -553,24 +553,26 @@ class TestCompareLabels:
 
         return training(lr=0.1), training(lr=0.05)
 
-    def test_text_labels_the_metric(self, store_path, demo_runs):
-        """The param row is ``trainer.loss``, the metric row ``metric:trainer.loss``."""
+    def test_text_keeps_the_metric_apart(self, store_path, demo_runs):
+        """The metric is a column after ``|``; the same-valued param is on the line below."""
         first, second = demo_runs
         losses = [run.steps[-1].metrics["loss"] for run in (second, first)]
 
         out = ok(zentrack(store_path, "compare", "--pipeline", "training"))
-        rows = [line.split() for line in out.splitlines() if "loss" in line]
-        expected = [
-            ["trainer.loss", "'mse'", "'mse'"],
-            ["metric:trainer.loss", *map(repr, losses)],
-        ]
-        assert expected == rows
+        rows = [line.split() for line in out.splitlines()]
+        expected = (["|", "loss"], [format_number(loss) for loss in losses], True)
+        actual = (
+            rows[0][-2:],
+            [row[-1] for row in rows[1:3]],
+            "trainer.loss=mse," in rows[3],
+        )
+        assert expected == actual
 
-    def test_differing_keeps_the_metric_labelled(self, store_path, demo_runs):
-        """``--differing`` drops the same-valued param; the metric row still says it is one."""
+    def test_differing_keeps_the_metric(self, store_path, demo_runs):
+        """``--differing`` drops the same-valued params' line; the metric column stays."""
         out = ok(zentrack(store_path, "compare", "--pipeline", "training", "--differing"))
-        expected = [["*", "pipeline.lr"], ["*", "trainer.lr"], ["metric:trainer.loss"]]
-        assert expected == [line.split()[:-2] for line in out.splitlines()[2:]]
+        expected = (["lr", "|", "loss"], 3)
+        assert expected == (out.splitlines()[0].split()[-3:], len(out.splitlines()))
 
     def test_json_keeps_params_and_metrics_apart(self, store_path, demo_runs):
         """In JSON the metric is under ``metrics`` only; ``differing`` lists params only."""

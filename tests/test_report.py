@@ -24,7 +24,7 @@ import zentrack as zt
 from tests.browser import Browser, BrowserUnavailable
 from tests.strategies import tracked_values
 from zentrack._report.html import render_comparison_html, write_comparison_html
-from zentrack._report.table import format_number, higher_is_better, truncate
+from zentrack._report.table import format_duration, format_number, higher_is_better, truncate
 from zentrack._step.values import MISSING
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -778,6 +778,14 @@ class TestReportInBrowser:
         ]
         shown = browser.evaluate(f"{json.dumps(values)}.map((v) => window.ztFormat(v))")
         assert [format_number(v) for v in values] == shown
+
+    def test_js_formats_durations_like_python(self, browser, tmp_path):
+        """The page's durations and :func:`format_duration` agree."""
+        open_report(browser, tmp_path / "report.html", run_sweep())
+        values = [0, 1e-8, 2.5e-5, 0.0004, 0.057, 0.1234, 0.9995, 1, 4.25, 9.96, 12.34, 59.9]
+        values += [60, 245, 3599.9, 3600, 7620, 86399, 86400, 273600, 1e7]
+        shown = browser.evaluate(f"{json.dumps(values)}.map((v) => window.ztDuration(v))")
+        assert [format_duration(v) for v in values] == shown
 
     def test_thousand_runs(self, browser, tmp_path):
         """1,000 runs x 10 params x 3 metrics: at most 2 MB; the table grows as it is scrolled.

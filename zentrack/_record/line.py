@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -44,6 +45,8 @@ LINE_VERSION: Final = 1
 #: The ``kind`` of a pipeline run's line and of a run annotation's line.
 RUN_KIND: Final = "run"
 ANNOTATION_KIND: Final = "annotate"
+#: Params a record's repr shows (each value's repr cut by ``reprlib``).
+_REPR_PARAMS: Final = 8
 #: What a tag key may be: it becomes part of an MLMD property name and a CLI ``key=value``.
 TAG_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 #: What a cached output's ``out`` key holds (from the cache's metadata).
@@ -274,12 +277,21 @@ class Record:
     output_uri: str | None = None
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        shown = list(self.params.items())[:_REPR_PARAMS]
+        params = ", ".join(f"{k}={reprlib.repr(v)}" for k, v in shown)
+        if len(self.params) > _REPR_PARAMS:
+            params += f", ... {len(self.params) - _REPR_PARAMS} more"
         return (
-            f"Record(step={self.step!r}, state={self.state}, "
+            f"Record(step={reprlib.repr(self.step)}, state={self.state}, "
             f"fingerprint={self.fingerprint[:12]}…, execution_id={self.execution_id}, "
             f"params={{{params}}})"
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the record's fields, params and metrics as a table."""
+        from zentrack._report.notebook import record_html
+
+        return record_html(self)
 
 
 def parse_line(line: bytes | str) -> dict[str, Any]:

@@ -122,30 +122,40 @@ def group_same_params(params: Mapping[str, list[Any]], differing: set[str]) -> l
 def format_value(value: Any, digits: int = DIGITS, *, quote: bool = False) -> str:
     """A value as a cell shows it: numbers to ``digits`` significant digits, text as is.
 
-    ``quote`` writes strings as Python does (``'1'``), for columns that mix
-    strings with other types; ``bool`` and containers always read as Python.
+    ``quote`` writes every value as Python does (``'1'``, ``1.0``), for
+    columns that mix types; ``bool`` and containers always read as Python.
     """
     if is_number(value):
-        return format_number(value, digits)
+        return repr(value) if quote else format_number(value, digits)
     if type(value) is str and not quote:
         return value
     return repr(value)
 
 
 def format_duration(seconds: float) -> str:
-    """``0.42 s``, ``12.3 s``, ``4 m 05 s``, ``2 h 07 m``, ``3 d 04 h``: two units at most.
+    """``57 ms``, ``4.2 s``, ``4 m 05 s``, ``2 h 07 m``, ``3 d 04 h``: two units at most.
 
     The twin of ``duration`` in ``static/report.js``.
     """
     s = max(0.0, seconds)
+    if s < 1:
+        return f"{format_number(_significant(s * 1000, 2), 3)} ms"
     if s < 60:
-        return f"{format_number(float(f'{s:.{2 if s < 10 else 3}g}'), 3)} s"
+        return f"{format_number(_significant(s, 2 if s < 10 else 3), 3)} s"
     whole = int(s)
     if s < 3600:
         return f"{whole // 60} m {whole % 60:02d} s"
     if s < 86400:
         return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
     return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
+
+
+def _significant(value: float, digits: int) -> float:
+    """``value`` rounded to ``digits`` significant digits as JavaScript's ``toPrecision`` does."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    exact = Decimal(value)
+    return float(_round(exact, digits - 1 - exact.adjusted()))
 
 
 def format_started(started: float, *, with_date: bool = True) -> str:

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import signal
 import threading
 import time
@@ -134,10 +135,23 @@ class Run(Generic[R]):
             object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
+        tags = f", tags={reprlib.repr(self.tags)}" if self.tags else ""
         return (
-            f"Run(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state}, "
-            f"steps={len(self.steps)}, config_path={str(self.config_path)!r})"
+            f"Run(id={self.id!r}, pipeline={reprlib.repr(self.pipeline)}, state={self.state}, "
+            f"steps={len(self.steps)}, config_path={str(self.config_path)!r}{tags})"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython: the run as ``zentrack show`` prints it."""
+        from zentrack._report.text import run_text
+
+        printer.text(run_text(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the run's fields and a table of its steps."""
+        from zentrack._report.notebook import run_html
+
+        return run_html(self)
 
     def tag(self, **tags: str | None) -> None:
         """Set (or, with ``None``, remove) tags of this run: ``run.tag(data="v2")``.

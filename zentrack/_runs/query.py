@@ -11,13 +11,14 @@ import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final, Literal, overload
 
 import attrs
 
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record, run_annotations
 from zentrack._runs.annotate import check_tags
+from zentrack._runs.lists import RecordList, RunList
 from zentrack._runs.pipeline import Run
 from zentrack._step.values import MISSING, untag
 from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
@@ -43,7 +44,7 @@ def flush() -> int:
     return _tracker.active().flush()
 
 
-def lookup(fingerprint: str) -> list[Record]:
+def lookup(fingerprint: str) -> RecordList:
     """Return the records of every execution with ``fingerprint``, oldest first.
 
     ``fingerprint`` is the full 64 hex characters, or a prefix of at least
@@ -66,8 +67,8 @@ def lookup(fingerprint: str) -> list[Record]:
     tracker = _tracker.active()
     tracker.flush_for_read()
     if len(text) < FINGERPRINT_LENGTH:
-        return _lookup_prefix(tracker.store, text)
-    return tracker.store.lookup(text)
+        return RecordList(_lookup_prefix(tracker.store, text))
+    return RecordList(tracker.store.lookup(text))
 
 
 def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
@@ -124,7 +125,7 @@ def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
     return match
 
 
-def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> list[Record]:
+def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> RecordList:
     """Return the records whose parameters match, oldest first.
 
     Conditions are ``name=value`` (exact, type included: ``lr=1`` does not
@@ -147,7 +148,7 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
         if (state is None or record.state == state) and all(m(record) for m in matchers)
     ]
     found.sort(key=lambda r: (r.started, r.execution_id or 0))
-    return found
+    return RecordList(found)
 
 
 def run_from_context(store: Any, context: Any) -> Run[Any]:
@@ -178,8 +179,8 @@ def runs(
     *,
     state: str | None = None,
     tags: Mapping[str, str] | None = None,
-) -> list[Run[Any]]:
-    """Return the recorded runs, newest first.
+) -> RunList:
+    """Return the recorded runs, newest first (a list that a notebook shows as a table).
 
     Args:
         pipeline: only this pipeline's runs.
@@ -198,7 +199,7 @@ def read_runs(
     *,
     state: str | None = None,
     tags: Mapping[str, str | None] | None = None,
-) -> list[Run[Any]]:
+) -> RunList:
     """:func:`runs` without the flush first (a reader that flushes on its own terms)."""
     wanted = dict(tags or {})
     found = [
@@ -208,7 +209,7 @@ def read_runs(
         and all(run.tags.get(k) == v for k, v in wanted.items())
     ]
     found.sort(key=lambda r: (r.started, r.id), reverse=True)
-    return found
+    return RunList(found)
 
 
 def get_run(run_id: str) -> Run[Any]:
@@ -247,7 +248,7 @@ def read_run(store: Any, run_id: str) -> Run[Any]:
     )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Comparison:
     """Parameters and metrics of several runs side by side.
 
@@ -270,24 +271,72 @@ class Comparison:
         """The parameter columns whose value is not the same in every run."""
         return [key for key, values in self.params.items() if not _all_same(values)]
 
-    def to_text(self, *, only_differing: bool = False) -> str:
-        """A plain-text table: one row per column, one column per run.
+    def __repr__(self) -> str:
+        pipelines = sorted({r.pipeline for r in self.runs})
+        of = f" of {pipelines[0]:.60}" if len(pipelines) == 1 else f" of {len(pipelines)} pipelines"
+        count = len(self.runs)
+        return (
+            f"<Comparison of {count} run{'s' if count != 1 else ''}{of if pipelines else ''}; "
+            f"params that differ: {_names(self.differing())}; "
+            f"metrics: {_names(list(self.metrics))}>"
+        )
 
-        Params come first, differing ones marked ``*`` (``only_differing``
-        keeps only those); then every metric, labelled ``metric:``.
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython: the leaderboard (:meth:`to_text`), 20 runs at most."""
+        from zentrack._report.text import comparison_text
+
+        printer.text(comparison_text(self, limit=20))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: one row per run, the params that differ and the metrics (best in bold)."""
+        from zentrack._report.notebook import comparison_html
+
+        return comparison_html(self)
+
+    def to_text(
+        self,
+        *,
+        only_differing: bool = False,
+        precision: int = 4,
+        sort: str | None = None,
+        best: str | None = None,
+        descending: bool | None = None,
+        runs_as: Literal["auto", "rows", "columns"] = "auto",
+    ) -> str:
+        """A plain-text table that reads like a leaderboard.
+
+        One row per run (state, start, duration, tags, the params that differ,
+        then the metrics; the params every run shares on a line below),
+        unless there are more such columns than runs: then one row per param
+        and metric (those that differ marked ``*``, metrics labelled
+        ``metric:``) and one column per run.
+
+        Args:
+            only_differing: leave out the params every run shares.
+            precision: significant digits of numbers (exact values: use
+                :attr:`params`/:attr:`metrics` or ``zentrack compare --json``).
+            sort: order the runs by this param or metric (key like
+                ``train.lr`` or, if unambiguous, name like ``lr``; also
+                ``run``, ``state``, ``started``, ``duration``), ascending.
+            best: rank the runs by this metric, best first: highest first
+                unless its name says loss, error or time.
+            descending: ``sort`` descending; with ``best``, whether higher is
+                better (when the name misleads).
+            runs_as: ``"rows"``, ``"columns"`` or ``"auto"`` (as above).
+
+        Raises:
+            ValueError: ``sort``/``best`` names no column (or several), or a bad option.
         """
-        keys = self.differing() if only_differing else list(self.params)
-        header = ["", *[r.id for r in self.runs]]
-        rows = [header, ["state", *[r.state for r in self.runs]]]
-        differing = set(self.differing())
-        rows += [
-            [("* " if k in differing else "  ") + k, *map(_show, self.params[k])] for k in keys
-        ]
-        rows += [["  " + metric_label(k), *map(_show, v)] for k, v in self.metrics.items()]
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-        return "\n".join(
-            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows
+        from zentrack._report.text import comparison_text
+
+        return comparison_text(
+            self,
+            only_differing=only_differing,
+            precision=precision,
+            sort=sort,
+            best=best,
+            descending=descending,
+            runs_as=runs_as,
         )
 
     @overload
@@ -349,8 +398,12 @@ def metric_label(key: str) -> str:
 
 
 
-def _show(value: Any) -> str:
-    return "-" if value is MISSING else repr(value)
+def _names(keys: list[str], shown: int = 6) -> str:
+    """``a, b, c and 4 more`` (``none`` for no keys): a list that stays one line."""
+    if not keys:
+        return "none"
+    text = ", ".join(key if len(key) <= 40 else key[:39] + "\u2026" for key in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def _all_same(values: list[Any]) -> bool:

@@ -36,12 +36,15 @@ function when(t) {
   return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
     pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
 }
+// The twin of zentrack._report.table.format_duration: keep both in step.
 function duration(s) {
+  if (s < 1) return fmt(Number((s * 1000).toPrecision(2)), 3) + " ms";
   if (s < 60) return fmt(Number(s.toPrecision(s < 10 ? 2 : 3)), 3) + " s";
   if (s < 3600) return Math.floor(s / 60) + " m " + pad(Math.floor(s % 60)) + " s";
   if (s < 86400) return Math.floor(s / 3600) + " h " + pad(Math.floor(s % 3600 / 60)) + " m";
   return Math.floor(s / 86400) + " d " + pad(Math.floor(s % 86400 / 3600)) + " h";
 }
+window.ztDuration = (s) => duration(s);
 function el(tag, cls, text) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
