@@ -90,7 +90,12 @@ class ComparisonLike(Protocol):
 
 
 def render_comparison_html(
-    comparison: ComparisonLike, *, title: str | None = None, color_by: str | None = None
+    comparison: ComparisonLike,
+    *,
+    title: str | None = None,
+    color_by: str | None = None,
+    home: str | None = None,
+    run_link: str | None = None,
 ) -> str:
     """The comparison as one self-contained HTML page (a ``str``).
 
@@ -101,6 +106,9 @@ def render_comparison_html(
             key (``"evaluate.accuracy"``) or, when only one step logs it, its
             name (``"accuracy"``); default: the metric with two values or more
             that most runs logged (the first of them, on a tie).
+        home: a link back (``zentrack ui``'s runs list), shown above the title.
+        run_link: makes each run id a link: this followed by the id, URL-encoded
+            (``zentrack ui``'s ``/run?id=``).
 
     Raises:
         ValueError: ``color_by`` names no numeric metric of the comparison.
@@ -126,6 +134,7 @@ def render_comparison_html(
         ],
         "columns": columns,
         "color": color,
+        **({"link": run_link} if run_link is not None else {}),
     }
     heading = title if title is not None else _default_title(len(runs), pipelines)
     # ASCII JSON: any text, lone surrogates included, survives as \\u escapes
@@ -133,6 +142,7 @@ def render_comparison_html(
     blob = blob.replace("<", "\\u003c")
     return assets.PAGE.format(
         title=_escape(heading),
+        home=f'<a href="{_escape(home)}">&larr; runs</a>' if home is not None else "",
         summary=_summary(runs, pipelines),
         generated=_escape(time.strftime("%Y-%m-%d %H:%M")),
         policy=assets.REPORT_POLICY,

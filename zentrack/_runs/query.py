@@ -98,29 +98,76 @@ def same_value(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
-    name, _, op = key.partition("__")
-    if not op:
-        op = "eq"
+def split_condition(key: str) -> tuple[str, str]:
+    """``"lr__lt"`` -> ``("lr", "lt")``; no operator is ``eq``.
+
+    Raises:
+        ValueError: an unknown operator, naming it and the known ones.
+    """
+    name, _, op = key.rpartition("__") if "__" in key else (key, "", "eq")
     if op not in _OPERATORS:
         raise ValueError(
-            f"find(): unknown operator {op!r} in {key!r}; use one of "
+            f"Unknown operator {op!r} in {key!r}; use one of "
             f"{', '.join('__' + o for o in _OPERATORS)} (or none for equality)."
         )
-    compare = _OPERATORS[op]
+    return name, op
+
+
+def value_matches(op: str, expected: Any, actual: Any) -> bool:
+    """Whether ``actual`` satisfies ``name__op=expected`` (``eq`` keeps 1, 1.0, True apart)."""
+    if op == "eq":
+        return same_value(expected, actual)
+    if op == "ne":
+        return not same_value(expected, actual)
+    try:
+        return bool(_OPERATORS[op](actual, expected))
+    except TypeError:
+        return False
+
+
+def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
+    try:
+        name, op = split_condition(key)
+    except ValueError as exc:
+        raise ValueError(f"find(): {exc}") from None
 
     def match(record: Record) -> bool:
         actual = record.params.get(name, MISSING)
-        if actual is MISSING:
-            return False
-        if op == "eq":
-            return same_value(expected, actual)
-        if op == "ne":
-            return not same_value(expected, actual)
-        try:
-            return bool(compare(actual, expected))
-        except TypeError:
-            return False
+        return actual is not MISSING and value_matches(op, expected, actual)
+
+    return match
+
+
+def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
+    """A test of runs against ``name[__op]=value`` conditions on their params and metrics.
+
+    ``name`` is a key as :func:`compare_runs` spells it (``train.lr``,
+    ``pipeline.lr``, ``evaluate.accuracy``) or a bare name (``lr``), which
+    any param or metric of that name may satisfy.  A run matches when every
+    condition holds.
+
+    Raises:
+        ValueError: an unknown operator.
+    """
+    tests = [(*split_condition(key), value) for key, value in conditions.items()]
+
+    def columns(run: Run[Any]) -> list[tuple[str, Any]]:
+        out = [(f"pipeline.{k}", v) for k, v in (*run.params.items(), *run.run_metrics.items())]
+        for step_key, record in run.keyed_steps().items():
+            out += [(f"{step_key}.{k}", v) for k, v in record.params.items()]
+            out += [(f"{step_key}.{k}", v) for k, v in record.metrics.items()]
+        return out
+
+    def match(run: Run[Any]) -> bool:
+        values = columns(run)
+        return all(
+            any(
+                (key == name or ("." not in name and key.rpartition(".")[2] == name))
+                and value_matches(op, expected, actual)
+                for key, actual in values
+            )
+            for name, op, expected in tests
+        )
 
     return match
 

@@ -441,3 +441,8 @@ class MetadataStore:
             for t in self.mlmd.get_execution_types()
             if t.name.startswith(STEP_TYPE_PREFIX)
         )
+
+    def records_by_ids(self, execution_ids: Iterable[int]) -> list[Record]:
+        """Return the records of these executions (the ones that exist), oldest first."""
+        wanted = sorted(set(execution_ids))
+        return self._records(self.mlmd.get_executions_by_id(wanted)) if wanted else []

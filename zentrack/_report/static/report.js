@@ -438,8 +438,18 @@ function runColumns() {
       const id = RUNS[i].id, dash = id.lastIndexOf("-");
       td.className = "id";
       td.title = id;
-      if (dash > 0) td.append(el("span", "ts", id.slice(0, dash + 1)), id.slice(dash + 1));
-      else td.textContent = id;
+      let host = td;
+      if (D.link !== undefined) {  // in zentrack ui: the id opens the run's page
+        let href = null;
+        try { href = D.link + encodeURIComponent(id); } catch (e) { /* a lone surrogate */ }
+        if (href !== null) {
+          host = el("a");
+          host.href = href;
+          td.appendChild(host);
+        }
+      }
+      if (dash > 0) host.append(el("span", "ts", id.slice(0, dash + 1)), id.slice(dash + 1));
+      else host.textContent = id;
     }}];
   if (D.pipelines.length > 1) {
     out.push({id: "pipeline", label: "pipeline", group: "run",
