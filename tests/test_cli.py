@@ -451,16 +451,18 @@ class TestRuns:
     """``zentrack runs``."""
 
     def test_lists_runs_newest_first(self, store_path):
-        """One line per run: id, pipeline, state, step count and config path."""
+        """A line per run: id, pipeline, state, start, duration, steps and key metrics."""
         first = pft.training()
         second = pft.scaled()
 
         rows = [line.split() for line in ok(zentrack(store_path, "runs")).splitlines()]
         expected = [
-            [second.id, "scaled", "COMPLETE", "1", "steps", str(second.config_path)],
-            [first.id, "training", "COMPLETE", "3", "steps", str(first.config_path)],
+            ["run", "pipeline", "state", "started", "took", "steps", "metrics"],
+            [second.id, "scaled", "COMPLETE", "1"],
+            [first.id, "training", "COMPLETE", "3", "loss=0.99"],
         ]
-        assert expected == rows
+        shown = [[*r[:3], r[6], *[c for c in r if "=" in c]] for r in rows[1:]]  # "48 ms"
+        assert expected == [rows[0][:7], *shown]
 
     def test_json_for_one_pipeline(self, store_path):
         """``--pipeline`` filters; ``--json`` gives ids, params and keyed steps."""
@@ -476,20 +478,20 @@ class TestShow:
     """``zentrack show RUN_ID``."""
 
     def test_shows_one_run(self, store_path, trained):
-        """The run's id, pipeline, state, params, config and step records."""
+        """The run's id, pipeline, state, start, params, config and step records."""
         out = ok(zentrack(store_path, "show", trained.id))
         lines = out.splitlines()
         expected = [
             f"run       {trained.id}",
             f"pipeline  training ({MODULE}.training)",
             "state     COMPLETE",
-            {"n": 4, "lr": 0.01},
+            "started",
+            "params    lr=0.01, n=4",
             f"config    {trained.config_path}",
-            "steps:",
+            "steps (3):",
         ]
-        params = ast.literal_eval(lines[3].removeprefix("params    "))
-        assert expected == [*lines[:3], params, *lines[4:6]]
-        steps = [line.split()[1:3] for line in lines[6:]]
+        assert expected == [*lines[:3], lines[3].split()[0], *lines[4:7]]
+        steps = [line.split()[1:3] for line in lines[8:]]
         expected_steps = [
             ["load_data", "COMPLETE"],
             ["trainer", "COMPLETE"],
@@ -1117,7 +1119,7 @@ class TestSharedOptions:
         typo = tmp_path / "typo.sqlite"
         out = ok(zentrack(typo, "runs", "--store", str(store_path)))
         expected = ["scaled"]
-        assert expected == [line.split()[1] for line in out.splitlines()]
+        assert expected == [line.split()[1] for line in out.splitlines()[1:]]
 
     @pytest.mark.parametrize(
         "command",
