@@ -107,7 +107,7 @@ def split_condition(key: str) -> tuple[str, str]:
     name, _, op = key.rpartition("__") if "__" in key else (key, "", "eq")
     if op not in _OPERATORS:
         raise ValueError(
-            f"Unknown operator {op!r} in {key!r}; use one of "
+            f"unknown operator {op!r} in {key!r}; use one of "
             f"{', '.join('__' + o for o in _OPERATORS)} (or none for equality)."
         )
     return name, op
