@@ -161,7 +161,8 @@ class TestTag:
         """Unknown runs, bad keys, nothing to do: exit 1 with the reason."""
         run = pft.training()
         process = zentrack(store_path, "tag", *[a.format(run=run.id) for a in args])
-        assert (process.returncode, message in process.stderr) == (1, True), process.stderr
+        expected = (1, True)
+        assert expected == (process.returncode, message in process.stderr), process.stderr
 
     def test_ambiguous_prefix(self, store_path):
         """A prefix of several runs' ids: exit 1 listing them."""
@@ -170,7 +171,8 @@ class TestTag:
             first.id[:n] for n in range(len(first.id), 0, -1) if second.id.startswith(first.id[:n])
         )
         err = refused(zentrack(store_path, "tag", common, "a=b"))
-        assert (first.id in err, second.id in err) == (True, True)
+        expected = (True, True)
+        assert expected == (first.id in err, second.id in err)
 
     def test_busy_store_keeps_the_tag(self, store_path):
         """With the writer lock held elsewhere, the tag is journaled, then written later."""

@@ -129,7 +129,8 @@ class TestLists:
             for i in range(60)
         )
         html = runs._repr_html_()
-        assert (len(Table(html).rows), "&hellip; and 10 more" in html) == (50, True)
+        expected = (50, True)
+        assert expected == (len(Table(html).rows), "&hellip; and 10 more" in html)
 
     def test_records(self):
         """``find`` results: execution, step, state, fingerprint, params, metrics."""

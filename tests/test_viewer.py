@@ -157,7 +157,8 @@ class TestServing:
         sweep()
         _, get_headers, _ = request(viewer, "/")
         status, headers, body = request(viewer, "/", method="HEAD")
-        assert (200, get_headers["Content-Length"], "") == (status, headers["Content-Length"], body)
+        expected = (200, get_headers["Content-Length"], "")
+        assert expected == (status, headers["Content-Length"], body)
 
     @pytest.mark.parametrize(
         "path",
@@ -173,14 +174,16 @@ class TestServing:
     def test_serves_no_files(self, viewer, path):
         """Only the generated pages exist: file-like paths are 404."""
         status, _, page = request(viewer, path)
-        assert (status, "root:" in page) == (404, False)
+        expected = (404, False)
+        assert expected == (status, "root:" in page)
 
     @pytest.mark.parametrize("host", ["evil.example", "evil.example:1", "127.0.0.1:1", ""])
     def test_foreign_host_refused(self, viewer, host):
         """A Host header other than the viewer's own address (DNS rebinding) is refused."""
         sweep()
         status, _, page = request(viewer, "/", host=host)
-        assert (status, run_ids(page)) == (400, [])
+        expected = (400, [])
+        assert expected == (status, run_ids(page))
 
     def test_localhost_names(self, viewer):
         """``localhost`` and ``[::1]`` with the port are the same viewer."""
@@ -229,7 +232,7 @@ class TestRunsList:
     @pytest.mark.parametrize(
         ("where", "message"),
         [
-            ("lr__between=1", "Unknown operator &#x27;between&#x27;"),
+            ("lr__between=1", "unknown operator &#x27;between&#x27;"),
             ("=1", "is not name[__op]=value"),
             ("lr='unclosed", "cannot be read"),
             ("lr=None", "Python spelling"),
@@ -239,7 +242,8 @@ class TestRunsList:
         """A malformed condition is a 400 page saying what is wrong, the form kept."""
         sweep()
         status, _, page = request(viewer, "/?" + q(where=where))
-        assert (status, message in page, 'name="where"' in page) == (400, True, True)
+        expected = (400, True, True)
+        assert expected == (status, message in page, 'name="where"' in page)
 
     def test_limit(self, viewer):
         """``limit`` shows the newest runs and a link to all of them."""
@@ -321,7 +325,8 @@ class TestConfigText:
             path.unlink()
             os.mkfifo(path)
         text, why = config_text(attrs.evolve(run, config_path=path))
-        assert (text, why.startswith("Not shown") or why == "") == (None, True)
+        expected = (None, True)
+        assert expected == (text, why.startswith("Not shown") or why == "")
 
 
 class TestComparePage:
@@ -364,7 +369,8 @@ class TestEscaping:
             request(viewer, "/?" + q(where=f"kind={HOSTILE}"))[2],
         ]
         raw = [p.count("<script>alert") + p.count("<img src=x") for p in pages]
-        assert (raw, "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1]) == ([0, 0, 0, 0], True)
+        expected = ([0, 0, 0, 0], True)
+        assert expected == (raw, "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1])
 
 
 # -- in Chromium ------------------------------------------------------------------------------
