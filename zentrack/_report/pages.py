@@ -41,7 +41,7 @@ CELL: Final = 60
 TITLE: Final = 4_000
 STATES: Final = ("COMPLETE", "FAILED", "RUNNING", "CANCELED")
 #: Runs the list shows unless asked for all (``limit=0``).
-LIMIT: Final = 500
+LIMIT: Final = 200
 _KNOWN_STATES: Final = frozenset({*STATES, "CACHED"})
 
 

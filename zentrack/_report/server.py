@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from zentrack._record.drain import drain
 from zentrack._record.tracker import Tracker
 from zentrack._report import assets, pages
 from zentrack._report.html import render_comparison_html
@@ -52,6 +53,8 @@ from zentrack.exceptions import StoreError
 MAX_CONFIG: Final = 1 << 20
 #: Seconds between two flushes of waiting records before a read.
 REFRESH: Final = 1.0
+#: Seconds between two looks for runs whose process died (every run is read).
+RECONCILE: Final = 30.0
 #: Seconds a connection may stay idle (a stalled client does not hold a thread forever).
 IDLE: Final = 30
 _LOOPBACK: Final = ("127.0.0.1", "localhost", "[::1]")
@@ -82,15 +85,26 @@ class Viewer:
         self.name = tracker.location.display
         self._lock = threading.Lock()
         self._refreshed = -REFRESH
+        self._reconciled = -RECONCILE
 
     def _refresh(self) -> None:
-        """Write what waits in the journals (so new runs show), never waiting for the lock."""
+        """Write what waits in the journals (so new runs show), never waiting for the lock.
+
+        Runs whose process died are marked FAILED at most every
+        :data:`RECONCILE` seconds: that looks at every run, so not on every page.
+        """
         now = time.monotonic()
         if now - self._refreshed < REFRESH:
             return
         self._refreshed = now
+        reconcile = now - self._reconciled >= RECONCILE
+        location = self.tracker.location
+        if location.journal_dir is None:
+            return
         with contextlib.suppress(StoreError):  # busy or read-only: show what is stored
-            self.tracker.flush(timeout=0.0)
+            drain(location, self.tracker.store, reconcile=reconcile, timeout=0.0)
+            if reconcile:
+                self._reconciled = now
 
     # -- pages -----------------------------------------------------------------------------
 
@@ -106,8 +120,10 @@ class Viewer:
         with self._lock:
             self._refresh()
             found = self._matching(filters, test)
+            shown = found if not filters.limit else found[: filters.limit]
+            for run in shown:
+                run.steps  # noqa: B018 - read them now, under the lock
             pipelines = self._pipelines_locked()
-        shown = found if not filters.limit else found[: filters.limit]
         return pages.runs_page(
             shown, total=len(found), filters=filters, pipelines=pipelines, store=self.name
         )
@@ -149,6 +165,8 @@ class Viewer:
                 )
             except LookupError as exc:
                 return pages.error_page(404, str(exc), store=self.name)
+            for run in chosen:
+                run.steps  # noqa: B018 - read them now, under the lock
         comparison: Comparison = compare_runs(runs=chosen)
         text = render_comparison_html(comparison, home="/", run_link="/run?id=")
         return pages.Page(text.encode("ascii"), pages.policy_of(assets.REPORT_POLICY))

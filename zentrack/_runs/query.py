@@ -6,6 +6,7 @@ returned, in this process or in any other that wrote to the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import os
@@ -199,6 +200,12 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
 
 
 def run_from_context(store: Any, context: Any) -> Run[Any]:
+    """The run an MLMD run context records; its steps are read when first asked for.
+
+    Listing runs then costs one read for all of them, not one more per run:
+    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
+    they use.
+    """
     props = context.custom_properties
     data = json.loads(props[PROP_RECORD].string_value) if PROP_RECORD in props else {}
     config = data.get("config")
@@ -207,7 +214,8 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
         id=context.name,
         pipeline=data.get("pipeline", ""),
         state=data.get("st", "RUNNING"),
-        steps=store.run_steps(context.id),
+        steps=None,
+        loader=functools.partial(store.run_steps, context.id),
         params=untag(data.get("p") or {}),
         config_path=Path(config) if config else None,
         started=data.get("t0", 0) / 1e9,
