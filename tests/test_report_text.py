@@ -150,6 +150,14 @@ class TestLeaderboard:
         ]
         assert expected == cells(both.to_text(runs_as="rows"))
 
+    def test_shared_tags_below(self):
+        """A tag every run has goes on the line below; the column shows the others."""
+        runs = [make_run(0, tags={"team": "a", "data": "v1"}), make_run(1, tags={"team": "a"})]
+        both = zt.Comparison(runs=runs, params={"p.x": [1, 2]}, metrics={"p.m": [0.5, 0.7]})
+        lines = both.to_text(runs_as="rows").splitlines()
+        expected = (["data=v1", "1"], "same in both runs: tag team=a")
+        assert expected == (lines[1].split()[5:7], lines[-1])
+
     def test_text_values(self):
         """Strings as they are, quoted where a column mixes types; long ones cut to 24."""
         mixed = comparison(

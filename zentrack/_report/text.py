@@ -261,7 +261,12 @@ def _rows(
     params = [c for c in columns if c.kind == "param" and c.varies]
     metrics = [c for c in columns if c.kind == "metric"]
     with_date = not one_day(r.started for r in runs)
-    tagged = any(r.tags for r in runs)
+    # tags every run has go below the table with the params every run has
+    shared = dict.fromkeys(runs[0].tags.items() if runs else ())
+    for run in runs[1:]:
+        shared = {item: None for item in shared if item in run.tags.items()}
+    own = [{k: v for k, v in r.tags.items() if (k, v) not in shared} for r in runs]
+    tagged = any(own)
     header = ["run", "state", "started", "took"] + (["tags"] if tagged else [])
     right = [False, False, False, True] + ([False] if tagged else [])
     if ranked is not None:
@@ -280,7 +285,7 @@ def _rows(
             run.state,
             format_started(run.started, with_date=with_date),
             format_duration(run.ended - run.started) if run.ended and run.started else "",
-        ] + ([_tags_text(run.tags)] if tagged else [])
+        ] + ([_tags_text(own[i])] if tagged else [])
         if ranked is not None:
             good = present(ranked.values[i]) and not _nan(ranked.values[i])
             rank += good
@@ -290,8 +295,8 @@ def _rows(
         table.append(row)
     lines = _lay_out(table, right, split if metrics and params else None)
     same = [c for c in columns if c.kind == "param" and not c.varies]
-    if same and not only_differing:
-        lines.append(_same_line(same, len(runs), precision))
+    if (same or shared) and not only_differing:
+        lines.append(_same_line(same, dict(shared.keys()), len(runs), precision))
     return "\n".join(lines)
 
 
@@ -304,8 +309,10 @@ def _numeric(column: Column) -> bool:
     return bool(given) and all(is_number(v) for v in given)
 
 
-def _same_line(same: list[Column], count: int, precision: int, limit: int = 300) -> str:
-    parts = []
+def _same_line(
+    same: list[Column], tags: dict[str, str], count: int, precision: int, limit: int = 300
+) -> str:
+    parts = [f"tag {k}={v}" for k, v in tags.items()]
     for c in same:
         value = next((v for v in c.values if present(v)), None)
         text = _cell(value, c, precision) if value is not None else "-"
