@@ -622,7 +622,7 @@ class TestReportInBrowser:
         )
         expected = {
             first.id: [
-                f"data=v2owner={HOSTILE}\u270e tried {HOSTILE}",
+                f"data=v2owner={HOSTILE}\u270e " + truncate(f"tried {HOSTILE}", 28),
                 f"data=v2\nowner={HOSTILE}\ntried {HOSTILE}\nsecond line",
             ],
             second.id: ["", ""],
@@ -632,6 +632,17 @@ class TestReportInBrowser:
             found["cells"],
             browser.dialogs,
         )
+
+    def test_shared_tags_with_the_constants(self, browser, tmp_path):
+        """A tag every run has is listed with the same-valued params, not as a column."""
+        for run in (sweep(lr=0.01), sweep(lr=0.1)):
+            run.tag(team="vision")
+        open_report(browser, tmp_path / "report.html", zt.compare_runs("sweep"))
+        found = browser.evaluate(
+            "({tags: document.querySelectorAll('#zt-table td.tags').length,"
+            " same: document.getElementById('zt-constants').textContent})"
+        )
+        assert (0, True) == (found["tags"], "tag team=vision" in found["same"])
 
     def test_non_ascii_text(self, browser, tmp_path):
         """Non-ASCII values and titles reach the page as written, lone surrogates included."""

@@ -480,20 +480,25 @@ function runColumns() {
       const s = RUNS[i].s, known = ["COMPLETE", "FAILED", "RUNNING", "CANCELED"].includes(s);
       td.appendChild(el("span", "pill " + (known ? s : "OTHER"), s.toLowerCase()));
     }});
-  // tags and the note, when any run has some: chips, then the note's start (all of it on hover)
-  const tagsOf = (r) => Object.entries(r.tg || {}).map(([k, v]) => k + "=" + v);
-  if (RUNS.some((r) => tagsOf(r).length || r.n)) {
-    out.push({id: "tags", label: "tags \u00b7 note", group: "run",
-      key: (i) => [...tagsOf(RUNS[i]), RUNS[i].n || ""].join(" ") || null,
-      render: (td, i) => {
-        const r = RUNS[i], tags = tagsOf(r);
-        td.className = "tags";
-        for (const t of tags) td.appendChild(el("span", "tag", cut(t, 32)));
-        if (r.n) td.appendChild(el("span", "note", "\u270e " + cut(r.n.split("\n")[0], 40)));
-        td.title = [...tags, ...(r.n ? [r.n] : [])].join("\n");
-      }});
-  }
   return out;
+}
+// Tags every run has are listed with the parameters every run has; the others, and the
+// note, get a last column when any run has some: chips, then the note's start (all on hover).
+const TAG_LISTS = RUNS.map((r) => Object.entries(r.tg || {}).map(([k, v]) => k + "=" + v));
+const SHARED_TAGS = TAG_LISTS.length
+  ? TAG_LISTS.reduce((common, tags) => common.filter((t) => tags.includes(t))) : [];
+function tagColumns() {
+  const own = TAG_LISTS.map((tags) => tags.filter((t) => !SHARED_TAGS.includes(t)));
+  if (!RUNS.some((r, i) => own[i].length || r.n)) return [];
+  return [{id: "tags", label: "tags \u00b7 note", group: "tags",
+    key: (i) => [...own[i], RUNS[i].n || ""].join(" ").trim() || null,
+    render: (td, i) => {
+      const r = RUNS[i];
+      td.className = "tags";
+      for (const t of own[i]) td.appendChild(el("span", "tag", cut(t, 32)));
+      if (r.n) td.appendChild(el("span", "note", "\u270e " + cut(r.n.split("\n")[0], 28)));
+      td.title = [...own[i], ...(r.n ? [r.n] : [])].join("\n");
+    }}];
 }
 function dataColumn(c) {
   let best = NaN;
@@ -620,7 +625,7 @@ function buildTable() {
   const table = document.getElementById("zt-table");
   table.textContent = "";
   T.cols = [...runColumns(), ...PARAMS.filter((c) => c.varies || state.showSame).map(dataColumn),
-    ...METRICS.map(dataColumn)];
+    ...METRICS.map(dataColumn), ...tagColumns()];
   T.order = sortedRuns(T.cols);
   T.rows = new Map();
   T.shown = 0;
@@ -661,8 +666,14 @@ function buildTable() {
 function buildConstants() {
   const host = document.getElementById("zt-constants");
   const same = PARAMS.filter((c) => !c.varies);
-  if (!same.length) return;
+  if (!same.length && !SHARED_TAGS.length) return;
   host.append("Same in every run: ");
+  for (const t of SHARED_TAGS) {
+    const chip = el("span", "chip");
+    chip.append(el("i", "", "tag "), cut(t, 40));
+    chip.title = "tag " + t;
+    host.appendChild(chip);
+  }
   for (const c of same) {
     const i = c.values.findIndex((v) => v !== null);
     const chip = el("span", "chip");
