@@ -341,3 +341,23 @@ class Browser:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+#: Set (to anything) where the browser tests must run: a missing Chromium then
+#: fails them instead of skipping them (``.ci/run`` sets it).
+REQUIRE_ENV = "ZT_REQUIRE_BROWSER"
+
+
+def browser_for_tests(*, width: int = 1280, height: int = 900) -> Browser:
+    """A :class:`Browser` for a test fixture; skips the tests where there is no Chromium.
+
+    With ``$ZT_REQUIRE_BROWSER`` set, a missing Chromium is a failure instead.
+    """
+    import pytest
+
+    try:
+        return Browser(width=width, height=height)
+    except BrowserUnavailable as error:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"{error} (${REQUIRE_ENV} is set: the browser tests must run)")
+        pytest.skip(str(error))

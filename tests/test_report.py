@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import zentrack as zt
-from tests.browser import Browser, BrowserUnavailable
+from tests.browser import Browser, browser_for_tests
 from tests.strategies import tracked_values
 from zentrack._report.html import render_comparison_html, write_comparison_html
 from zentrack._report.table import format_duration, format_number, higher_is_better, truncate
@@ -121,11 +121,7 @@ def run_sweep() -> zt.Comparison:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module's tests (skipped where there is none)."""
-    try:
-        instance = Browser(width=1280, height=900)
-    except BrowserUnavailable as error:
-        pytest.skip(str(error))
-    with instance:
+    with browser_for_tests(width=1280, height=900) as instance:
         yield instance
 
 
@@ -642,7 +638,7 @@ class TestReportInBrowser:
             "({tags: document.querySelectorAll('#zt-table td.tags').length,"
             " same: document.getElementById('zt-constants').textContent})"
         )
-        assert (0, True) == (found["tags"], "tag team=vision" in found["same"])
+        assert (found["tags"], "tag team=vision" in found["same"]) == (0, True)
 
     def test_non_ascii_text(self, browser, tmp_path):
         """Non-ASCII values and titles reach the page as written, lone surrogates included."""

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import zentrack as zt
-from tests.browser import Browser, BrowserUnavailable
+from tests.browser import Browser, browser_for_tests
 from zentrack._cli.values import parse_value
 from zentrack._record import tracker as _tracker
 from zentrack._report.server import ViewerServer, config_text, start
@@ -379,11 +379,7 @@ class TestEscaping:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module's tests (skipped where there is none)."""
-    try:
-        instance = Browser(width=1400, height=900)
-    except BrowserUnavailable as error:
-        pytest.skip(str(error))
-    with instance:
+    with browser_for_tests(width=1400, height=900) as instance:
         yield instance
 
 
