@@ -362,7 +362,9 @@ function drawPC(width) {
 }
 function pcAxis(c, s, x, gap, m, ih, Y, svg) {
   const g = sv("g", {class: "ax" + (c.kind === "metric" ? " ax-metric" : ""), "data-col": c.key});
-  const room = Math.max(6, Math.floor(gap / 7));
+  // centred labels fit between the axes and inside the chart (the outer axes have half a gap)
+  const edge = Math.min(x, Number(svg.getAttribute("width")) - x) * 2;
+  const room = Math.max(6, Math.floor(Math.min(gap, edge) / 7));
   const text = (cls, y, words) => sv("text", {class: cls, x, y, "text-anchor": "middle"}, words);
   g.appendChild(sv("line", {class: "ax-line", x1: x, x2: x, y1: m.t, y2: m.t + ih}));
   g.appendChild(text("ax-step", m.t - 46,
@@ -384,7 +386,7 @@ function pcAxis(c, s, x, gap, m, ih, Y, svg) {
     if (y - lastY < 13) continue;
     lastY = y;
     g.appendChild(sv("line", {class: "ax-line", x1: x - 4, x2: x, y1: y, y2: y}));
-    const room = Math.max(6, Math.floor(gap / 8));
+    const room = Math.max(4, Math.floor(Math.min(gap, x - 7) / 8));
     const tick = sv("text", {class: "ax-tick", x: x - 7, y: y + 4, "text-anchor": "end"},
       cut(label, room));
     if (label.length > room) tick.appendChild(sv("title", {}, label));
