@@ -24,6 +24,7 @@ import zentrack as zt
 from tests import pipelines_for_tests as pft
 from tests.conftest import ROOT, SUBPROCESS_TIMEOUT
 from tests.steps_for_tests import shared_prefix_pair, tick
+from zentrack._report.table import format_number
 
 MODULE = "tests.pipelines_for_tests"
 
@@ -451,16 +452,18 @@ class TestRuns:
     """``zentrack runs``."""
 
     def test_lists_runs_newest_first(self, store_path):
-        """One line per run: id, pipeline, state, step count and config path."""
+        """A line per run: id, pipeline, state, start, duration, steps and key metrics."""
         first = pft.training()
         second = pft.scaled()
 
         rows = [line.split() for line in ok(zentrack(store_path, "runs")).splitlines()]
         expected = [
-            [second.id, "scaled", "COMPLETE", "1", "steps", str(second.config_path)],
-            [first.id, "training", "COMPLETE", "3", "steps", str(first.config_path)],
+            ["run", "pipeline", "state", "started", "took", "steps", "metrics"],
+            [second.id, "scaled", "COMPLETE", "1"],
+            [first.id, "training", "COMPLETE", "3", "loss=0.99"],
         ]
-        assert expected == rows
+        shown = [[*r[:3], r[6], *[c for c in r if "=" in c]] for r in rows[1:]]  # "48 ms"
+        assert expected == [rows[0][:7], *shown]
 
     def test_json_for_one_pipeline(self, store_path):
         """``--pipeline`` filters; ``--json`` gives ids, params and keyed steps."""
@@ -476,20 +479,20 @@ class TestShow:
     """``zentrack show RUN_ID``."""
 
     def test_shows_one_run(self, store_path, trained):
-        """The run's id, pipeline, state, params, config and step records."""
+        """The run's id, pipeline, state, start, params, config and step records."""
         out = ok(zentrack(store_path, "show", trained.id))
         lines = out.splitlines()
         expected = [
             f"run       {trained.id}",
             f"pipeline  training ({MODULE}.training)",
             "state     COMPLETE",
-            {"n": 4, "lr": 0.01},
+            "started",
+            "params    lr=0.01, n=4",
             f"config    {trained.config_path}",
-            "steps:",
+            "steps (3):",
         ]
-        params = ast.literal_eval(lines[3].removeprefix("params    "))
-        assert expected == [*lines[:3], params, *lines[4:6]]
-        steps = [line.split()[1:3] for line in lines[6:]]
+        assert expected == [*lines[:3], lines[3].split()[0], *lines[4:7]]
+        steps = [line.split()[1:3] for line in lines[8:]]
         expected_steps = [
             ["load_data", "COMPLETE"],
             ["trainer", "COMPLETE"],
@@ -520,14 +523,13 @@ class TestCompare:
         second = pft.training(lr=0.02)
 
         out = ok(zentrack(store_path, "compare", "--pipeline", "training", "--differing"))
+        rows = [line.split() for line in out.splitlines()]
         expected = [
-            [second.id, first.id],
-            ["state", "COMPLETE", "COMPLETE"],
-            ["*", "pipeline.lr", "0.02", "0.01"],
-            ["*", "trainer.lr", "0.02", "0.01"],
-            ["metric:trainer.loss", "0.98", "0.99"],
+            ["run", "state", "started", "took", "lr", "|", "loss"],
+            [second.id, "COMPLETE", "0.02", "|", "0.98"],
+            [first.id, "COMPLETE", "0.01", "|", "0.99"],
         ]
-        assert expected == [line.split() for line in out.splitlines()]
+        assert expected == [rows[0], *[r[:2] + r[-3:] for r in rows[1:]]]
 
     def test_runs_by_id_as_json(self, store_path):
         """Run ids pick the runs, in that order; ``--json`` has params, metrics and differing."""
@@ -554,24 +556,26 @@ class TestCompareLabels:
 
         return training(lr=0.1), training(lr=0.05)
 
-    def test_text_labels_the_metric(self, store_path, demo_runs):
-        """The param row is ``trainer.loss``, the metric row ``metric:trainer.loss``."""
+    def test_text_keeps_the_metric_apart(self, store_path, demo_runs):
+        """The metric is a column after ``|``; the same-valued param is on the line below."""
         first, second = demo_runs
         losses = [run.steps[-1].metrics["loss"] for run in (second, first)]
 
         out = ok(zentrack(store_path, "compare", "--pipeline", "training"))
-        rows = [line.split() for line in out.splitlines() if "loss" in line]
-        expected = [
-            ["trainer.loss", "'mse'", "'mse'"],
-            ["metric:trainer.loss", *map(repr, losses)],
-        ]
-        assert expected == rows
+        rows = [line.split() for line in out.splitlines()]
+        expected = (["|", "loss"], [format_number(loss) for loss in losses], True)
+        actual = (
+            rows[0][-2:],
+            [row[-1] for row in rows[1:3]],
+            "trainer.loss=mse," in rows[3],
+        )
+        assert expected == actual
 
-    def test_differing_keeps_the_metric_labelled(self, store_path, demo_runs):
-        """``--differing`` drops the same-valued param; the metric row still says it is one."""
+    def test_differing_keeps_the_metric(self, store_path, demo_runs):
+        """``--differing`` drops the same-valued params' line; the metric column stays."""
         out = ok(zentrack(store_path, "compare", "--pipeline", "training", "--differing"))
-        expected = [["*", "pipeline.lr"], ["*", "trainer.lr"], ["metric:trainer.loss"]]
-        assert expected == [line.split()[:-2] for line in out.splitlines()[2:]]
+        expected = (["lr", "|", "loss"], 3)
+        assert expected == (out.splitlines()[0].split()[-3:], len(out.splitlines()))
 
     def test_json_keeps_params_and_metrics_apart(self, store_path, demo_runs):
         """In JSON the metric is under ``metrics`` only; ``differing`` lists params only."""
@@ -1117,7 +1121,7 @@ class TestSharedOptions:
         typo = tmp_path / "typo.sqlite"
         out = ok(zentrack(typo, "runs", "--store", str(store_path)))
         expected = ["scaled"]
-        assert expected == [line.split()[1] for line in out.splitlines()]
+        assert expected == [line.split()[1] for line in out.splitlines()[1:]]
 
     @pytest.mark.parametrize(
         "command",

@@ -511,19 +511,33 @@ class TestCompareRuns:
         assert expected == (comparison.metrics, comparison.differing())
 
     def test_to_text(self):
-        """The table marks differing params with ``*`` and shows a column per run."""
+        """A leaderboard: a row per run, the params that differ, then the metrics."""
         first = pft.training(lr=0.01)
         second = pft.training(lr=0.02)
 
-        text = zt.compare_runs(pipeline="training").to_text(only_differing=True)
+        rows = [line.split() for line in zt.compare_runs("training").to_text().splitlines()]
+        expected = [
+            ["run", "state", "started", "took", "lr", "|", "loss"],
+            [second.id, "COMPLETE", "0.02", "|", "0.98"],
+            [first.id, "COMPLETE", "0.01", "|", "0.99"],
+            ["same", "in", "both", "runs:"],
+        ]
+        assert expected == [rows[0], *[r[:2] + r[-3:] for r in rows[1:3]], rows[3][:4]]
+
+    def test_to_text_columns(self):
+        """A column per run: differing params and metrics marked ``*``, metrics labelled."""
+        first = pft.training(lr=0.01)
+        second = pft.training(lr=0.02)
+
+        text = zt.compare_runs("training").to_text(only_differing=True, runs_as="columns")
         expected = [
             [second.id, first.id],
             ["state", "COMPLETE", "COMPLETE"],
             ["*", "pipeline.lr", "0.02", "0.01"],
             ["*", "trainer.lr", "0.02", "0.01"],
-            ["metric:trainer.loss", "0.98", "0.99"],
+            ["*", "metric:trainer.loss", "0.98", "0.99"],
         ]
-        assert expected == [line.split() for line in text.splitlines()]
+        assert expected == [line.split() for line in text.splitlines() if "took" not in line]
 
     def test_types_count_as_differences(self):
         """``1`` and ``1.0`` differ, as in the fingerprint."""

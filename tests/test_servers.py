@@ -145,6 +145,24 @@ class TestTracking:
         )
         assert expected == actual
 
+    def test_run_tags_note_and_metrics(self, server_url):
+        """Tags (keys differing by case only), a note with backslashes and quotes, and a run
+        changed after it ended read back exactly; the run keeps its context id."""
+        run = experiment(lr=0.1)
+        zt.flush()
+        before = zt.get_run(run.id).context_id
+        run.tag(Stage="A", stage="b", path="C:\\runs\\1")
+        run.note('tried "C:\\x"\nsecond line \u00e9')
+        again = zt.get_run(run.id)
+        expected = (
+            {"Stage": "A", "stage": "b", "path": "C:\\runs\\1"},
+            'tried "C:\\x"\nsecond line \u00e9',
+            before,
+            ["COMPLETE"] * 3,
+        )
+        actual = (again.tags, again.notes, again.context_id, [s.state for s in again.steps])
+        assert expected == actual
+
     def test_cached_calls_point_at_the_original(self, server_url):
         """A cache hit's record names the execution whose output it reused."""
         experiment(lr=0.3)

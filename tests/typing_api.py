@@ -4,6 +4,7 @@ Each ``type: ignore[...]`` asserts that mypy reports that error there
 (``warn_unused_ignores`` is on under ``--strict``).
 """
 
+from pathlib import Path
 from typing import Any, assert_type
 
 import zentrack as zt
@@ -34,7 +35,17 @@ assert_type(score(0.7), bool)
 assert_type(score.fingerprint(0.7, threshold=0.1), str)
 assert_type(TrainerStep(lr=0.1).run([1.0]), float)
 assert_type(zt.fingerprint(train, [1.0], lr=0.2), str)
-assert_type(zt.lookup("0" * 64), list[zt.Record])
+records: list[zt.Record] = zt.lookup("0" * 64)  # a list subclass that shows as a table
+found: list[zt.Record] = zt.find("train", lr__lt=0.1)
+runs: list[zt.Run[Any]] = zt.runs(tags={"team": "vision"})
+assert_type(zt.find("train")[0], zt.Record)
+assert_type(zt.runs()[0], zt.Run[Any])
+assert_type(zt.runs()[0].tags, dict[str, str])
+zt.runs()[0].tag(data="v2", old=None)
+zt.runs()[0].note("text")
+zt.runs()[0].tag(seed=3)  # type: ignore[arg-type]
+assert_type(zt.compare_runs().to_html(), str)
+assert_type(zt.compare_runs().to_html("report.html", color_by="accuracy"), Path)
 
 train("not a list")  # type: ignore[arg-type]
 train([1.0], learning_rate=0.1)  # type: ignore[call-arg]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from zentrack._cli import configs, reads, stores
+from zentrack._cli import configs, reads, runs, stores
 from zentrack._cli.errors import debug_requested, report
 from zentrack._cli.values import VALUE_SYNTAX
 from zentrack._log import configure as configure_log
@@ -132,32 +132,75 @@ def _parser() -> argparse.ArgumentParser:
     p = add("why", reads.cmd_why, "why a step call would miss the cache", json=True, values=True)
     p.add_argument("step", metavar="module:step")
     p.add_argument("args", nargs="*", metavar="name=VALUE", help=call_args)
-    p = add("runs", reads.cmd_runs, "pipeline runs, newest first", json=True)
-    p.add_argument("--pipeline")
-    p.add_argument("--state")
-    p.add_argument("--limit", type=int, default=50)
-    p = add("show", reads.cmd_show, "one run: its params, config and step calls", json=True)
-    p.add_argument("run_id")
-    p = add("compare", reads.cmd_compare, "params and metrics of runs side by side", json=True)
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID")
-    p.add_argument("--pipeline")
-    p.add_argument("--last", type=int)
-    p.add_argument(
-        "--differing",
-        action="store_true",
-        help="only params that differ (metrics, labelled metric:, are always shown)",
-    )
+    _add_runs(commands)
     _add_cache(commands)
     _add_config(commands)
     p = add(
         "rerun", configs.cmd_rerun, "run a recorded run again, optionally with edited args",
         json=True, values=True,
     )
-    p.add_argument("run_id")
+    p.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
     p.add_argument("--set", action="append", metavar="step.arg=VALUE")
     add("flush", stores.cmd_flush, "write waiting records to the store now")
     _add_store(commands)
     return parser
+
+
+_RUN_HELP = "a run id, or the start of one that no other run's id starts with"
+
+
+def _add_runs(commands: _Commands) -> None:
+    """``runs``, ``show``, ``compare``, ``tag`` and ``ui``."""
+    add = commands.add
+    p = add(
+        "runs", reads.cmd_runs,
+        "pipeline runs, newest first: start, duration, key metrics, tags", json=True,
+    )
+    p.add_argument("--pipeline")
+    p.add_argument("--state")
+    p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only runs with this tag")
+    p.add_argument("--limit", type=int, default=50, help="newest N runs (0: all; default 50)")
+    p = add("show", reads.cmd_show, "one run: params, metrics, tags, note, config, steps",
+            json=True)
+    p.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+    p = add(
+        "compare", reads.cmd_compare,
+        "runs side by side as a leaderboard (a row per run), or as an HTML report", json=True,
+    )
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help=_RUN_HELP)
+    p.add_argument("--pipeline")
+    p.add_argument("--last", type=int, metavar="N", help="only the newest N runs")
+    p.add_argument(
+        "--differing", action="store_true", help="leave out the params every run shares"
+    )
+    p.add_argument("--sort", metavar="COLUMN",
+                   help="order runs by a param or metric (lr, train.lr; started, duration)")
+    p.add_argument("--best", metavar="METRIC",
+                   help="rank runs by a metric, best first (lower first for loss, error, time)")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--desc", action="store_true",
+                       help="--sort descending; with --best: higher is better")
+    order.add_argument("--asc", action="store_true", help="with --best: lower is better")
+    p.add_argument("--precision", type=int, default=4, metavar="DIGITS",
+                   help="significant digits of numbers (default 4; --json keeps exact values)")
+    p.add_argument("--runs-as", choices=["auto", "rows", "columns"], default="auto",
+                   help="a row per run, or a column per run (auto: rows unless fewer runs "
+                        "than columns)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write a self-contained HTML report (table, charts) to FILE instead")
+    p.add_argument("--title", help="the HTML report's title")
+    p.add_argument("--color-by", metavar="METRIC", help="the HTML report's colour metric")
+    p = add("tag", runs.cmd_tag, "set or remove a run's tags, or its note")
+    p.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
+    p.add_argument("tags", nargs="*", metavar="KEY=VALUE", help="tags to set (text, as typed)")
+    p.add_argument("--remove", action="append", metavar="KEY", help="remove this tag")
+    note = p.add_mutually_exclusive_group()
+    note.add_argument("--note", metavar="TEXT", help="the run's free-text note")
+    note.add_argument("--clear-note", action="store_true", help="remove the note")
+    p = add("ui", runs.cmd_ui, "a local read-only web viewer of the store (runs, a run, compare)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: a free one)")
 
 
 def _add_cache(commands: _Commands) -> None:

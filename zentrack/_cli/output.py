@@ -38,12 +38,17 @@ def print_records(records: Sequence[zt.Record], as_json: bool) -> None:
 
 
 def run_row(run: zt.Run[Any]) -> dict[str, Any]:
-    """A run as a JSON object, its steps keyed."""
+    """A run as a JSON object (times in seconds since the epoch), its steps keyed."""
     return {
         "id": run.id,
         "pipeline": run.pipeline,
         "state": run.state,
+        "started": run.started or None,
+        "ended": run.ended,
         "params": run.params,
+        "metrics": run.run_metrics,
+        "tags": run.tags,
+        "note": run.notes,
         "config_path": str(run.config_path) if run.config_path else None,
         "error": run.error,
         "steps": [record_row(r) | {"key": r.key} for r in run.steps],

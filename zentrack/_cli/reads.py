@@ -102,43 +102,56 @@ def cmd_why(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """``zentrack runs [--pipeline P] [--state S] [--limit N]``."""
+    """``zentrack runs [--pipeline P] [--state S] [--tag K=V]... [--limit N]``."""
+    from zentrack._report.text import runs_text
+
+    tags = tag_filters(args.tag or [])
     init_for_read(args.store)
-    found = zt.runs(args.pipeline, state=args.state)[: args.limit]
+    found = zt.runs(args.pipeline, state=args.state, tags=tags)
+    shown = found[: args.limit] if args.limit else found
     if args.json:
-        print_json([run_row(r) for r in found])
+        print_json([run_row(r) for r in shown])
         return 0
-    if not found:
-        print("no runs")
-    for run in found:
-        print(
-            f"{run.id}  {run.pipeline:<16} {run.state:<9} {len(run.steps):>3} steps  "
-            f"{run.config_path or ''}"
-        )
+    print(runs_text(shown))
+    if len(found) > len(shown):
+        print(f"... {len(found) - len(shown)} older runs not shown (--limit 0 shows all)")
     return 0
 
 
+def tag_filters(items: list[str]) -> dict[str, str]:
+    """``["team=vision"]`` -> ``{"team": "vision"}``: tag values are text, as typed."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"zentrack: --tag takes key=value (got {item!r}), e.g. team=vision")
+        out[key] = value
+    return out
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    """``zentrack show RUN_ID``."""
+    """``zentrack show RUN``: a run by id or unique id prefix."""
+    from zentrack._report.text import run_text
+
     init_for_read(args.store)
     run = zt.get_run(args.run_id)
     if args.json:
         print_json(run_row(run))
         return 0
-    print(f"run       {run.id}")
-    print(f"pipeline  {run.pipeline} ({run.source})")
-    print(f"state     {run.state}" + (f": {run.error}" if run.error else ""))
-    print(f"params    {run.params}")
-    print(f"config    {run.config_path}")
-    print("steps:")
-    print_records(run.steps, False)
+    print(run_text(run))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """``zentrack compare [RUN_ID...] [--pipeline P] [--last N] [--differing]``."""
+    """``zentrack compare [RUN...] [--pipeline P] [--last N] [--html FILE] [--sort/--best ...]``."""
     init_for_read(args.store)
     comparison = zt.compare_runs(args.pipeline, runs=args.run_ids or None, last=args.last)
+    if args.html:
+        path = comparison.to_html(args.html, title=args.title, color_by=args.color_by)
+        size = path.stat().st_size
+        count = len(comparison.runs)
+        print(f"wrote {path} ({count} run{'s' if count != 1 else ''}, {size / 1024:,.0f} KB)")
+        return 0
     if args.json:
         print_json(
             {
@@ -148,7 +161,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 "differing": comparison.differing(),
             }
         )
-    else:
-        print(comparison.to_text(only_differing=args.differing))
+        return 0
+    descending = True if args.desc else (False if args.asc else None)
+    print(
+        comparison.to_text(
+            only_differing=args.differing,
+            precision=args.precision,
+            sort=args.sort,
+            best=args.best,
+            descending=descending,
+            runs_as=args.runs_as,
+        )
+    )
     return 0
-

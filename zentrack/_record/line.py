@@ -13,24 +13,42 @@ optional ``err`` error, ``cached`` the record id a cache hit reuses, ``out``
 the cached output, ``run``/``key`` run id and config key, ``m`` metrics,
 then the step's own ``step``, ``src`` source, ``code`` code digest, ``cp``
 code parts, ``ver`` version.  A run line has ``kind: "run"``, ``id``,
-``pipeline``, ``src``, ``st``, ``pid``, ``host``, ``alive`` and, as the run
-goes, ``t0``, ``t1``, ``p``, ``config``, ``err``.
+``pipeline``, ``src``, ``st``, ``pid``, ``host``, ``alive``, ``tags`` (given
+to ``@pipeline``) and, as the run goes, ``t0``, ``t1``, ``p``, ``config``,
+``err``.
+
+An annotation line (:func:`annotation_line`) changes a run after the fact or
+while it goes: ``kind: "annotate"``, ``run`` the run id, ``t`` when (ns), then
+any of ``m`` run-level metrics (exact form), ``tags`` (``null`` removes one)
+and ``note`` (``null`` removes it).  The store folds annotations into the
+run's ``a`` key (:func:`merge_annotation`), last writer by ``t`` winning per
+metric, per tag and for the note, so annotations drained out of order (two
+processes' journals) still end as they were made.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import reprlib
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
 import attrs
 
-from zentrack._step.values import exact_value, untag
+from zentrack._step.values import MISSING, Missing, exact_value, untag
 
 #: Journal line format version, written into every line as ``"v"``.
 LINE_VERSION: Final = 1
+#: The ``kind`` of a pipeline run's line and of a run annotation's line.
+RUN_KIND: Final = "run"
+ANNOTATION_KIND: Final = "annotate"
+#: Params a record's repr shows (each value's repr cut by ``reprlib``).
+_REPR_PARAMS: Final = 8
+#: What a tag key may be: it becomes part of an MLMD property name and a CLI ``key=value``.
+TAG_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 #: What a cached output's ``out`` key holds (from the cache's metadata).
 OUTPUT_KEYS: Final = ("uri", "materializer", "type", "sha256", "size")
 _HEAD: Final = f'{{"v":{LINE_VERSION},"id":"'
@@ -117,7 +135,7 @@ def run_line(
     """
     data = {
         "v": LINE_VERSION,
-        "kind": "run",
+        "kind": RUN_KIND,
         "id": run_id,
         "pipeline": pipeline,
         "src": source,
@@ -128,6 +146,99 @@ def run_line(
         **more,
     }
     return json.dumps(data, separators=(",", ":"), allow_nan=True) + "\n"
+
+
+def annotation_line(
+    run_id: str,
+    at: int,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str | None] | None = None,
+    note: str | Missing | None = MISSING,
+) -> str:
+    """A run annotation's journal line: run-level metrics, tags or the note, changed at ``at``.
+
+    Args:
+        run_id: the run annotated.
+        at: when, nanoseconds since the epoch (the later of two changes wins).
+        metrics: run-level metrics (tracked values).
+        tags: tags to set, ``None`` to remove one.
+        note: the new note, ``None`` to remove it (``MISSING``: unchanged).
+    """
+    text = (
+        f'{{"v":{LINE_VERSION},"kind":"{ANNOTATION_KIND}",'
+        f'"run":{encode_basestring_ascii(run_id)},"t":{at}'
+    )
+    if metrics:
+        text += f',"m":{exact_value(dict(metrics))}'
+    if tags:
+        text += f',"tags":{json.dumps(dict(tags), sort_keys=True)}'
+    if note is not MISSING:
+        text += f',"note":{json.dumps(note)}'
+    return text + "}\n"
+
+
+def merge_annotation(folded: Mapping[str, Any], line: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold one annotation line into a run's ``a`` key (a new dict; ``folded`` is kept).
+
+    ``a`` holds ``{"m": {name: [exact, t]}, "tags": {key: [value or null, t]},
+    "note": [text or null, t]}``: every entry keeps its time, so a change
+    older than the one stored (a journal drained late) does not undo it, and
+    a removal stays one.
+    """
+    at = line["t"]
+    out: dict[str, Any] = {
+        "m": dict(folded.get("m") or {}),
+        "tags": dict(folded.get("tags") or {}),
+    }
+    if folded.get("note") is not None:
+        out["note"] = folded["note"]
+    for field in ("m", "tags"):
+        for key, value in (line.get(field) or {}).items():
+            if key not in out[field] or out[field][key][1] <= at:
+                out[field][key] = [value, at]
+    if "note" in line and ("note" not in out or out["note"][1] <= at):
+        out["note"] = [line["note"], at]
+    return out
+
+
+def valid_annotation(line: Mapping[str, Any]) -> bool:
+    """Tell whether a parsed annotation line has the shape :func:`annotation_line` writes.
+
+    Lines come from journals other processes wrote: a bad one is skipped by
+    the store rather than trusted (its tag keys become property names).
+    """
+    tags = line.get("tags") or {}
+    return (
+        type(line.get("run")) is str
+        and bool(line["run"])
+        and type(line.get("t")) is int
+        and isinstance(line.get("m") or {}, dict)
+        and isinstance(tags, dict)
+        and all(
+            type(k) is str and TAG_KEY.fullmatch(k) and (v is None or type(v) is str)
+            for k, v in tags.items()
+        )
+        and (line.get("note") is None or type(line.get("note")) is str)
+    )
+
+
+def run_annotations(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str], str | None]:
+    """A run's metrics, tags and note from its stored data (run line keys plus ``a``).
+
+    Tags given to ``@pipeline`` (the run line's ``tags``) come first; later
+    annotations set, change or remove them.
+    """
+    folded = data.get("a") or {}
+    metrics = untag({name: value for name, (value, _) in (folded.get("m") or {}).items()})
+    tags = dict(data.get("tags") or {})
+    for key, (value, _) in (folded.get("tags") or {}).items():
+        if value is None:
+            tags.pop(key, None)
+        else:
+            tags[key] = value
+    note = folded.get("note")
+    return metrics, tags, note[0] if note else None
 
 
 @attrs.frozen(repr=False)
@@ -166,12 +277,21 @@ class Record:
     output_uri: str | None = None
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        shown = list(self.params.items())[:_REPR_PARAMS]
+        params = ", ".join(f"{k}={reprlib.repr(v)}" for k, v in shown)
+        if len(self.params) > _REPR_PARAMS:
+            params += f", ... {len(self.params) - _REPR_PARAMS} more"
         return (
-            f"Record(step={self.step!r}, state={self.state}, "
+            f"Record(step={reprlib.repr(self.step)}, state={self.state}, "
             f"fingerprint={self.fingerprint[:12]}…, execution_id={self.execution_id}, "
             f"params={{{params}}})"
         )
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the record's fields, params and metrics as a table."""
+        from zentrack._report.notebook import record_html
+
+        return record_html(self)
 
 
 def parse_line(line: bytes | str) -> dict[str, Any]:

@@ -21,13 +21,8 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from zentrack._step.values import (
-    NOT_TRACKED,
-    TRACKED_TYPES_TEXT,
-    as_tracked,
-    canonical_json,
-    describe_type,
-)
+from zentrack._runs.annotate import annotate, check_metrics
+from zentrack._step.values import canonical_json
 
 #: Code objects of the functions whose local ``metrics`` collects a call's metrics.
 TRACKING_CODES: set[types.CodeType] = set()
@@ -94,6 +89,7 @@ class RunState:
         source: str,
         overrides: dict[str, Mapping[str, Any]],
         alive_file: str,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.id = id
         self.pipeline = pipeline
@@ -103,6 +99,16 @@ class RunState:
         self._counts: dict[str, itertools.count[int]] = {}
         #: config key -> (step source, exact params text), in call order.
         self.entries: dict[str, tuple[str, str]] = {}
+        #: The tags given to ``@pipeline`` and the metrics logged outside any step.
+        self.tags = dict(tags or {})
+        self.metrics: dict[str, Any] = {}
+        self._metrics_lock = threading.Lock()
+
+    def log_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Record run-level metrics: journaled at once, kept for the returned run."""
+        with self._metrics_lock:
+            self.metrics.update(metrics)
+        annotate(self.id, metrics=metrics)
 
     def next_key(self, step: str) -> str:
         """The config key of a step's next call: ``trainer``, ``trainer#2``, ...
@@ -156,32 +162,33 @@ os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def log_metrics(**metrics: Any) -> None:
-    """Attach metrics to the step call that is running.
+    """Attach metrics to the step call that is running, or else to the pipeline run.
 
-    Stored with the call's record (MLMD custom properties
-    ``zentrack.metric.<name>``); a later call with the same name overwrites.
+    Inside a step call they are stored with the call's record (MLMD custom
+    properties ``zentrack.metric.<name>`` of its Execution).  In a pipeline's
+    body outside any step they are the run's own metrics (the same
+    properties on the run's Context; ``run.run_metrics``, compared as
+    ``pipeline.<name>``), journaled at once.  A later value of a name
+    overwrites the earlier one.
 
     Raises:
-        RuntimeError: outside a tracked step call.
+        RuntimeError: outside a tracked step call and outside a pipeline run.
         TypeError: a value that is not of a tracked type.
     """
+    checked = check_metrics(metrics)  # NumPy scalars become the Python number
     target = _running_call_metrics()
-    if target is None:
+    if target is not None:
+        target.update(checked)
+        return
+    run = current_run.get() or lone_run
+    if run is None:
         raise RuntimeError(
-            "zentrack.log_metrics() was called outside a tracked step; call it from inside "
-            "a function or class entry point decorated with @zentrack.step."
+            "zentrack.log_metrics() was called outside a tracked step and outside a pipeline "
+            "run; call it inside a function decorated with @zentrack.step (the call's "
+            "metrics) or @zentrack.pipeline (the run's metrics)."
         )
-    checked: dict[str, Any] = {}
-    for name, value in metrics.items():
-        plain = as_tracked(value)  # NumPy scalars become the Python number
-        if plain is NOT_TRACKED:
-            raise TypeError(
-                f"Metric {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-                f"(got {value!r:.80} that is a {describe_type(value)}); convert it, "
-                "e.g. with float(value)."
-            )
-        checked[name] = plain
-    target.update(checked)
+    if checked:
+        run.log_metrics(checked)
 
 
 def _running_call_metrics() -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import signal
 import threading
 import time
@@ -43,6 +44,7 @@ import attrs
 
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record, run_line
+from zentrack._runs.annotate import annotate, check_note, check_tags
 from zentrack._runs.context import RunState, current_run, run_ended, run_started
 from zentrack._step.params import Signature, callable_signature
 from zentrack._step.source_names import source_of
@@ -66,6 +68,7 @@ class PipelineSpec:
     source: str
     signature: Signature
     function: Callable[..., Any] = attrs.field(repr=False)
+    tags: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen(repr=False, getstate_setstate=False)
@@ -81,6 +84,11 @@ class Run(Generic[R]):
         config_path: the YAML config written at the end of the run.
         output: what the pipeline function returned (only on the run that
             ``training()`` returned in this process; ``None`` when read back).
+        started: when the run started (seconds since the epoch).
+        ended: when it ended (``None`` while it runs).
+        run_metrics: metrics logged in the pipeline's body outside any step.
+        tags: the run's tags (``@pipeline(tags=...)``, then :meth:`tag`).
+        notes: the run's free-text note (:meth:`note`), if any.
     """
 
     id: str
@@ -95,6 +103,9 @@ class Run(Generic[R]):
     error: str | None = None
     context_id: int | None = None
     output: R | None = None
+    run_metrics: dict[str, Any] = attrs.field(factory=dict)
+    tags: dict[str, str] = attrs.field(factory=dict)
+    notes: str | None = None
     #: Reads the steps from the store when ``steps`` was not given: a run
     #: returned in-process leaves its records to the lazy flush until asked.
     _loader: Callable[[], list[Record] | None] | None = attrs.field(
@@ -124,10 +135,55 @@ class Run(Generic[R]):
             object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
+        tags = f", tags={reprlib.repr(self.tags)}" if self.tags else ""
         return (
-            f"Run(id={self.id!r}, pipeline={self.pipeline!r}, state={self.state}, "
-            f"steps={len(self.steps)}, config_path={str(self.config_path)!r})"
+            f"Run(id={self.id!r}, pipeline={reprlib.repr(self.pipeline)}, state={self.state}, "
+            f"steps={len(self.steps)}, config_path={str(self.config_path)!r}{tags})"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython: the run as ``zentrack show`` prints it."""
+        from zentrack._report.text import run_text
+
+        printer.text(run_text(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the run's fields and a table of its steps."""
+        from zentrack._report.notebook import run_html
+
+        return run_html(self)
+
+    def tag(self, **tags: str | None) -> None:
+        """Set (or, with ``None``, remove) tags of this run: ``run.tag(data="v2")``.
+
+        Journaled at once and written to the run's MLMD Context by the next
+        flush (its custom properties ``zentrack.tag.<key>``); this object's
+        :attr:`tags` follow.  Runs can be found by tag: ``zt.runs(tags={...})``.
+
+        Raises:
+            ValueError: a key that cannot be a tag key, or a value over 500 characters.
+            TypeError: a value that is not a str or None.
+        """
+        checked = check_tags(tags)
+        annotate(self.id, tags=checked)
+        current = dict(self.tags)
+        for key, value in checked.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        object.__setattr__(self, "tags", current)
+
+    def note(self, text: str | None) -> None:
+        """Set this run's free-text note (``None`` removes it); see :meth:`tag`.
+
+        Raises:
+            TypeError: ``text`` is not a str or None.
+            ValueError: ``text`` is over 20,000 characters.
+        """
+        checked = check_note(text)
+        annotate(self.id, note=checked)
+        object.__setattr__(self, "notes", checked)
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """Metrics of each step call, by config key."""
@@ -142,6 +198,8 @@ class Run(Generic[R]):
 
 
 def _run_line(state: RunState, status: str, **more: Any) -> str:
+    if state.tags:
+        more["tags"] = state.tags
     return run_line(state.id, state.pipeline, state.source, status, state.alive_file, **more)
 
 
@@ -248,6 +306,7 @@ def run_pipeline(
         source=spec.source,
         overrides=dict(overrides or {}),
         alive_file=_alive.acquire(tracker.location.journal_dir),
+        tags=spec.tags,
     )
     started = time.time_ns()
     tracker.record(_run_line(state, "RUNNING", t0=started, p=json.loads(exact_value(params))))
@@ -268,12 +327,13 @@ def run_pipeline(
         run_ended(state)
         current_run.reset(token)
         config_path = _write_config(tracker, spec, state, params, config_dir)
+        ended = time.time_ns()
         tracker.record(
             _run_line(
                 state,
                 status,
                 t0=started,
-                t1=time.time_ns(),
+                t1=ended,
                 p=json.loads(exact_value(params)),
                 config=str(config_path) if config_path else None,
                 err=error,
@@ -291,8 +351,11 @@ def run_pipeline(
         params=params,
         config_path=config_path,
         started=started / 1e9,
+        ended=ended / 1e9,
         source=spec.source,
         output=output,
+        run_metrics=dict(state.metrics),
+        tags=dict(state.tags),
     )
 
 
@@ -382,8 +445,12 @@ class PipelineDecorator(Protocol):
 @overload
 def pipeline(fn: Callable[P, R], /) -> Callable[P, Run[R]]: ...
 @overload
-def pipeline(fn: None = None, /, *, name: str | None = None) -> PipelineDecorator: ...
-def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
+def pipeline(
+    fn: None = None, /, *, name: str | None = None, tags: Mapping[str, str] | None = None
+) -> PipelineDecorator: ...
+def pipeline(
+    fn: Any = None, /, *, name: str | None = None, tags: Mapping[str, str] | None = None
+) -> Any:
     """Make each call of ``fn`` one tracked run of its step calls.
 
     Calling the decorated function returns the :class:`Run` (its
@@ -395,7 +462,14 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
         name: the pipeline's name in the store (default: ``__name__``); no
             ``#``.  Its configs' file names use it with anything outside
             ``[A-Za-z0-9._-]`` replaced by ``_`` (see :func:`config_file_stem`).
+        tags: tags every run of the pipeline starts with (``{"team": "vision"}``);
+            keys like identifiers (``.`` and ``-`` allowed), values strings.
+            :meth:`Run.tag` changes them later.
+
+    Raises:
+        ValueError, TypeError: a tag that is not a valid key and string value.
     """
+    given_tags = {k: str(v) for k, v in check_tags(tags or {}, removable=False).items()}
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(function) or isinstance(function, type):
@@ -408,6 +482,7 @@ def pipeline(fn: Any = None, /, *, name: str | None = None) -> Any:
             source=source_of(function),
             signature=Signature(callable_signature(function, drop_self=False)),
             function=function,
+            tags=given_tags,
         )
 
         @functools.wraps(function)

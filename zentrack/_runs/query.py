@@ -6,19 +6,23 @@ returned, in this process or in any other that wrote to the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, overload
 
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import Record
+from zentrack._record.line import Record, run_annotations
+from zentrack._runs.annotate import check_tags
+from zentrack._runs.lists import RecordList, RunList
 from zentrack._runs.pipeline import Run
 from zentrack._step.values import MISSING, untag
-from zentrack._store.schema import PROP_RECORD
+from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -41,7 +45,7 @@ def flush() -> int:
     return _tracker.active().flush()
 
 
-def lookup(fingerprint: str) -> list[Record]:
+def lookup(fingerprint: str) -> RecordList:
     """Return the records of every execution with ``fingerprint``, oldest first.
 
     ``fingerprint`` is the full 64 hex characters, or a prefix of at least
@@ -64,8 +68,8 @@ def lookup(fingerprint: str) -> list[Record]:
     tracker = _tracker.active()
     tracker.flush_for_read()
     if len(text) < FINGERPRINT_LENGTH:
-        return _lookup_prefix(tracker.store, text)
-    return tracker.store.lookup(text)
+        return RecordList(_lookup_prefix(tracker.store, text))
+    return RecordList(tracker.store.lookup(text))
 
 
 def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
@@ -95,34 +99,81 @@ def same_value(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
-    name, _, op = key.partition("__")
-    if not op:
-        op = "eq"
+def split_condition(key: str) -> tuple[str, str]:
+    """``"lr__lt"`` -> ``("lr", "lt")``; no operator is ``eq``.
+
+    Raises:
+        ValueError: an unknown operator, naming it and the known ones.
+    """
+    name, _, op = key.rpartition("__") if "__" in key else (key, "", "eq")
     if op not in _OPERATORS:
         raise ValueError(
-            f"find(): unknown operator {op!r} in {key!r}; use one of "
+            f"unknown operator {op!r} in {key!r}; use one of "
             f"{', '.join('__' + o for o in _OPERATORS)} (or none for equality)."
         )
-    compare = _OPERATORS[op]
+    return name, op
+
+
+def value_matches(op: str, expected: Any, actual: Any) -> bool:
+    """Whether ``actual`` satisfies ``name__op=expected`` (``eq`` keeps 1, 1.0, True apart)."""
+    if op == "eq":
+        return same_value(expected, actual)
+    if op == "ne":
+        return not same_value(expected, actual)
+    try:
+        return bool(_OPERATORS[op](actual, expected))
+    except TypeError:
+        return False
+
+
+def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
+    try:
+        name, op = split_condition(key)
+    except ValueError as exc:
+        raise ValueError(f"find(): {exc}") from None
 
     def match(record: Record) -> bool:
         actual = record.params.get(name, MISSING)
-        if actual is MISSING:
-            return False
-        if op == "eq":
-            return same_value(expected, actual)
-        if op == "ne":
-            return not same_value(expected, actual)
-        try:
-            return bool(compare(actual, expected))
-        except TypeError:
-            return False
+        return actual is not MISSING and value_matches(op, expected, actual)
 
     return match
 
 
-def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> list[Record]:
+def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
+    """A test of runs against ``name[__op]=value`` conditions on their params and metrics.
+
+    ``name`` is a key as :func:`compare_runs` spells it (``train.lr``,
+    ``pipeline.lr``, ``evaluate.accuracy``) or a bare name (``lr``), which
+    any param or metric of that name may satisfy.  A run matches when every
+    condition holds.
+
+    Raises:
+        ValueError: an unknown operator.
+    """
+    tests = [(*split_condition(key), value) for key, value in conditions.items()]
+
+    def columns(run: Run[Any]) -> list[tuple[str, Any]]:
+        out = [(f"pipeline.{k}", v) for k, v in (*run.params.items(), *run.run_metrics.items())]
+        for step_key, record in run.keyed_steps().items():
+            out += [(f"{step_key}.{k}", v) for k, v in record.params.items()]
+            out += [(f"{step_key}.{k}", v) for k, v in record.metrics.items()]
+        return out
+
+    def match(run: Run[Any]) -> bool:
+        values = columns(run)
+        return all(
+            any(
+                (key == name or ("." not in name and key.rpartition(".")[2] == name))
+                and value_matches(op, expected, actual)
+                for key, actual in values
+            )
+            for name, op, expected in tests
+        )
+
+    return match
+
+
+def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> RecordList:
     """Return the records whose parameters match, oldest first.
 
     Conditions are ``name=value`` (exact, type included: ``lr=1`` does not
@@ -145,18 +196,26 @@ def find(step: str | None = None, *, state: str | None = None, **conditions: Any
         if (state is None or record.state == state) and all(m(record) for m in matchers)
     ]
     found.sort(key=lambda r: (r.started, r.execution_id or 0))
-    return found
+    return RecordList(found)
 
 
 def run_from_context(store: Any, context: Any) -> Run[Any]:
+    """The run an MLMD run context records; its steps are read when first asked for.
+
+    Listing runs then costs one read for all of them, not one more per run:
+    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
+    they use.
+    """
     props = context.custom_properties
     data = json.loads(props[PROP_RECORD].string_value) if PROP_RECORD in props else {}
     config = data.get("config")
+    metrics, tags, note = run_annotations(data)
     return Run(
         id=context.name,
         pipeline=data.get("pipeline", ""),
         state=data.get("st", "RUNNING"),
-        steps=store.run_steps(context.id),
+        steps=None,
+        loader=functools.partial(store.run_steps, context.id),
         params=untag(data.get("p") or {}),
         config_path=Path(config) if config else None,
         started=data.get("t0", 0) / 1e9,
@@ -164,36 +223,87 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
         source=data.get("src", ""),
         error=data.get("err"),
         context_id=context.id,
+        run_metrics=metrics,
+        tags=tags,
+        notes=note,
     )
 
 
-def runs(pipeline: str | None = None, *, state: str | None = None) -> list[Run[Any]]:
-    """Return the recorded runs (of one pipeline), newest first."""
+def runs(
+    pipeline: str | None = None,
+    *,
+    state: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> RunList:
+    """Return the recorded runs, newest first (a list that a notebook shows as a table).
+
+    Args:
+        pipeline: only this pipeline's runs.
+        state: only runs in this state (``"COMPLETE"``, ``"FAILED"``, ...).
+        tags: only runs that have every one of these tags with these values.
+    """
+    wanted = check_tags(tags or {}, removable=False)
     tracker = _tracker.active()
     tracker.flush_for_read()
-    store = tracker.store
-    found = [run_from_context(store, c) for c in store.run_contexts(pipeline)]
-    found = [r for r in found if state is None or r.state == state]
-    found.sort(key=lambda r: r.started, reverse=True)
-    return found
+    return read_runs(tracker.store, pipeline, state=state, tags=wanted)
+
+
+def read_runs(
+    store: Any,
+    pipeline: str | None = None,
+    *,
+    state: str | None = None,
+    tags: Mapping[str, str | None] | None = None,
+) -> RunList:
+    """:func:`runs` without the flush first (a reader that flushes on its own terms)."""
+    wanted = dict(tags or {})
+    found = [
+        run
+        for run in (run_from_context(store, c) for c in store.run_contexts(pipeline))
+        if (state is None or run.state == state)
+        and all(run.tags.get(k) == v for k, v in wanted.items())
+    ]
+    found.sort(key=lambda r: (r.started, r.id), reverse=True)
+    return RunList(found)
 
 
 def get_run(run_id: str) -> Run[Any]:
-    """Return one run by id (or unique id prefix)."""
-    matches = [r for r in runs() if r.id == run_id or r.id.startswith(run_id)]
-    exact = [r for r in matches if r.id == run_id]
-    if exact:
-        return exact[0]
+    """Return one run by id, or by a prefix of its id that no other run's id starts with.
+
+    Raises:
+        LookupError: no run has that id or prefix, or several runs' ids start
+            with it (the message lists them).
+    """
+    tracker = _tracker.active()
+    tracker.flush_for_read()
+    return read_run(tracker.store, run_id)
+
+
+def read_run(store: Any, run_id: str) -> Run[Any]:
+    """:func:`get_run` without the flush first."""
+    if not isinstance(run_id, str) or not run_id.strip():
+        raise LookupError(
+            f"A run id must be a non-empty string (got {run_id!r:.80}); `zentrack runs` "
+            "lists the runs."
+        )
+    context = store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, run_id)
+    if context is not None:
+        return run_from_context(store, context)
+    matches = sorted(c.name for c in store.run_contexts() if c.name.startswith(run_id))
     if len(matches) == 1:
-        return matches[0]
+        found = store.mlmd.get_context_by_type_and_name(RUN_CONTEXT, matches[0])
+        return run_from_context(store, found)
     if not matches:
         raise LookupError(f"No run {run_id!r} in the store; `zentrack runs` lists the runs.")
+    shown = 10
+    more = len(matches) - shown
+    listed = ", ".join(matches[:shown]) + (f" and {more} more" if more > 0 else "")
     raise LookupError(
-        f"Run id {run_id!r} is ambiguous ({len(matches)} runs start with it); give more of it."
+        f"Run id prefix {run_id!r} is ambiguous: {listed} start with it; give more of it."
     )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Comparison:
     """Parameters and metrics of several runs side by side.
 
@@ -216,25 +326,114 @@ class Comparison:
         """The parameter columns whose value is not the same in every run."""
         return [key for key, values in self.params.items() if not _all_same(values)]
 
-    def to_text(self, *, only_differing: bool = False) -> str:
-        """A plain-text table: one row per column, one column per run.
-
-        Params come first, differing ones marked ``*`` (``only_differing``
-        keeps only those); then every metric, labelled ``metric:``.
-        """
-        keys = self.differing() if only_differing else list(self.params)
-        header = ["", *[r.id for r in self.runs]]
-        rows = [header, ["state", *[r.state for r in self.runs]]]
-        differing = set(self.differing())
-        rows += [
-            [("* " if k in differing else "  ") + k, *map(_show, self.params[k])] for k in keys
-        ]
-        rows += [["  " + metric_label(k), *map(_show, v)] for k, v in self.metrics.items()]
-        widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-        return "\n".join(
-            "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows
+    def __repr__(self) -> str:
+        pipelines = sorted({r.pipeline for r in self.runs})
+        of = f" of {pipelines[0]:.60}" if len(pipelines) == 1 else f" of {len(pipelines)} pipelines"
+        count = len(self.runs)
+        return (
+            f"<Comparison of {count} run{'s' if count != 1 else ''}{of if pipelines else ''}; "
+            f"params that differ: {_names(self.differing())}; "
+            f"metrics: {_names(list(self.metrics))}>"
         )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython: the leaderboard (:meth:`to_text`), 20 runs at most."""
+        from zentrack._report.text import comparison_text
+
+        printer.text(comparison_text(self, limit=20))
+
+    def _repr_html_(self) -> str:
+        """Jupyter: one row per run, the params that differ and the metrics (best in bold)."""
+        from zentrack._report.notebook import comparison_html
+
+        return comparison_html(self)
+
+    def to_text(
+        self,
+        *,
+        only_differing: bool = False,
+        precision: int = 4,
+        sort: str | None = None,
+        best: str | None = None,
+        descending: bool | None = None,
+        runs_as: Literal["auto", "rows", "columns"] = "auto",
+    ) -> str:
+        """A plain-text table that reads like a leaderboard.
+
+        One row per run (state, start, duration, tags, the params that differ,
+        then the metrics; the params every run shares on a line below),
+        unless there are more such columns than runs: then one row per param
+        and metric (those that differ marked ``*``, metrics labelled
+        ``metric:``) and one column per run.
+
+        Args:
+            only_differing: leave out the params every run shares.
+            precision: significant digits of numbers (exact values: use
+                :attr:`params`/:attr:`metrics` or ``zentrack compare --json``).
+            sort: order the runs by this param or metric (key like
+                ``train.lr`` or, if unambiguous, name like ``lr``; also
+                ``run``, ``state``, ``started``, ``duration``), ascending.
+            best: rank the runs by this metric, best first: highest first
+                unless its name says loss, error or time.
+            descending: ``sort`` descending; with ``best``, whether higher is
+                better (when the name misleads).
+            runs_as: ``"rows"``, ``"columns"`` or ``"auto"`` (as above).
+
+        Raises:
+            ValueError: ``sort``/``best`` names no column (or several), or a bad option.
+        """
+        from zentrack._report.text import comparison_text
+
+        return comparison_text(
+            self,
+            only_differing=only_differing,
+            precision=precision,
+            sort=sort,
+            best=best,
+            descending=descending,
+            runs_as=runs_as,
+        )
+
+    @overload
+    def to_html(
+        self, path: None = None, *, title: str | None = None, color_by: str | None = None
+    ) -> str: ...
+    @overload
+    def to_html(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        title: str | None = None,
+        color_by: str | None = None,
+    ) -> Path: ...
+    def to_html(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        title: str | None = None,
+        color_by: str | None = None,
+    ) -> str | Path:
+        """The comparison as one self-contained HTML page: a sortable runs table,
+        parallel coordinates of the params that vary and the metrics, and scatters.
+
+        Nothing in the page is fetched from a network; it opens offline in any
+        browser and works without anything optional installed.
+
+        Args:
+            path: write the page there (UTF-8) and return the path; without
+                it, return the page as a string.
+            title: the page's heading (default: "N runs of PIPELINE").
+            color_by: the metric colouring the chart, as its key
+                (``"evaluate.accuracy"``) or, if only one step logs it, its name.
+
+        Raises:
+            ValueError: ``color_by`` names no numeric metric of the comparison.
+        """
+        from zentrack._report.html import render_comparison_html, write_comparison_html
+
+        if path is None:
+            return render_comparison_html(self, title=title, color_by=color_by)
+        return write_comparison_html(self, path, title=title, color_by=color_by)
 
     def to_pandas(self) -> Any:
         """The comparison as a DataFrame (needs the ``pandas`` extra)."""
@@ -254,8 +453,12 @@ def metric_label(key: str) -> str:
 
 
 
-def _show(value: Any) -> str:
-    return "-" if value is MISSING else repr(value)
+def _names(keys: list[str], shown: int = 6) -> str:
+    """``a, b, c and 4 more`` (``none`` for no keys): a list that stays one line."""
+    if not keys:
+        return "none"
+    text = ", ".join(key if len(key) <= 40 else key[:39] + "\u2026" for key in keys[:shown])
+    return text + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def _all_same(values: list[Any]) -> bool:
@@ -287,6 +490,8 @@ def compare_runs(
     for index, run in enumerate(chosen):
         for key, value in run.params.items():
             params.setdefault(f"pipeline.{key}", [MISSING] * len(chosen))[index] = value
+        for key, value in run.run_metrics.items():
+            metrics.setdefault(f"pipeline.{key}", [MISSING] * len(chosen))[index] = value
         for step_key, record in run.keyed_steps().items():
             for key, value in record.params.items():
                 params.setdefault(f"{step_key}.{key}", [MISSING] * len(chosen))[index] = value

@@ -9,33 +9,36 @@ imported inside the methods, so importing this module stays cheap.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
 from zentrack._log import keep_root_logging
-from zentrack._record.line import Record, parse_line, record_from_line
+from zentrack._record.line import (
+    ANNOTATION_KIND,
+    RUN_KIND,
+    Record,
+    parse_line,
+    record_from_line,
+)
 from zentrack._step.values import untag
 from zentrack._store.artifacts import nodes_by_external_ids, write_lineage
 from zentrack._store.location import Location
 from zentrack._store.open_errors import check_sqlite_file, explain_open_error
+from zentrack._store.run_contexts import annotate_runs, mark_run, upsert_runs
 from zentrack._store.schema import (
     FINGERPRINT_CONTEXT,
     METRIC_PREFIX,
     PIPELINE_CONTEXT,
     PROP_CACHED_FROM,
-    PROP_CONFIG,
     PROP_ERROR,
     PROP_FINGERPRINT,
-    PROP_PIPELINE,
     PROP_RECORD,
     PROP_RUN,
-    PROP_STATE,
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
     set_native,
@@ -43,16 +46,6 @@ from zentrack._store.schema import (
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
-
-#: Run states by how final they are: a replayed older line never wins.
-_RUN_ORDER: Final = {"RUNNING": 0, "COMPLETE": 1, "CANCELED": 1, "FAILED": 1}
-
-
-def _prop(node: Any, name: str) -> str | None:
-    """Read a string custom property without creating it (``props[k]`` would)."""
-    props = node.custom_properties
-    return str(props[name].string_value) if name in props else None
-
 
 def _record_id(execution: Any) -> str:
     """The zentrack record id of a stored execution (its journal line's ``id``)."""
@@ -240,6 +233,7 @@ class MetadataStore:
 
         records: dict[str, tuple[dict[str, Any], str]] = {}
         runs: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
         malformed: list[str] = []
         for line in lines:
             text = line.decode(errors="replace") if isinstance(line, bytes) else line
@@ -248,8 +242,10 @@ class MetadataStore:
             except (ValueError, KeyError, TypeError) as exc:
                 malformed.append(f"{exc}: {text[:80]!r}")
                 continue
-            if data.get("kind") == "run":
+            if data.get("kind") == RUN_KIND:
                 runs.append(data)
+            elif data.get("kind") == ANNOTATION_KIND:
+                annotations.append(data)
             else:
                 records[data["id"]] = (data, text)
         if malformed:
@@ -259,7 +255,14 @@ class MetadataStore:
                 malformed[0],
             )
         referenced = {d["run"] for d, _ in records.values() if d.get("run")}
-        run_contexts = self._upsert_runs(runs, referenced) if runs or referenced else {}
+        referenced |= {a["run"] for a in annotations if type(a.get("run")) is str and a["run"]}
+        run_contexts = (
+            upsert_runs(self.mlmd, self.context_type_id, runs, referenced)
+            if runs or referenced
+            else {}
+        )
+        if annotations:
+            annotate_runs(self.mlmd, annotations)
         if not records:
             return 0
         firsts = self._first_executions({d["fp"] for d, _ in records.values()})
@@ -361,7 +364,8 @@ class MetadataStore:
 
     # -- runs ------------------------------------------------------------------
 
-    def _context_type_id(self, name: str) -> int:
+    def context_type_id(self, name: str) -> int:
+        """The id of the context type ``name``, created on first use."""
         type_id = self._context_type_ids.get(name)
         if type_id is None:
             from ml_metadata.proto import metadata_store_pb2 as pb
@@ -370,114 +374,9 @@ class MetadataStore:
             self._context_type_ids[name] = type_id
         return type_id
 
-    def _contexts_by_external_id(self, external_ids: Iterable[str]) -> dict[str, Any]:
-        return nodes_by_external_ids(self.mlmd, "contexts", external_ids)
-
-    def _upsert_runs(self, lines: Sequence[dict[str, Any]], referenced: set[str]) -> dict[str, int]:
-        """Create or update run contexts from run lines; return run id -> context id.
-
-        A run's later line (its end) wins over its earlier one (its start).  A
-        run that step lines name but whose own lines are not written yet (they
-        may sit in another process's journal) gets a placeholder, completed
-        when its lines arrive.
-        """
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        latest: dict[str, dict[str, Any]] = {}
-        for line in lines:
-            previous = latest.get(line["id"])
-            if previous is None or _RUN_ORDER.get(line["st"], 0) >= _RUN_ORDER.get(
-                previous["st"], 0
-            ):
-                latest[line["id"]] = line
-        ids = set(latest) | referenced
-        data: dict[str, Any]
-        existing = self._contexts_by_external_id(f"{RUN_CONTEXT}/{i}" for i in ids)
-        run_type = self._context_type_id(RUN_CONTEXT)
-        contexts = []
-        order = []
-        for run_id in sorted(ids):
-            current = existing.get(f"{RUN_CONTEXT}/{run_id}")
-            found = latest.get(run_id)
-            if found is None:
-                if current is not None:
-                    continue
-                data = {"id": run_id, "pipeline": "", "st": "RUNNING"}
-            elif current is not None and _RUN_ORDER.get(found["st"], 0) < _RUN_ORDER.get(
-                _prop(current, PROP_STATE) or "", 0
-            ):
-                continue  # an older line replayed after a newer one
-            else:
-                data = found
-            context = pb.Context(
-                type_id=run_type, name=run_id, external_id=f"{RUN_CONTEXT}/{run_id}"
-            )
-            if current is not None:
-                context.id = current.id
-            props = context.custom_properties
-            for name, value in untag(data.get("p") or {}).items():
-                set_native(props[name], value)
-            props[PROP_PIPELINE].string_value = data.get("pipeline") or ""
-            props[PROP_STATE].string_value = data["st"]
-            props[PROP_RECORD].string_value = json.dumps(data, separators=(",", ":"))
-            if data.get("config"):
-                props[PROP_CONFIG].string_value = data["config"]
-            if data.get("err"):
-                props[PROP_ERROR].string_value = data["err"]
-            contexts.append(context)
-            order.append((run_id, data.get("pipeline") or "", current is None))
-        ids_by_run = {
-            run_id: existing[f"{RUN_CONTEXT}/{run_id}"].id
-            for run_id in ids
-            if f"{RUN_CONTEXT}/{run_id}" in existing
-        }
-        if contexts:
-            written = self.mlmd.put_contexts(contexts)
-            for (run_id, _, _), context_id in zip(order, written, strict=True):
-                ids_by_run[run_id] = context_id
-            self._link_pipelines(
-                [(ids_by_run[run_id], pipeline) for run_id, pipeline, _ in order if pipeline]
-            )
-        return ids_by_run
-
-    def _link_pipelines(self, runs: Sequence[tuple[int, str]]) -> None:
-        """Make each run context a child of its pipeline's context (idempotent)."""
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        if not runs:
-            return
-        names = {pipeline for _, pipeline in runs}
-        found = self._contexts_by_external_id(f"{PIPELINE_CONTEXT}/{n}" for n in names)
-        missing = [n for n in sorted(names) if f"{PIPELINE_CONTEXT}/{n}" not in found]
-        ids = {c.name: c.id for c in found.values()}
-        if missing:
-            type_id = self._context_type_id(PIPELINE_CONTEXT)
-            new = [
-                pb.Context(type_id=type_id, name=n, external_id=f"{PIPELINE_CONTEXT}/{n}")
-                for n in missing
-            ]
-            ids.update(zip(missing, self.mlmd.put_contexts(new), strict=True))
-        links = [pb.ParentContext(child_id=run, parent_id=ids[p]) for run, p in runs]
-        from ml_metadata import errors
-
-        for link in links:  # one at a time: an existing link must not fail the others
-            with contextlib.suppress(errors.AlreadyExistsError):
-                self.mlmd.put_parent_contexts([link])
-
     def mark_run(self, run_id: str, state: str, error: str) -> None:
         """Set a run's final state (used for runs whose process died)."""
-        existing = self._contexts_by_external_id([f"{RUN_CONTEXT}/{run_id}"])
-        current = existing.get(f"{RUN_CONTEXT}/{run_id}")
-        if current is None:
-            return
-        data = json.loads(_prop(current, PROP_RECORD) or "{}")
-        data.update(st=state, err=error)
-        current.custom_properties[PROP_STATE].string_value = state
-        current.custom_properties[PROP_ERROR].string_value = error
-        current.custom_properties[PROP_RECORD].string_value = json.dumps(
-            data, separators=(",", ":")
-        )
-        self.mlmd.put_contexts([current])
+        mark_run(self.mlmd, run_id, state, error)
 
     def run_contexts(self, pipeline: str | None = None) -> list[Any]:
         """Return the run contexts (of one pipeline), as MLMD protos."""
@@ -547,3 +446,8 @@ class MetadataStore:
             for t in self.mlmd.get_execution_types()
             if t.name.startswith(STEP_TYPE_PREFIX)
         )
+
+    def records_by_ids(self, execution_ids: Iterable[int]) -> list[Record]:
+        """Return the records of these executions (the ones that exist), oldest first."""
+        wanted = sorted(set(execution_ids))
+        return self._records(self.mlmd.get_executions_by_id(wanted)) if wanted else []

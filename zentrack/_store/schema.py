@@ -13,8 +13,13 @@ that use plain MLMD).
 * one Context of type ``zentrack.Fingerprint`` per fingerprint, named by it,
   associated with every execution that has it: the indexed lookup path;
 * one Context of type ``zentrack.PipelineRun`` per run, a child of its
-  ``zentrack.Pipeline`` context; one ``zentrack.Output`` artifact per cached
-  output.
+  ``zentrack.Pipeline`` context, with the pipeline's params under their own
+  names, ``zentrack.state``, ``zentrack.pipeline``, ``zentrack.config``,
+  ``zentrack.record`` (the run's data as JSON, annotations folded under
+  ``a``), and what annotations made of the run: run-level metrics as
+  ``zentrack.metric.<name>`` (native types, like a step's), tags as
+  ``zentrack.tag.<key>`` (strings) and the note as ``zentrack.note``;
+* one ``zentrack.Output`` artifact per cached output.
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ PROP_CONFIG: Final = "zentrack.config"
 RUN_CONTEXT: Final = "zentrack.PipelineRun"
 PIPELINE_CONTEXT: Final = "zentrack.Pipeline"
 METRIC_PREFIX: Final = "zentrack.metric."
+#: A run's tags: ``zentrack.tag.<key>`` string properties of its context.
+TAG_PREFIX: Final = "zentrack.tag."
+#: A run's free-text note, a string property of its context.
+PROP_NOTE: Final = "zentrack.note"
 #: MLMD reads a string value starting with this as a struct: never written verbatim.
 STRUCT_PREFIX: Final = "mlmd-struct::"
 _INT64: Final = 2**63
