@@ -378,14 +378,18 @@ class TestReadmeFlow:
         self, tmp_path: Path
     ) -> None:
         """One run from ``training()``, one from ``cfg.run()``; the first run's config stays."""
-        script = "\n".join(readme_python_blocks())
+        blocks = readme_python_blocks()
+        # Right after the block that runs ``training()``, note that run (later
+        # blocks may rebind ``run``); its config is read at the very end.
+        snapshot = "_first = (run.id, str(run.config_path))\n"
+        script = "\n".join(b + snapshot if "run = training()" in b else b for b in blocks)
         script += textwrap.dedent(
             """
             import json as _json
             print("RESULT", _json.dumps({
-                "first": run.id,
-                "first_config": str(run.config_path),
-                "first_text": open(run.config_path).read(),
+                "first": _first[0],
+                "first_config": _first[1],
+                "first_text": open(_first[1]).read(),
             }))
             """
         )
@@ -399,8 +403,10 @@ class TestReadmeFlow:
         assert {k: r.params for k, r in first.keyed_steps().items()}["trainer"]["lr"] == 0.1
         assert {k: r.params for k, r in newest.keyed_steps().items()}["trainer"]["lr"] == 0.02
         # The config the first run wrote still says what ran.
-        assert Path(result["first_config"]).read_text() == result["first_text"]
+        assert first.config_path is not None
+        assert str(first.config_path) == result["first_config"]
         assert "lr: 0.1" in result["first_text"]
+        assert zt.load_config(first.config_path).steps["trainer"].plain_args()["lr"] == 0.1
 
     def test_saving_over_a_recorded_runs_config_is_refused(self) -> None:
         """``cfg.save(run.config_path)`` would rewrite history: a ConfigError says where to save."""
