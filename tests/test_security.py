@@ -59,7 +59,7 @@ from tests.steps_for_tests import train
 from zentrack.exceptions import ParameterTypeError, StoreError, ZentrackError
 
 #: The private modules these tests reach into, by role (they move in the restructure).
-PRIVATE = {"journal": ("zentrack._record.journal", "zentrack._journal")}
+PRIVATE = {"journal": ("zentrack._record.journal",)}
 
 
 def private(role: str) -> ModuleType:
