@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import signal
 import sys
@@ -23,11 +24,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zentrack._record.journal import Chunk, pending_chunks, retire, write_offset, writer_alive
+from zentrack._record.journal import (
+    Chunk,
+    alive_path,
+    pending_chunks,
+    retire,
+    write_offset,
+    writer_alive,
+)
 from zentrack._store.location import Location, parse
 from zentrack._store.mlmd import MetadataStore
 from zentrack._store.schema import PROP_RECORD, PROP_STATE
 from zentrack.exceptions import LockBusy, StoreError
+
+log = logging.getLogger("zentrack")
 
 #: Records per MLMD write call: large enough to amortise each call's fixed cost.
 BATCH = 1000
@@ -192,18 +202,34 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     A running pipeline holds a lock on its ``.alive`` file (see
     :mod:`zentrack._runs.pipeline`); if the lock can be taken, the process died
     without recording the end of its run.  Returns the run ids marked.
+
+    The run record names its ``.alive`` file, and anyone who can write the
+    store or the journal folder can write a run record: a name that is not
+    one zentrack makes (:func:`~zentrack._record.journal.alive_path`) is
+    ignored with a warning, never opened or deleted.
     """
     host = os.uname().nodename
     marked = []
+    refused = []
     for context in store.run_contexts():
         props = context.custom_properties
         if PROP_STATE not in props or props[PROP_STATE].string_value != "RUNNING":
             continue
-        data = json.loads(props[PROP_RECORD].string_value or "{}")
+        try:
+            data = json.loads(props[PROP_RECORD].string_value or "{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            refused.append(context.name)
+            continue
         alive = data.get("alive")
         if data.get("host") != host or not alive:
             continue  # another machine's run: it may well be running
-        if writer_alive(journal_dir / alive):
+        path = alive_path(journal_dir, alive)
+        if path is None:
+            refused.append(context.name)
+            continue
+        if writer_alive(path):
             continue
         store.mark_run(
             context.name,
@@ -211,8 +237,17 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
             f"process {data.get('pid')} on {host} ended without finishing the run "
             "(killed or crashed); its completed steps are recorded",
         )
-        (journal_dir / alive).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         marked.append(context.name)
+    if refused:
+        log.warning(
+            "zentrack: %d RUNNING run record(s) name no .alive file zentrack made (run %s); "
+            "they were left RUNNING and no file they name was touched. Someone who can write "
+            "the store or %s wrote them: check who.",
+            len(refused),
+            ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else ""),
+            str(journal_dir),
+        )
     return marked
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,38 @@ from typing import Final
 import attrs
 
 SUFFIX: Final = ".jsonl"
+#: The name of a running pipeline's ``.alive`` file (see :func:`alive_path`).
+ALIVE_SUFFIX: Final = ".alive"
+#: ``<host>-<pid>-<8 hex>``: what :func:`writer_tag` makes, and all a name read back may be.
+_TAG: Final = r"[A-Za-z0-9._-]{1,200}-[0-9]{1,10}-[0-9a-f]{8}"
+_ALIVE_NAME: Final = re.compile(_TAG + re.escape(ALIVE_SUFFIX))
+_NOT_HOST: Final = re.compile(r"[^A-Za-z0-9._-]")
 #: Rotate to a new journal file past this size so drained files can be deleted.
 ROTATE_BYTES: Final = 16 * 1024 * 1024
+
+
+def writer_tag() -> str:
+    """``<host>-<pid>-<random hex>``: the start of the files one process makes here.
+
+    The host name is cut to the characters a file name can always hold, so
+    every name zentrack makes matches the pattern names read back are held to.
+    """
+    host = _NOT_HOST.sub("_", os.uname().nodename)[:200] or "host"
+    return f"{host}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def alive_path(directory: Path, name: object) -> Path | None:
+    """The ``.alive`` file ``name`` (read from a run record) inside ``directory``.
+
+    A run record is written by whoever can write the store or the journal
+    folder, so its ``alive`` value names a file zentrack may lock and delete
+    only if it is a name :func:`writer_tag` could have made: one plain file
+    name in this folder.  Anything else (absolute, ``..``, another suffix)
+    gives ``None``.
+    """
+    if not isinstance(name, str) or _ALIVE_NAME.fullmatch(name) is None:
+        return None
+    return directory / name
 
 
 class JournalWriter:
@@ -47,7 +78,7 @@ class JournalWriter:
 
     def _open_new(self) -> int:
         self.directory.mkdir(parents=self.create_parents, exist_ok=True)
-        name = f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}{SUFFIX}"
+        name = writer_tag() + SUFFIX
         fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd = fd
@@ -134,10 +165,14 @@ def write_offset(path: Path, offset: int) -> None:
 
 
 def writer_alive(path: Path) -> bool:
-    """Tell whether some process still holds ``path`` open for appending."""
+    """Tell whether some process still holds ``path`` open for appending.
+
+    A symbolic link is never opened (``O_NOFOLLOW``): it is not a file
+    zentrack made, and counts as no live writer.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, OSError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -43,6 +43,7 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
+from zentrack._record.journal import ALIVE_SUFFIX, writer_tag
 from zentrack._record.line import Record, run_line
 from zentrack._runs.annotate import annotate, check_note, check_tags
 from zentrack._runs.context import RunState, current_run, run_ended, run_started
@@ -223,7 +224,7 @@ class _Alive:
         if self._fd is not None and self._pid == os.getpid():
             return self.path.name if self.path else ""
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{os.uname().nodename}-{os.getpid()}-{os.urandom(4).hex()}.alive"
+        path = directory / (writer_tag() + ALIVE_SUFFIX)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path, self._fd, self._pid = path, fd, os.getpid()
