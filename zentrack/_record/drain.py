@@ -31,6 +31,7 @@ from zentrack._record.journal import (
     retire,
     write_offset,
     writer_alive,
+    writer_tag,
 )
 from zentrack._store.location import Location, parse
 from zentrack._store.mlmd import MetadataStore
@@ -43,6 +44,9 @@ log = logging.getLogger("zentrack")
 BATCH = 1000
 #: Present while a batch is being committed (see :func:`drain_journals`).
 INFLIGHT = ".inflight"
+#: Malformed journal lines set aside by a drain (see :class:`Quarantine`).
+QUARANTINE_PREFIX = "quarantined-"
+QUARANTINE_SUFFIX = ".txt"
 
 
 #: Seconds a flush waits for another process's writer lock before giving up
@@ -127,9 +131,11 @@ def drain_journals(
     """
     written = 0
     lines: list[bytes] = []
+    origins: list[tuple[Path, int]] = []  # where each line starts: for the quarantine
     marks: list[tuple[Path, int]] = []
     finished: list[Chunk] = []
     inflight = journal_dir / INFLIGHT
+    quarantine = Quarantine(journal_dir)
     # A marker left behind means a drainer died between an MLMD commit and its
     # offsets: only then is each record looked up before it is written.
     check_existing = inflight.exists()
@@ -138,30 +144,76 @@ def drain_journals(
         nonlocal written
         if lines:
             inflight.touch()
-            written += store.write(lines, check_existing=check_existing)
+            rejected: list[tuple[int, str]] = []
+            written += store.write(lines, check_existing=check_existing, rejected=rejected)
+            for index, reason in rejected:  # set aside before the offsets pass them
+                quarantine.add(lines[index], *origins[index], reason)
             if progress is not None:
                 progress(len(lines))
         for path, offset in marks:
             write_offset(path, offset)
         inflight.unlink(missing_ok=True)
         lines.clear()
+        origins.clear()
         marks.clear()
 
     for chunk in pending_chunks(journal_dir):
         position = chunk.start
         for line in chunk.lines:
-            position += len(line) + 1
             if line.strip():
                 lines.append(line)
+                origins.append((chunk.path, position))
+            position += len(line) + 1
             if len(lines) >= batch:
                 marks.append((chunk.path, position))
                 commit()
         marks.append((chunk.path, chunk.end))
         finished.append(chunk)
     commit()
+    quarantine.report()
     for chunk in finished:
         retire(chunk)
     return written
+
+
+class Quarantine:
+    """Where one drain sets aside the journal lines that are not valid records.
+
+    A malformed line (a disk fault, or planted by whoever can write the
+    journal folder) must neither block the records around it nor vanish
+    unseen: it is copied, with where it came from and why it was refused,
+    into one new file in the journal folder, named in one warning.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path: Path | None = None
+        self.count = 0
+        self.first = ""
+
+    def add(self, line: bytes, journal: Path, offset: int, reason: str) -> None:
+        if self.path is None:
+            self.path = self.directory / f"{QUARANTINE_PREFIX}{writer_tag()}{QUARANTINE_SUFFIX}"
+        entry = f"# {journal.name} byte {offset}: {reason}\n".encode(errors="replace")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, entry + line + b"\n")
+        finally:
+            os.close(fd)
+        self.count += 1
+        self.first = self.first or reason
+
+    def report(self) -> None:
+        if self.path is not None:
+            log.warning(
+                "zentrack: %d malformed journal line(s) were not written to the store and "
+                "were moved to '%s' (first: %s); every other record was written. A disk "
+                "fault, or someone who can write '%s', made them.",
+                self.count,
+                self.path,
+                self.first,
+                self.directory,
+            )
 
 
 def drain(

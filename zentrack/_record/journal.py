@@ -42,6 +42,11 @@ def writer_tag() -> str:
     return f"{host}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
+def is_alive_name(name: object) -> bool:
+    """Tell whether ``name`` is an ``.alive`` file name :func:`writer_tag` could make."""
+    return isinstance(name, str) and _ALIVE_NAME.fullmatch(name) is not None
+
+
 def alive_path(directory: Path, name: object) -> Path | None:
     """The ``.alive`` file ``name`` (read from a run record) inside ``directory``.
 
@@ -51,9 +56,7 @@ def alive_path(directory: Path, name: object) -> Path | None:
     name in this folder.  Anything else (absolute, ``..``, another suffix)
     gives ``None``.
     """
-    if not isinstance(name, str) or _ALIVE_NAME.fullmatch(name) is None:
-        return None
-    return directory / name
+    return directory / name if isinstance(name, str) and is_alive_name(name) else None
 
 
 class JournalWriter:

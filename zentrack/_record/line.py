@@ -24,6 +24,11 @@ and ``note`` (``null`` removes it).  The store folds annotations into the
 run's ``a`` key (:func:`merge_annotation`), last writer by ``t`` winning per
 metric, per tag and for the note, so annotations drained out of order (two
 processes' journals) still end as they were made.
+
+Journals and the store can be written by others (a shared folder, a shared
+server), so :func:`parse_line` holds every line it reads to this schema
+(:func:`validate_line`) and a line that breaks it is refused with a
+``ValueError`` naming the key, before any of its values is used.
 """
 
 from __future__ import annotations
@@ -32,12 +37,13 @@ import json
 import os
 import re
 import reprlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
 
 import attrs
 
+from zentrack._record.journal import is_alive_name
 from zentrack._step.values import MISSING, Missing, exact_value, untag
 
 #: Journal line format version, written into every line as ``"v"``.
@@ -52,6 +58,11 @@ TAG_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 #: What a cached output's ``out`` key holds (from the cache's metadata).
 OUTPUT_KEYS: Final = ("uri", "materializer", "type", "sha256", "size")
 _HEAD: Final = f'{{"v":{LINE_VERSION},"id":"'
+#: States a step line may record (MLMD execution states zentrack writes).
+STEP_STATES: Final = frozenset({"COMPLETE", "FAILED", "CANCELED", "CACHED"})
+#: States a run line may record.
+RUN_STATES: Final = frozenset({"RUNNING", "COMPLETE", "FAILED", "CANCELED"})
+_FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def step_line(
@@ -295,14 +306,123 @@ class Record:
 
 
 def parse_line(line: bytes | str) -> dict[str, Any]:
-    """Decode a journal line and check its version.
+    """Decode a journal line and check it against its schema.
 
     Params and metrics stay in their tagged JSON form (tuples as
     ``{"__tuple__": [...]}``); :func:`record_from_line` untags them.
+
+    Raises:
+        ValueError: not JSON, nested too deep to decode, another version, or
+            a key missing or of the wrong type (:func:`validate_line`).
     """
-    data: dict[str, Any] = json.loads(line)
+    try:
+        data = json.loads(line)
+    except RecursionError:
+        raise ValueError("the line is nested too deep to decode") from None
+    return validate_line(data)
+
+
+def _text(limit: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and len(v) <= limit
+
+
+def _name(v: Any) -> bool:
+    return isinstance(v, str) and 0 < len(v) <= 200 and v.isprintable()
+
+
+def _int(v: Any) -> bool:
+    return type(v) is int
+
+
+def _text_map(v: Any) -> bool:
+    return type(v) is dict and all(type(x) is str for x in v.values())
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _output(v: Any) -> bool:
+    return (
+        type(v) is dict
+        and all(type(v.get(k)) is str for k in OUTPUT_KEYS if k != "size")
+        and _int(v.get("size"))
+    )
+
+
+_ANY_TEXT: Final = _text(1 << 20)
+#: key -> (required, check) for a step line; unknown keys are allowed (newer writers).
+_STEP_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
+    "id": (True, _name),
+    "fp": (True, lambda v: isinstance(v, str) and _FINGERPRINT.fullmatch(v) is not None),
+    "p": (True, lambda v: v is None or type(v) is dict),
+    "st": (True, lambda v: v in STEP_STATES),
+    "step": (True, _name),
+    "i": (False, _optional(_text_map)),
+    "t0": (False, _int),
+    "t1": (False, _int),
+    "err": (False, _optional(_ANY_TEXT)),
+    "cached": (False, _optional(_name)),
+    "out": (False, _optional(_output)),
+    "run": (False, _optional(_name)),
+    "key": (False, _optional(_name)),
+    "m": (False, _optional(lambda v: type(v) is dict)),
+    "src": (False, _ANY_TEXT),
+    "code": (False, _ANY_TEXT),
+    "cp": (False, _optional(_text_map)),
+    "ver": (False, _optional(_ANY_TEXT)),
+}
+_RUN_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
+    "id": (True, _name),
+    "st": (True, lambda v: v in RUN_STATES),
+    "pipeline": (True, lambda v: v == "" or _name(v)),
+    "src": (False, _ANY_TEXT),
+    "pid": (False, _int),
+    "host": (False, _ANY_TEXT),
+    "alive": (False, lambda v: v is None or v == "" or is_alive_name(v)),
+    "t0": (False, _int),
+    "t1": (False, _optional(_int)),
+    "p": (False, lambda v: v is None or type(v) is dict),
+    "config": (False, _optional(_ANY_TEXT)),
+    "tags": (
+        False,
+        _optional(
+            lambda v: type(v) is dict
+            and all(TAG_KEY.fullmatch(str(k)) and type(x) is str for k, x in v.items())
+        ),
+    ),
+    "a": (False, _optional(lambda v: type(v) is dict)),
+    "err": (False, _optional(_ANY_TEXT)),
+}
+
+
+def validate_line(data: Any) -> dict[str, Any]:
+    """Return ``data`` if it is a well-formed line of this version, else raise.
+
+    Every key the readers and the store writer use is checked for presence
+    and type, so a malformed line is refused here, once, instead of failing
+    deep inside a flush (and every flush after it) or a read.
+
+    Raises:
+        ValueError: naming the version, or the key that is missing or wrong.
+    """
+    if type(data) is not dict:
+        raise ValueError(f"a journal line is a JSON object (got {type(data).__name__})")
     if data.get("v") != LINE_VERSION:
-        raise ValueError(f"unsupported journal line version {data.get('v')!r}")
+        raise ValueError(f"unsupported journal line version {data.get('v')!r:.40}")
+    kind = data.get("kind", "step")
+    if kind == ANNOTATION_KIND:
+        if not valid_annotation(data):
+            raise ValueError("the annotate line's run, t, m, tags or note is malformed")
+        return data
+    if kind not in ("step", RUN_KIND):
+        raise ValueError(f"unknown line kind {kind!r:.40}")
+    for key, (required, check) in (_RUN_SCHEMA if kind == RUN_KIND else _STEP_SCHEMA).items():
+        if key not in data:
+            if required:
+                raise ValueError(f"the {kind} line has no {key!r}")
+        elif not check(data[key]):
+            raise ValueError(f"the {kind} line's {key!r} is malformed: {data[key]!r:.60}")
     return data
 
 

@@ -7,7 +7,7 @@ returned, in this process or in any other that wrote to the store.
 from __future__ import annotations
 
 import functools
-import json
+import logging
 import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import Record, run_annotations
+from zentrack._record.line import LINE_VERSION, Record, parse_line, run_annotations
 from zentrack._runs.annotate import check_tags
 from zentrack._runs.lists import RecordList, RunList
 from zentrack._runs.pipeline import Run
@@ -38,6 +38,7 @@ _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 FINGERPRINT_LENGTH: Final = 64
 MIN_PREFIX: Final = 8
 _HEX: Final = "0123456789abcdef"
+log = logging.getLogger("zentrack")
 
 
 def flush() -> int:
@@ -205,9 +206,17 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
     Listing runs then costs one read for all of them, not one more per run:
     ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
     they use.
+
+    Raises:
+        ValueError: the context's record is not a valid run line (someone who
+            can write the store wrote it).
     """
     props = context.custom_properties
-    data = json.loads(props[PROP_RECORD].string_value) if PROP_RECORD in props else {}
+    data = {"v": LINE_VERSION, "kind": "run", "id": context.name, "st": "RUNNING", "pipeline": ""}
+    if PROP_RECORD in props:
+        data = parse_line(props[PROP_RECORD].string_value)
+        if data.get("kind") != "run":
+            raise ValueError("the record is not a run line")
     config = data.get("config")
     metrics, tags, note = run_annotations(data)
     return Run(
@@ -255,14 +264,31 @@ def read_runs(
     state: str | None = None,
     tags: Mapping[str, str | None] | None = None,
 ) -> RunList:
-    """:func:`runs` without the flush first (a reader that flushes on its own terms)."""
+    """:func:`runs` without the flush first (a reader that flushes on its own terms).
+
+    A stored run whose record is not a valid run line (someone who can write
+    the store changed it) is left out, with one warning naming it.
+    """
     wanted = dict(tags or {})
-    found = [
-        run
-        for run in (run_from_context(store, c) for c in store.run_contexts(pipeline))
-        if (state is None or run.state == state)
-        and all(run.tags.get(k) == v for k, v in wanted.items())
-    ]
+    found = []
+    unreadable = []
+    for context in store.run_contexts(pipeline):
+        try:
+            run = run_from_context(store, context)
+        except (ValueError, TypeError, AttributeError) as exc:
+            unreadable.append(f"{context.name!r} ({exc})")
+            continue
+        if (state is None or run.state == state) and all(
+            run.tags.get(k) == v for k, v in wanted.items()
+        ):
+            found.append(run)
+    if unreadable:
+        log.warning(
+            "zentrack: %d stored run(s) hold no valid zentrack run record and are left out: "
+            "%s. Someone who can write the store changed them; inspect them with ml_metadata.",
+            len(unreadable),
+            "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
+        )
     found.sort(key=lambda r: (r.started, r.id), reverse=True)
     return RunList(found)
 

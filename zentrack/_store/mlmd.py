@@ -52,7 +52,11 @@ def _record_id(execution: Any) -> str:
     props = execution.custom_properties
     if PROP_RECORD not in props:
         return str(execution.external_id)
-    return str(json.loads(props[PROP_RECORD].string_value).get("id", execution.external_id))
+    try:  # a row someone else wrote may hold anything: never let it block a write
+        found = json.loads(props[PROP_RECORD].string_value).get("id")
+    except (ValueError, AttributeError, RecursionError):
+        found = None
+    return found if isinstance(found, str) else str(execution.external_id)
 
 
 def _connection_config(location: Location) -> Any:
@@ -187,7 +191,13 @@ class MetadataStore:
                 ids[wanted[key]] = context_id
         return ids
 
-    def write(self, lines: Sequence[bytes | str], *, check_existing: bool = False) -> int:
+    def write(
+        self,
+        lines: Sequence[bytes | str],
+        *,
+        check_existing: bool = False,
+        rejected: list[tuple[int, str]] | None = None,
+    ) -> int:
         """Write journal lines as executions; return how many were new.
 
         Idempotent: lines whose record id is already stored are skipped (their
@@ -195,17 +205,20 @@ class MetadataStore:
         Looking every id up first costs as much as a third of the write, so
         that is done only with ``check_existing`` (the drainer knows when a
         replay is possible) or when MLMD reports a duplicate id.  Malformed
-        lines are logged and skipped, never fatal.
+        lines (see :func:`~zentrack._record.line.validate_line`) are skipped,
+        never fatal: listed in ``rejected`` as ``(index, reason)`` if given
+        (the drainer sets them aside), else logged.
         """
         from ml_metadata import errors
 
+        bad: list[tuple[int, str]] = [] if rejected is None else rejected
         try:
             try:
-                return self._write(lines, check_existing)
+                return self._write(lines, check_existing, bad)
             except errors.AlreadyExistsError:
                 if check_existing:
                     raise
-                return self._write(lines, True)
+                return self._write(lines, True, bad)
         except StoreError:
             raise
         except (errors.StatusError, RuntimeError):
@@ -213,12 +226,19 @@ class MetadataStore:
             # restarted) stays broken: retry once on a fresh one, replay-safe.
             self.reset()
         try:
-            return self._write(lines, True)
+            return self._write(lines, True, bad)
         except StoreError:
             raise
         except (errors.StatusError, RuntimeError) as exc:
             self.reset()  # the next flush reconnects: the cause may be fixed by then
             raise explain_write_error(self.location, exc) from None
+        finally:
+            if rejected is None and bad:
+                log.warning(
+                    "zentrack: skipped %d malformed journal line(s), e.g. %s",
+                    len(bad),
+                    bad[0][1],
+                )
 
     def reset(self) -> None:
         """Drop the MLMD connection and cached type ids (reopened on next use)."""
@@ -228,19 +248,21 @@ class MetadataStore:
         self._fp_context_type = None
         self._artifact_type_ids.clear()
 
-    def _write(self, lines: Sequence[bytes | str], check_existing: bool) -> int:
+    def _write(
+        self, lines: Sequence[bytes | str], check_existing: bool, rejected: list[tuple[int, str]]
+    ) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         records: dict[str, tuple[dict[str, Any], str]] = {}
         runs: list[dict[str, Any]] = []
         annotations: list[dict[str, Any]] = []
-        malformed: list[str] = []
-        for line in lines:
+        rejected.clear()  # a retry starts over
+        for index, line in enumerate(lines):
             text = line.decode(errors="replace") if isinstance(line, bytes) else line
             try:
                 data = parse_line(text)
-            except (ValueError, KeyError, TypeError) as exc:
-                malformed.append(f"{exc}: {text[:80]!r}")
+            except ValueError as exc:
+                rejected.append((index, f"{exc}: {text[:80]!r}"))
                 continue
             if data.get("kind") == RUN_KIND:
                 runs.append(data)
@@ -248,12 +270,6 @@ class MetadataStore:
                 annotations.append(data)
             else:
                 records[data["id"]] = (data, text)
-        if malformed:
-            log.warning(
-                "zentrack: skipped %d malformed journal line(s), e.g. %s",
-                len(malformed),
-                malformed[0],
-            )
         referenced = {d["run"] for d, _ in records.values() if d.get("run")}
         referenced |= {a["run"] for a in annotations if type(a.get("run")) is str and a["run"]}
         run_contexts = (
@@ -394,18 +410,38 @@ class MetadataStore:
     # -- reading -------------------------------------------------------------
 
     def _records(self, executions: Iterable[Any]) -> list[Record]:
+        """Records of stored executions; a row that is not a valid record is skipped.
+
+        Anyone who can write the store can write a row: one bad row must not
+        make every read fail, so it is left out with a warning naming it.
+        """
         out = []
+        unreadable: list[str] = []
         for e in executions:
             props = e.custom_properties
             if PROP_RECORD not in props:
                 continue
-            data = parse_line(props[PROP_RECORD].string_value)
-            record = record_from_line(data, execution_id=e.id)
+            try:
+                data = parse_line(props[PROP_RECORD].string_value)
+                if data.get("kind", "step") != "step":
+                    raise ValueError("a run line stored as an execution")
+                record = record_from_line(data, execution_id=e.id)
+            except (ValueError, TypeError, AttributeError) as exc:
+                unreadable.append(f"{e.id} ({exc})")
+                continue
             if PROP_CACHED_FROM in props:
                 record = attrs.evolve(
                     record, cached_execution_id=int(props[PROP_CACHED_FROM].int_value)
                 )
             out.append(record)
+        if unreadable:
+            log.warning(
+                "zentrack: %d stored execution(s) hold no valid zentrack record and are left "
+                "out of this read: execution id %s. Someone who can write the store changed "
+                "them; inspect them with ml_metadata.",
+                len(unreadable),
+                "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
+            )
         out.sort(key=lambda r: (r.started, r.execution_id or 0))
         return out
 

@@ -82,8 +82,16 @@ def set_run_properties(context: Any, data: dict[str, Any]) -> None:
 
 
 def _record_of(context: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(prop(context, PROP_RECORD) or "{}")
-    return data
+    """A run context's stored record; one someone broke in the store reads as empty.
+
+    Anyone who can write the store can write this property: a value that is
+    not a JSON object must not make every later flush of that run fail.
+    """
+    try:
+        data = json.loads(prop(context, PROP_RECORD) or "{}")
+    except (ValueError, RecursionError):
+        data = None
+    return data if isinstance(data, dict) else {"id": context.name}
 
 
 def upsert_runs(
