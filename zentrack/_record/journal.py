@@ -60,24 +60,26 @@ def alive_path(directory: Path, name: object) -> Path | None:
 
 
 class JournalWriter:
-    """The current process's journal file, opened on first append."""
+    """The current process's journal file, opened on first append.
+
+    One lock is held from reading the descriptor to the end of the write, the
+    size update and the rotation: a thread can never write to a descriptor
+    another thread has closed (EBADF) or, once the number is reused, into
+    some other file.  The kernel serialises ``O_APPEND`` writes to one file
+    anyway, so the lock costs the threads no parallelism.
+    """
 
     def __init__(self, directory: Path, *, create_parents: bool = True) -> None:
         self.directory = directory
         #: False beside an SQLite store: a missing store folder is not created
-        #: behind the user's back (appends fail and the tracker keeps records in memory).
+        #: behind the user's back.
         self.create_parents = create_parents
         self._fd: int | None = None
         self._size = 0
-        self._opening = threading.Lock()
-        #: Full journals' descriptors, closed at the next rotation (see ``_rotate``).
-        self._retired: list[int] = []
-
-    def _open(self) -> int:
-        with self._opening:  # two threads' first calls must share one file
-            if self._fd is not None:
-                return self._fd
-            return self._open_new()
+        #: Re-entrant: a tracked call made by a signal handler that interrupted
+        #: an append on the same thread appends too (it never rotates, see append).
+        self._lock = threading.RLock()
+        self._depth = 0
 
     def _open_new(self) -> int:
         self.directory.mkdir(parents=self.create_parents, exist_ok=True)
@@ -90,49 +92,38 @@ class JournalWriter:
 
     def append(self, data: bytes) -> None:
         """Append whole lines with one ``write``: the record survives a kill."""
-        fd = self._fd if self._fd is not None else self._open()
-        written = os.write(fd, data)
-        while written < len(data):  # only on a full disk or a signal mid-write
-            written += os.write(fd, data[written:])
-        self._size += written
-        if self._size >= ROTATE_BYTES:
-            self._rotate(fd)
-
-    def _rotate(self, full: int) -> None:
-        """Start a new journal file; the full one is closed at the next rotation.
-
-        Another thread may be between reading ``self._fd`` and its ``os.write``:
-        closing the descriptor now could fail that write (EBADF) or, worse, send
-        it into whatever file reuses the number.  One rotation later (16 MiB of
-        appends) no write can still be using it.
-        """
-        with self._opening:
-            if self._fd != full:
-                return  # another thread rotated already
-            for old in self._retired:
-                os.close(old)
-            self._retired = [full]
-            self._fd = None
-            self._size = 0
+        with self._lock:
+            fd = self._fd
+            if fd is None:
+                fd = self._open_new()
+            self._depth += 1
+            try:
+                written = os.write(fd, data)
+                while written < len(data):  # only on a full disk or a signal mid-write
+                    written += os.write(fd, data[written:])
+            finally:
+                self._depth -= 1
+            self._size += written
+            if self._size >= ROTATE_BYTES and self._depth == 0:
+                # Full: the next append starts a new file.  Closing releases the
+                # flock, so drainers may delete this one once it is drained.
+                os.close(fd)
+                self._fd = None
+                self._size = 0
 
     def close(self) -> None:
         """Release the journal: drainers may now delete it once drained."""
-        with self._opening:
-            for old in self._retired:
-                os.close(old)
-            self._retired = []
+        with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's descriptor, keep its lock."""
-        self._opening = threading.Lock()
-        for old in self._retired:
-            os.close(old)  # the parent's open files keep their flocks alive
-        self._retired = []
+        self._lock = threading.RLock()  # another thread may have held it at the fork
+        self._depth = 0
         if self._fd is not None:
-            os.close(self._fd)
+            os.close(self._fd)  # the parent's open file keeps its flock alive
             self._fd = None
 
 
