@@ -405,8 +405,10 @@ class TestReadOnlyFolders:
         )
         assert expected == actual
 
-    def test_unwritable_journal_folder_falls_back_to_memory(self, store_path, immutable_supported):
-        """An immutable journal folder: calls return, records kept in memory, flush writes them."""
+    def test_unwritable_journal_folder_sends_each_record_straight_to_the_store(
+        self, store_path, immutable_supported
+    ):
+        """An immutable journal folder: calls return, each record is already in the store."""
         if not immutable_supported:
             pytest.skip("chattr +i is not available here")
         tick(i=-1, worker=0)
@@ -419,12 +421,16 @@ class TestReadOnlyFolders:
             flushed = attempt(zt.flush)
         finally:
             chattr("-i", journal)
-        expected = ([i * 2 + 1 for i in range(CALLS)], CALLS, [(1, i) for i in range(CALLS)])
+        expected = ([i * 2 + 1 for i in range(CALLS)], 0, [(1, i) for i in range(CALLS)])
         actual = (results, flushed, worker_one_params(zt.find(step="tick")))
         assert expected == actual
 
     def test_read_only_folder_without_a_journal_yet(self, tmp_path, immutable_supported):
-        """Immutable folder, no journal yet: StoreError says 'writable'; fixed, flush writes."""
+        """Immutable folder, no journal yet: each call raises a StoreError saying 'writable'.
+
+        Neither the journal nor the store can take the record, so the call
+        does not return as if it were recorded; once fixed, calls record again.
+        """
         if not immutable_supported:
             pytest.skip("chattr +i is not available here")
         path = tmp_path / "shared" / "metadata.sqlite"
@@ -438,13 +444,14 @@ class TestReadOnlyFolders:
         zt.init(path)
         chattr("+i", path.parent)
         try:
-            results = [tick(i=i, worker=1) for i in range(CALLS)]
-            error = describe(zt.flush, path, "writable")
+            errors = [describe(lambda i=i: tick(i=i, worker=1), path, "writable") for i in range(3)]
         finally:
             chattr("-i", path.parent)
+        results = [tick(i=i, worker=2) for i in range(CALLS)]
         flushed = attempt(zt.flush)
-        expected = ([i * 2 + 1 for i in range(CALLS)], OK, CALLS)
-        assert expected == (results, error, flushed)
+        expected = ([OK] * 3, [i * 2 + 2 for i in range(CALLS)], CALLS, [])
+        actual = (errors, results, flushed, worker_one_params(zt.find(step="tick")))
+        assert expected == actual
 
 
 class TestMigrate:

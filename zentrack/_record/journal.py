@@ -11,6 +11,7 @@ drained is kept in a ``.offset`` file beside it, replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -80,6 +81,9 @@ class JournalWriter:
         #: an append on the same thread appends too (it never rotates, see append).
         self._lock = threading.RLock()
         self._depth = 0
+        #: An append was cut short (a full disk): its partial line is cut off
+        #: before the next one, never glued to it.
+        self._torn = False
 
     def _open_new(self) -> int:
         self.directory.mkdir(parents=self.create_parents, exist_ok=True)
@@ -88,19 +92,34 @@ class JournalWriter:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd = fd
         self._size = 0
+        self._torn = False
         return fd
 
     def append(self, data: bytes) -> None:
-        """Append whole lines with one ``write``: the record survives a kill."""
+        """Append whole lines with one ``write``: the record survives a kill.
+
+        Raises:
+            OSError: the lines are not in the journal (a full disk, a folder
+                made read-only); nothing of them is left in it either.
+        """
         with self._lock:
             fd = self._fd
             if fd is None:
                 fd = self._open_new()
+            if self._torn:
+                self._cut_torn_tail(fd)
             self._depth += 1
+            written = 0
             try:
                 written = os.write(fd, data)
                 while written < len(data):  # only on a full disk or a signal mid-write
                     written += os.write(fd, data[written:])
+            except OSError:
+                if written:
+                    self._torn = True
+                    with contextlib.suppress(OSError):  # freeing space works on a full disk
+                        self._cut_torn_tail(fd)
+                raise
             finally:
                 self._depth -= 1
             self._size += written
@@ -110,6 +129,11 @@ class JournalWriter:
                 os.close(fd)
                 self._fd = None
                 self._size = 0
+
+    def _cut_torn_tail(self, fd: int) -> None:
+        """Cut the file back to its last whole line (this process wrote all of it)."""
+        os.ftruncate(fd, self._size)
+        self._torn = False
 
     def close(self) -> None:
         """Release the journal: drainers may now delete it once drained."""
@@ -122,6 +146,7 @@ class JournalWriter:
         """In a forked child: drop the parent's descriptor, keep its lock."""
         self._lock = threading.RLock()  # another thread may have held it at the fork
         self._depth = 0
+        self._torn = False
         if self._fd is not None:
             os.close(self._fd)  # the parent's open file keeps its flock alive
             self._fd = None

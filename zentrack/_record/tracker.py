@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 from zentrack._cache.outputs import OutputCache
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
-from zentrack._record.drain import drain, lock_timeout
+from zentrack._record.drain import drain, lock_timeout, writer_lock
 from zentrack._record.journal import JournalWriter, pending_chunks
 from zentrack._store.discovery import discover
 from zentrack._store.location import ENV_STORE, Location, parse
@@ -42,7 +42,16 @@ log = logging.getLogger("zentrack")
 #: the journal if it is held longer: the holder or a later process writes them).
 EXIT_LOCK_TIMEOUT: Final = 10.0
 
+#: Seconds during which calls that cannot journal raise at once after the store
+#: refused such a record, instead of each waiting on a store that is failing.
+STORE_RETRY_PAUSE: Final = 1.0
+
 ENV_CACHE: Final = "ZENTRACK_CACHE"
+#: Where records are when the store could not take them from memory.
+_IN_MEMORY: Final = (
+    "The records stay in this process's memory and are written by a later flush; they are "
+    "lost if the process exits first."
+)
 _PACKAGE_PARENT: Final = str(Path(__file__).resolve().parents[2])
 #: The background drainer's program (not ``-m``: no runpy warning if the drain is imported).
 _DRAINER: Final = (
@@ -116,18 +125,29 @@ class Tracker:
         self._closed = False
         self._warned = False
         self._journal_warned = False
+        #: Set by an implicit init that could not make the store's folder (and
+        #: said so): records then wait in memory instead of failing the calls.
+        self.memory_only = False
+        #: When a record written past the journal was refused: (retry after, why).
+        self._store_refused: tuple[float, Exception] | None = None
         self.id_prefix, self.ids = _record_ids()
 
     # -- the hot path --------------------------------------------------------
 
     def record(self, line: str) -> None:
-        """Make one journal line durable and schedule it for MLMD."""
+        """Make one journal line durable and schedule it for MLMD.
+
+        Raises:
+            StoreError: neither the journal nor the store can take the line
+                (a full disk, a read-only folder): the call is not recorded.
+        """
         data = line.encode()
         if self._append is not None:
             try:
                 self._append(data)
             except OSError as exc:
-                self._journal_failed(exc, data)
+                if self._record_without_journal(exc, data):
+                    return
         else:
             self._memory_lines.append(data)
         self._waiting += 1
@@ -138,23 +158,57 @@ class Tracker:
             if self._ager is None:
                 self._start_ager()
 
-    def _journal_failed(self, exc: OSError, data: bytes) -> None:
-        """Tracking never breaks the user's code: keep records in memory instead.
+    def _record_without_journal(self, exc: OSError, data: bytes) -> bool:
+        """The journal cannot take ``data``: write it straight to the store, or raise.
 
-        The journal is tried again after the next successful flush.
+        A call that returns has its record on disk, so the line goes to the
+        store now, under the writer lock (one MLMD write per call until the
+        journal works again: each call tries the journal first).  If the
+        store cannot take it either, the call raises instead of returning with
+        its record only in memory.  The one exception is a tracker whose
+        store folder could not be made at implicit init (:attr:`memory_only`,
+        announced then): it keeps records in memory.  After the store refused
+        such a record, calls that cannot journal raise at once for
+        :data:`STORE_RETRY_PAUSE` seconds rather than each wait on it.
+
+        Returns:
+            True if the line is in the store; False if it waits in memory.
         """
-        self._append = None
-        self._memory_lines.append(data)
-        if self._journal_warned:
-            return
-        self._journal_warned = True
-        log.warning(
-            "zentrack: cannot write the journal in %s (%s); records of this process are kept "
-            "in memory and written to the store at the next flush. Fix the folder's "
-            "permissions or free disk space to make them crash-safe again.",
-            self.location.journal_dir,
-            exc,
-        )
+        if self.memory_only:
+            self._append = None  # tried again after the next successful flush
+            self._memory_lines.append(data)
+            return False
+        where = str(self.location.journal_dir)
+        refused = self._store_refused
+        if refused is not None and time.monotonic() < refused[0]:
+            store_exc: Exception = refused[1]  # failed a moment ago: do not wait on it again
+        else:
+            try:
+                assert self.location.lock_path is not None
+                with self._lock, writer_lock(self.location.lock_path):
+                    self.store.write([data], kept=None)
+                self._store_refused = None
+            except (StoreError, OSError) as failed:
+                store_exc = failed
+                self._store_refused = (time.monotonic() + STORE_RETRY_PAUSE, failed)
+        if self._store_refused is not None:
+            raise StoreError(
+                f"This call's record cannot be kept: the journal folder {where!r} cannot be "
+                f"written ({exc.strerror or exc}) and the store cannot take the record either "
+                f"({store_exc}). The call ran, but it is not recorded anywhere; free disk "
+                "space or make the folder writable."
+            ) from None
+        if not self._journal_warned:
+            self._journal_warned = True
+            log.warning(
+                "zentrack: cannot write the journal in %r (%s); until it can be written, each "
+                "record of this process goes straight to the store %r (slower; a call raises "
+                "if the store cannot take it). Free disk space or fix the folder's permissions.",
+                where,
+                exc.strerror or exc,
+                self.location.display,
+            )
+        return True
 
     # -- flushing --------------------------------------------------------------
 
@@ -258,7 +312,7 @@ class Tracker:
     def _flush_memory(self) -> int:
         lines, self._memory_lines = self._memory_lines, []
         try:
-            return self.store.write(lines)
+            return self.store.write(lines, kept=_IN_MEMORY)
         except BaseException:
             self._memory_lines[:0] = lines
             raise
@@ -493,6 +547,7 @@ def _init(
         log.warning("zentrack: %s", exc)
     strict = _strict(on_store_error)
     location = parse(store)
+    memory_only = False
     if location.path is not None and not location.path.parent.is_dir():
         # The store's own folder (./.zentrack) is created; a missing folder above
         # it is more likely a typo than an intention, and gets a clear error.
@@ -502,7 +557,8 @@ def _init(
         elif own_folder or implicit:  # a tracked call: keep the records, never raise
             try:
                 location.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:  # records then wait in memory (see _journal_failed)
+            except OSError as exc:  # records then wait in memory (see memory_only)
+                memory_only = True
                 log.warning(
                     "zentrack: cannot create the folder %r for the store named by $%s (%s); "
                     "records of this process are kept in memory until a flush can write them.",
@@ -530,6 +586,7 @@ def _init(
         cache=cache,
         strict=strict,
     )
+    tracker.memory_only = memory_only
     if strict:
         tracker.store.mlmd  # noqa: B018  (opens the store now: raises StoreError if it cannot)
     if _active is not None:

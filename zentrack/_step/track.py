@@ -24,6 +24,7 @@ from zentrack._runs.context import TRACKING_CODES, RunState
 from zentrack._step.fingerprint import fingerprint, inputs_text
 from zentrack._step.spec import StepSpec
 from zentrack._step.values import SCALAR_TYPES, untag
+from zentrack.exceptions import StoreError
 
 #: ``(run id, config key)`` of a step call that belongs to a pipeline run.
 RunKey = tuple[str, str]
@@ -66,9 +67,12 @@ def track(
         state = "FAILED" if isinstance(exc, Exception) else "CANCELED"
         more = error_key(f"{type(exc).__qualname__}: {exc}") + run_keys(metrics, key)
         record_id = f"{tracker.id_prefix}{next(tracker.ids)}"
-        tracker.record(
-            step_line(record_id, fp, exact, digests, state, started, time_ns(), more, spec.tail)
-        )
+        try:
+            tracker.record(
+                step_line(record_id, fp, exact, digests, state, started, time_ns(), more, spec.tail)
+            )
+        except StoreError as lost:  # the call's own exception is the one to see
+            log.error("zentrack: a %s call of step %r is not recorded: %s", state, spec.name, lost)
         raise
     if cache is not None and unchanged is not None and not unchanged():
         cache = None  # a name the digest followed was rebound mid-call: do not cache

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -76,11 +76,20 @@ def _connection_config(location: Location) -> Any:
     return config
 
 
-def explain_write_error(location: Location, exc: Exception) -> StoreError:
+#: Where records are when the store did not take them from a journal.
+IN_JOURNAL: Final = (
+    "Nothing is lost: the records stay in the journal and are written by the next flush."
+)
+
+
+def explain_write_error(
+    location: Location, exc: Exception, kept: str | None = IN_JOURNAL
+) -> StoreError:
     """Turn an MLMD write failure into an error that says what to do.
 
     MLMD's own text quotes the protobuf and SQL it was writing: it is shown
-    only when the cause is not one of the known ones.
+    only when the cause is not one of the known ones.  ``kept`` says where
+    the records are now (``None``: the caller says it).
     """
     where = location.display
     message = str(exc).strip()
@@ -94,10 +103,8 @@ def explain_write_error(location: Location, exc: Exception) -> StoreError:
         cause, fix = "the disk is full", "free disk space"
     else:
         cause, fix = f"{type(exc).__name__}: {message[:300]}", "check the store"
-    return StoreError(
-        f"Store {where!r}: writing records failed ({cause}); {fix}. Nothing is lost: the "
-        "records stay in the journal and are written by the next flush."
-    )
+    text = f"Store {where!r}: writing records failed ({cause}); {fix}."
+    return StoreError(f"{text} {kept}" if kept else text)
 
 
 class MetadataStore:
@@ -197,6 +204,7 @@ class MetadataStore:
         *,
         check_existing: bool = False,
         rejected: list[tuple[int, str]] | None = None,
+        kept: str | None = IN_JOURNAL,
     ) -> int:
         """Write journal lines as executions; return how many were new.
 
@@ -207,7 +215,8 @@ class MetadataStore:
         replay is possible) or when MLMD reports a duplicate id.  Malformed
         lines (see :func:`~zentrack._record.line.validate_line`) are skipped,
         never fatal: listed in ``rejected`` as ``(index, reason)`` if given
-        (the drainer sets them aside), else logged.
+        (the drainer sets them aside), else logged.  ``kept`` is the sentence
+        the error of a failed write ends with: where the records are now.
         """
         from ml_metadata import errors
 
@@ -231,7 +240,7 @@ class MetadataStore:
             raise
         except (errors.StatusError, RuntimeError) as exc:
             self.reset()  # the next flush reconnects: the cause may be fixed by then
-            raise explain_write_error(self.location, exc) from None
+            raise explain_write_error(self.location, exc, kept) from None
         finally:
             if rejected is None and bad:
                 log.warning(
