@@ -15,6 +15,7 @@ import contextvars
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,13 @@ from zentrack._cache.materializers import (
     read_output,
     write_output,
 )
+from zentrack._files import read_own
 from zentrack._step.values import decode_exact, exact_value
 
 log = logging.getLogger("zentrack")
+#: Names of the cache's own folders: shards ``<fp[:2]>`` and entries ``<fp>``.
+_SHARD = re.compile(r"[0-9a-f]{2}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 def _rmtree(path: Path, ignore_errors: bool = True) -> None:
@@ -199,29 +204,58 @@ class OutputCache:
     ) -> int:
         """Delete cached outputs (of one step); return how many were deleted.
 
+        Only entries zentrack recognises as its own are removed (see
+        :meth:`_own_entries`), and never through a symbolic link.
         ``progress(1)`` is called per entry looked at (for a progress bar).
         """
+        import shutil  # imported on use: keeps `import zentrack` light
+
         self._verified.clear()
-        if not self.root.is_dir():
-            return 0
         removed = 0
-        for meta_path in self.root.glob("*/*/meta.json"):
+        for folder, meta in list(self._own_entries()):
             if progress is not None:
                 progress(1)
-            if step is not None:
-                try:
-                    if json.loads(meta_path.read_text()).get("step") != step:
-                        continue
-                except (OSError, ValueError):
-                    pass
-            _rmtree(meta_path.parent, ignore_errors=True)
-            removed += 1
+            if step is not None and meta.get("step") != step:
+                continue
+            # rmtree walks by file descriptor and refuses a linked top: links
+            # inside are removed, never followed.
+            with contextlib.suppress(OSError):
+                shutil.rmtree(folder)
+                removed += 1
         return removed
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """The meta data of every cached output."""
-        if not self.root.is_dir():
+        for _, meta in sorted(self._own_entries(), key=lambda e: e[0].name):
+            yield meta
+
+    def _own_entries(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """Entries of this cache: ``<fp[:2]>/<fp>`` real folders whose meta.json names ``fp``.
+
+        Anyone who can write the folder can put anything in it (a link to
+        their home, a folder of notes with a ``meta.json``): what does not
+        have exactly this shape is not zentrack's and is left alone.
+        """
+        try:
+            shards = os.scandir(self.root)
+        except OSError:
             return
-        for meta_path in sorted(self.root.glob("*/*/meta.json")):
-            with contextlib.suppress(OSError, ValueError):
-                yield json.loads(meta_path.read_text())
+        with shards:
+            for shard in shards:
+                if _SHARD.fullmatch(shard.name) is None or not shard.is_dir(follow_symlinks=False):
+                    continue
+                with contextlib.suppress(OSError), os.scandir(shard.path) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if (
+                            _FINGERPRINT.fullmatch(name) is None
+                            or not name.startswith(shard.name)
+                            or not entry.is_dir(follow_symlinks=False)
+                        ):
+                            continue
+                        try:
+                            meta = json.loads(read_own(Path(entry.path) / "meta.json"))
+                        except (OSError, ValueError):
+                            continue
+                        if isinstance(meta, dict) and meta.get("fingerprint") == name:
+                            yield Path(entry.path), meta

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from zentrack._files import is_link_error, open_own
 from zentrack._record.journal import (
     Chunk,
     alive_path,
@@ -73,8 +74,13 @@ def writer_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_own(path, os.O_RDWR)
     except OSError as exc:
+        if is_link_error(exc):
+            raise StoreError(
+                f"Store writer lock {str(path)!r} is a symbolic link; zentrack does not follow "
+                "links in its folders (someone who can write the folder made it): remove it."
+            ) from None
         raise StoreError(
             f"Store writer lock {str(path)!r} cannot be created ({exc.strerror or exc}): the "
             "store's folder must be writable to record into it; make it writable or pass "
@@ -138,12 +144,12 @@ def drain_journals(
     quarantine = Quarantine(journal_dir)
     # A marker left behind means a drainer died between an MLMD commit and its
     # offsets: only then is each record looked up before it is written.
-    check_existing = inflight.exists()
+    check_existing = os.path.lexists(inflight)
 
     def commit() -> None:
         nonlocal written
         if lines:
-            inflight.touch()
+            _mark(inflight)
             rejected: list[tuple[int, str]] = []
             written += store.write(lines, check_existing=check_existing, rejected=rejected)
             for index, reason in rejected:  # set aside before the offsets pass them
@@ -176,6 +182,18 @@ def drain_journals(
     return written
 
 
+def _mark(path: Path) -> None:
+    """Create the marker file ``path``; a link planted there is removed, never followed."""
+    try:
+        fd = open_own(path, os.O_WRONLY)
+    except OSError as exc:
+        if not is_link_error(exc):
+            raise
+        path.unlink()  # removes the link itself
+        fd = open_own(path, os.O_WRONLY, exclusive=True)
+    os.close(fd)
+
+
 class Quarantine:
     """Where one drain sets aside the journal lines that are not valid records.
 
@@ -195,7 +213,7 @@ class Quarantine:
         if self.path is None:
             self.path = self.directory / f"{QUARANTINE_PREFIX}{writer_tag()}{QUARANTINE_SUFFIX}"
         entry = f"# {journal.name} byte {offset}: {reason}\n".encode(errors="replace")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        fd = open_own(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, entry + line + b"\n")
         finally:

@@ -15,12 +15,15 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 import attrs
+
+from zentrack._files import open_own, read_own, replace_file
 
 SUFFIX: Final = ".jsonl"
 #: The name of a running pipeline's ``.alive`` file (see :func:`alive_path`).
@@ -88,7 +91,7 @@ class JournalWriter:
     def _open_new(self) -> int:
         self.directory.mkdir(parents=self.create_parents, exist_ok=True)
         name = writer_tag() + SUFFIX
-        fd = os.open(self.directory / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = open_own(self.directory / name, os.O_WRONLY | os.O_APPEND, exclusive=True)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fd = fd
         self._size = 0
@@ -168,19 +171,20 @@ def _offset_path(path: Path) -> Path:
 
 
 def read_offset(path: Path) -> int:
-    """Return how many bytes of ``path`` are already in the store."""
+    """Return how many bytes of ``path`` are already in the store.
+
+    A missing, unreadable or linked offset file reads as 0: the journal is
+    then replayed from its start, which the store recognises by record id.
+    """
     try:
-        return int(_offset_path(path).read_text() or 0)
-    except (FileNotFoundError, ValueError):
+        return max(0, int(read_own(_offset_path(path), limit=64) or 0))
+    except (OSError, ValueError):
         return 0
 
 
 def write_offset(path: Path, offset: int) -> None:
     """Record atomically that ``path`` is in the store up to ``offset``."""
-    target = _offset_path(path)
-    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
-    tmp.write_text(str(offset))
-    os.replace(tmp, target)
+    replace_file(_offset_path(path), str(offset).encode())
 
 
 def writer_alive(path: Path) -> bool:
@@ -215,10 +219,8 @@ def pending_chunks(directory: Path) -> Iterator[Chunk]:
         alive = writer_alive(path)
         start = read_offset(path)
         try:
-            with open(path, "rb") as f:
-                f.seek(start)
-                data = f.read()
-        except FileNotFoundError:
+            data = _read_from(path, start)
+        except (OSError, ValueError):  # gone, or a link or FIFO: no journal zentrack made
             continue
         cut = data.rfind(b"\n") + 1
         end = start + (cut if alive else len(data))
@@ -226,11 +228,26 @@ def pending_chunks(directory: Path) -> Iterator[Chunk]:
         yield Chunk(path=path, start=start, end=end, lines=lines, writer_alive=alive)
 
 
+def _read_from(path: Path, start: int) -> bytes:
+    """The bytes of journal ``path`` from ``start``; never through a link, never a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{str(path)!r} is not a regular file")
+        os.lseek(fd, start, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def retire(chunk: Chunk) -> None:
     """Delete a fully drained journal whose writer is gone."""
     if chunk.writer_alive or writer_alive(chunk.path):
         return
-    if chunk.path.stat().st_size > chunk.end:
+    if os.lstat(chunk.path).st_size > chunk.end:
         return
     chunk.path.unlink(missing_ok=True)
     _offset_path(chunk.path).unlink(missing_ok=True)

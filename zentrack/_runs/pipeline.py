@@ -42,6 +42,7 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
+from zentrack._files import open_own
 from zentrack._record import tracker as _tracker
 from zentrack._record.journal import ALIVE_SUFFIX, writer_tag
 from zentrack._record.line import Record, run_line
@@ -225,7 +226,7 @@ class _Alive:
             return self.path.name if self.path else ""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / (writer_tag() + ALIVE_SUFFIX)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_own(path, os.O_RDWR, exclusive=True)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path, self._fd, self._pid = path, fd, os.getpid()
         atexit.register(self.release)
