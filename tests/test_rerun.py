@@ -364,11 +364,12 @@ class TestConfigRun:
     @pytest.mark.parametrize(
         ("old", "new", "words"),
         [
-            ("evaluate", "os.path.join", "'os.path.join' is a function, not a zentrack step"),
+            ("evaluate", "os.path.join", "'os.path.join' is in the standard library module 'os'"),
             ("evaluate", f"{MODULE}.not_a_step", "not a zentrack step"),
             ("evaluate", f"{MODULE}.no_such_step", "cannot be imported"),
-            ("evaluate", "no_such_package.step", "cannot be imported"),
-            ("training", "os.path.join", "'os.path.join' is a function, not a pipeline"),
+            ("evaluate", "no_such_package.step", "outside the pipeline's package 'tests'"),
+            ("training", "os.path.join", "'os.path.join' is in the standard library module 'os'"),
+            ("training", "no_such_package.training", "cannot be imported"),
             ("training", f"{MODULE}.load_data", "not a pipeline"),
         ],
     )

@@ -285,6 +285,18 @@ def _stdout_closed() -> int:
     return EXIT_CLOSED_STDOUT
 
 
+def use_current_folder() -> None:
+    """Make the user's modules in the current folder importable, after every other path.
+
+    Appended, not put first as ``python -m`` does: a file in the folder the
+    command runs in (``sqlite3.py``, ``subprocess.py``) must not shadow a
+    module zentrack or its libraries import.
+    """
+    here = os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", here)]
+    sys.path.append(here)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code.
 
@@ -297,8 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_log(args.verbose)
     except ValueError as exc:
         return report(exc, debug=False)
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: the user's modules are here
+    use_current_folder()
     try:
         code = int(args.handler(args))
         sys.stdout.flush()  # a reader that left shows here, not at interpreter exit

@@ -126,11 +126,11 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise SystemExit(f"zentrack: --set takes step.arg=value, got {item!r}")
         edits.append((key, parse_value(text)))
-    init_for_read(args.store)
+    from zentrack._config.model import load_recorded_config
+
+    tracker = init_for_read(args.store)
     run = zt.get_run(args.run_id)
-    if run.config_path is None:
-        raise SystemExit(f"zentrack: run {run.id} has no config to rerun from")
-    config = zt.load_config(run.config_path)
+    config = load_recorded_config(run.id, run.config_path, run.config_sha256, tracker.configs)
     for key, value in edits:
         config.set(key, value)
     print_run_result(config.run(), args.json)

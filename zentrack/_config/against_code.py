@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from ruamel.yaml.comments import CommentedMap
 
+from zentrack._config.sources import SourceRefused, source_name_problem
 from zentrack._config.validate import parse_value
 from zentrack._config.yaml_io import Mark, Problems, key_mark, shown, to_plain, value_mark
 from zentrack._step.spec import spec_of
@@ -85,6 +86,15 @@ def check_document(
     problems = Problems(label)
     pipeline = data["pipeline"]
     pipeline_source = str(pipeline["source"])
+    # Every source is judged by its name before anything is imported.
+    named = [(pipeline_source, value_mark(pipeline, "source"))] + [
+        (str(entry["source"]), value_mark(entry, "source")) for entry in data["steps"].values()
+    ]
+    for source, mark in named:
+        problem = source_name_problem(source)
+        if problem is not None:
+            problems.add(mark, problem)
+    problems.raise_if_any()
     obj = _resolved(resolve, pipeline_source, value_mark(pipeline, "source"), problems)
     if obj is not None:
         spec = getattr(obj, "__zentrack_pipeline__", None)
@@ -212,6 +222,9 @@ def _kind_of(obj: Any) -> str:
 def _resolved(resolve: Callable[[str], Any], source: str, mark: Mark, problems: Problems) -> Any:
     try:
         return resolve(source)
+    except SourceRefused as exc:
+        problems.add(mark, str(exc))
+        return None
     except (ImportError, AttributeError) as exc:
         problems.add(
             mark,

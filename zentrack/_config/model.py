@@ -29,6 +29,7 @@ from zentrack._config.yaml_io import (
     Problems,
     checked,
     config_error,
+    content_digest,
     key_mark,
     map_mark,
     plain_document,
@@ -172,11 +173,14 @@ class Config:
 
     def _check_arg(self, step: str | None, name: str) -> None:
         """Check one arg of a step (None: of the pipeline) against the code, if it imports."""
-        from zentrack._config.rerun import resolve_source
+        from zentrack._config.rerun import source_guard
 
         source = self.pipeline_source if step is None else self.steps[step].source
+        resolve = source_guard(self)  # only the pipeline's own code is imported
         try:
-            obj = resolve_source(source)
+            obj = resolve(self.pipeline_source)
+            if step is not None:
+                obj = resolve(source)
         except Exception:  # code that does not import here is checked when it runs
             return
         args: MutableMapping[str, Any]
@@ -463,6 +467,48 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     problems.raise_if_any()
     return Config(parsed, text, path=file, label=label, bom=bom)
 
+
+
+def load_recorded_config(
+    run_id: str, path: Path | None, sha256: str | None, folder: Path
+) -> Config:
+    """The config run ``run_id`` wrote, for a rerun by run id, if what it says is unchanged.
+
+    The store names the file and anyone who can write the store can rewrite
+    that name; anyone who can write the configs folder can rewrite the file.
+    So the file must lie directly in ``folder`` (the store's configs folder)
+    and its content must have the digest the run recorded when it wrote it
+    (:func:`~.yaml_io.content_digest`: comments and layout may change,
+    sources and args may not).
+
+    Raises:
+        ConfigError: no config, a file elsewhere, no digest recorded (a run
+            of an older zentrack), or changed sources or args; each says to
+            copy the file and run the copy with ``zentrack config run``.
+    """
+    hint = "copy it and use `zentrack config run COPY` after reading it"
+    if path is None:
+        raise ConfigError(f"Run {run_id} has no config to rerun from.")
+    real = Path(os.path.realpath(path))
+    if real.parent != Path(os.path.realpath(folder)) or path.is_symlink():
+        raise ConfigError(
+            f"{path}: the store names this file as the config of run {run_id}, but it is "
+            f"not in the store's configs folder {str(folder)!r}, so zentrack does not rerun it "
+            f"by run id; {hint}."
+        )
+    if sha256 is None:
+        raise ConfigError(
+            f"{path}: run {run_id} recorded no sha256 of its config (an older zentrack "
+            f"wrote it), so zentrack cannot tell whether it changed since; {hint}."
+        )
+    config = load_config(path)
+    if content_digest(config._data) != sha256:
+        raise ConfigError(
+            f"{path}: the sources or args of this config changed since run {run_id} wrote it "
+            f"(its digest differs from the one recorded with the run), so zentrack does not "
+            f"rerun it by run id; {hint}."
+        )
+    return config
 
 
 def diff_configs(a: Config, b: Config) -> list[tuple[str, Any, Any]]:

@@ -26,7 +26,7 @@ from zentrack._config.rerun import (
     RerunnableConfig,
     pipeline_spec,
     recorded_run,
-    resolve_source,
+    source_guard,
 )
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import Record
@@ -105,13 +105,14 @@ def plan_config(config: RerunnableConfig, *, check: Check) -> Plan:
 
     ``check`` validates the whole config against the code first.
     """
-    pipeline_spec(config, check)
+    resolve = source_guard(config, recorded_run(config.run_id))
+    pipeline_spec(config, check, resolve)
     tracker = _tracker.active()
     recorded = _recorded_run_steps(config.run_id)
     remap: dict[str, str] = {}  # old upstream fingerprint -> new
     planned = []
     for key, entry in config.steps.items():
-        spec = spec_of(resolve_source(entry.source))
+        spec = spec_of(resolve(entry.source))
         assert spec is not None  # validated
         record = recorded.get(key)
         if record is None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from zentrack._config.sources import SourceGuard
 from zentrack._record import tracker as _tracker
 from zentrack._runs.context import ConfigArgs
 from zentrack._runs.pipeline import PIPELINE_ATTR, PipelineSpec, Run, run_pipeline
@@ -268,22 +269,40 @@ def _import_hint(config: RerunnableConfig) -> ConfigError | None:
     )
 
 
+def source_guard(config: RerunnableConfig, recorded: Run[Any] | None = None) -> SourceGuard:
+    """Resolves ``config``'s sources, importing only its pipeline's own code.
+
+    ``recorded`` is the run that wrote the config: the step sources it used
+    may be imported too (see :mod:`.sources`).
+    """
+    used = [record.source for record in recorded.steps] if recorded is not None else []
+    return SourceGuard(config.pipeline_source, used, resolve_source)
+
+
 def pipeline_spec(
-    config: RerunnableConfig, check: Check, *, recorded: bool = True
+    config: RerunnableConfig,
+    check: Check,
+    resolve: Callable[[str], Any] | None = None,
+    *,
+    recorded: bool = True,
 ) -> PipelineSpec:
     """Validate a config against its code with ``check`` and return its pipeline's spec.
 
     The config's project root goes on ``sys.path`` first; a pipeline whose
     module is still not found is one error naming the folder to run from
-    (rather than one per step source).  ``recorded=False`` checks without
-    the recorded run, opening no store (there is none yet).
+    (rather than one per step source).  ``resolve`` imports the config's
+    sources (default: :func:`source_guard`, which imports only the
+    pipeline's own code).  ``recorded=False`` checks without the recorded
+    run, opening no store (there is none yet).
     """
     use_project_root(config)
     hint = _import_hint(config)
     if hint is not None:
         raise hint
-    check(resolve_source, recorded_calls(config) if recorded else None)
-    spec = getattr(resolve_source(config.pipeline_source), PIPELINE_ATTR, None)
+    if resolve is None:
+        resolve = source_guard(config, recorded_run(config.run_id) if recorded else None)
+    check(resolve, recorded_calls(config) if recorded else None)
+    spec = getattr(resolve(config.pipeline_source), PIPELINE_ATTR, None)
     if not isinstance(spec, PipelineSpec):  # validate_against checked it; keep mypy honest
         raise ConfigError(f"{config.pipeline_source!r} is not a zentrack pipeline.")
     return spec
@@ -308,8 +327,9 @@ def run_config(
             only be seen once it ran (see the module's docstring); that run
             is recorded FAILED.
     """
-    spec = pipeline_spec(config, check)
-    overrides = step_overrides(config, recorded_run(config.run_id))
+    recorded = recorded_run(config.run_id)
+    spec = pipeline_spec(config, check, source_guard(config, recorded))
+    overrides = step_overrides(config, recorded)
     return run_pipeline(
         spec,
         (),

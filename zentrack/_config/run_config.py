@@ -16,7 +16,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from zentrack._config.spelling import PLAIN, dump, new_yaml, styled
 from zentrack._config.validate import PIPELINE_KEYS, loads_as
-from zentrack._config.yaml_io import checked, plain_document, write_atomically
+from zentrack._config.yaml_io import checked, content_digest, plain_document, write_atomically
 from zentrack.exceptions import ConfigError
 
 _HEADER: Final = (
@@ -57,6 +57,41 @@ def write_run_config(
         OSError: the file cannot be written.
     """
     target = Path(path)
+    save_run_config(
+        target,
+        render_run_config(
+            target,
+            pipeline_source=pipeline_source,
+            pipeline_args=pipeline_args,
+            run_id=run_id,
+            steps=steps,
+            meta=meta,
+        )[0],
+    )
+    return target
+
+
+def save_run_config(target: Path, text: str) -> None:
+    """Write a rendered run config, creating missing folders."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(target, text, bom=False)
+
+
+def render_run_config(
+    target: Path,
+    *,
+    pipeline_source: str,
+    pipeline_args: Mapping[str, Any],
+    run_id: str,
+    steps: Sequence[tuple[str, str, Mapping[str, Any]]],
+    meta: Mapping[str, Any],
+) -> tuple[str, str]:
+    """The text :func:`write_run_config` writes to ``target`` (see there), and its digest.
+
+    The digest (:func:`~.yaml_io.content_digest`) is recorded with the run,
+    so that a rerun by run id can refuse a config whose sources or args
+    someone changed since (see :func:`~zentrack._config.model.load_recorded_config`).
+    """
     for name, value in (("pipeline_source", pipeline_source), ("run_id", run_id)):
         if not isinstance(value, str) or not value:
             raise ConfigError(
@@ -101,9 +136,7 @@ def write_run_config(
             f"write_run_config: the config for {str(target)!r} would not load back as given; "
             "please report this as a zentrack bug, with the args."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, text, bom=False)
-    return target
+    return text, content_digest(data)
 
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,8 @@ from zentrack._step.values import TRACKED_TYPES_TEXT, canonical_json, describe_t
 from zentrack.exceptions import ConfigError
 
 TAG: Final = "tag:yaml.org,2002:"
+#: Configs larger than this are refused unread (values over 64 KiB are kept beside them).
+MAX_CONFIG_BYTES: Final = 4 << 20
 
 STR_TAG: Final = TAG + "str"
 
@@ -70,6 +73,16 @@ def to_plain(value: Any) -> Any:
 def plain_document(data: Any) -> Any:
     """A whole document as builtins, its values allowed the depth of a parameter."""
     return plain_value(data, "config", -DOC_LEVELS)
+
+
+def content_digest(data: Any) -> str:
+    """The sha256 of what a config says (sources, args, types), not of its comments or layout.
+
+    Recorded with the run that writes a config, so that a rerun by run id can
+    tell whether someone changed what the config runs since.
+    """
+    text = json.dumps(plain_document(data), sort_keys=True, allow_nan=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 
@@ -240,9 +253,21 @@ def syntax_error(label: str, text: str, exc: YAMLError) -> ConfigError:
 
 
 def read_config_file(path: Path) -> tuple[str, bool]:
-    """Read a config file: (its text as written, line ends included; whether it had a BOM)."""
+    """Read a config file: (its text as written, line ends included; whether it had a BOM).
+
+    A file over :data:`MAX_CONFIG_BYTES` is refused before it is parsed (the
+    YAML parser takes seconds per 100 kB).
+    """
     label = str(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise config_error(
+                label,
+                (0, 0),
+                f"the config is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB, more than a "
+                "config of args needs; zentrack writes large values beside the config, so this "
+                "file was not written by zentrack: check where it comes from",
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise config_error(

@@ -24,6 +24,8 @@ and ``note`` (``null`` removes it).  The store folds annotations into the
 run's ``a`` key (:func:`merge_annotation`), last writer by ``t`` winning per
 metric, per tag and for the note, so annotations drained out of order (two
 processes' journals) still end as they were made.
+``config_sha256`` is the digest of what the run's config says (see
+``zentrack._config.yaml_io.content_digest``).
 
 Journals and the store can be written by others (a shared folder, a shared
 server), so :func:`parse_line` holds every line it reads to this schema
@@ -392,6 +394,10 @@ _RUN_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
         ),
     ),
     "a": (False, _optional(lambda v: type(v) is dict)),
+    "config_sha256": (
+        False,
+        lambda v: v is None or (isinstance(v, str) and _FINGERPRINT.fullmatch(v) is not None),
+    ),
     "err": (False, _optional(_ANY_TEXT)),
 }
 

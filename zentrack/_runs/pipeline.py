@@ -84,6 +84,9 @@ class Run(Generic[R]):
         steps: the records of the run's step calls, in call order.
         params: the pipeline function's own arguments of tracked types.
         config_path: the YAML config written at the end of the run.
+        config_sha256: the digest of what that config says (sources and args,
+            not comments or layout) as written: a rerun by run id refuses the
+            file if that changed since.
         output: what the pipeline function returned (only on the run that
             ``training()`` returned in this process; ``None`` when read back).
         started: when the run started (seconds since the epoch).
@@ -108,6 +111,7 @@ class Run(Generic[R]):
     run_metrics: dict[str, Any] = attrs.field(factory=dict)
     tags: dict[str, str] = attrs.field(factory=dict)
     notes: str | None = None
+    config_sha256: str | None = None
     #: Reads the steps from the store when ``steps`` was not given: a run
     #: returned in-process leaves its records to the lazy flush until asked.
     _loader: Callable[[], list[Record] | None] | None = attrs.field(
@@ -328,7 +332,7 @@ def run_pipeline(
     finally:
         run_ended(state)
         current_run.reset(token)
-        config_path = _write_config(tracker, spec, state, params, config_dir)
+        config_path, config_sha256 = _write_config(tracker, spec, state, params, config_dir)
         ended = time.time_ns()
         tracker.record(
             _run_line(
@@ -338,6 +342,7 @@ def run_pipeline(
                 t1=ended,
                 p=json.loads(exact_value(params)),
                 config=str(config_path) if config_path else None,
+                config_sha256=config_sha256,
                 err=error,
             )
         )
@@ -358,6 +363,7 @@ def run_pipeline(
         output=output,
         run_metrics=dict(state.metrics),
         tags=dict(state.tags),
+        config_sha256=config_sha256,
     )
 
 
@@ -400,8 +406,9 @@ def _write_config(
     state: RunState,
     params: Mapping[str, Any],
     config_dir: Path | None,
-) -> Path | None:
-    from zentrack._config.run_config import write_run_config
+) -> tuple[Path | None, str | None]:
+    """Write the run's config; return its path and its content digest (or Nones)."""
+    from zentrack._config.run_config import render_run_config, save_run_config
     from zentrack._step.fingerprint import SCHEME
     from zentrack._step.source_names import import_root
 
@@ -410,7 +417,7 @@ def _write_config(
     entries = list(state.entries.items())  # a straggling worker thread may still add one
     steps = [(key, source, decode_exact(exact)) for key, (source, exact) in entries]
     try:
-        return write_run_config(
+        text, digest = render_run_config(
             path,
             pipeline_source=spec.source,
             pipeline_args=dict(params),
@@ -422,11 +429,13 @@ def _write_config(
                 **({"root": root} if (root := import_root(spec.function)) else {}),
             },
         )
+        save_run_config(path, text)
+        return path, digest
     except (OSError, ConfigError, ValueError, UnicodeError) as exc:
         log.warning(
             "zentrack: could not write the config of run %s to %s (%s).", state.id, path, exc
         )
-        return None
+        return None, None
 
 
 def _version() -> str:

@@ -235,6 +235,7 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
         run_metrics=metrics,
         tags=tags,
         notes=note,
+        config_sha256=data.get("config_sha256"),
     )
 
 
