@@ -356,12 +356,18 @@ def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> i
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of the background drainer process: ``STORE [LINGER_SECONDS]``."""
+    """Entry point of the background drainer process: ``STORE [LINGER_SECONDS]``.
+
+    ``STORE`` ``-`` reads the store from the first line of stdin: how the
+    tracker passes it, since a command line is visible to every local user
+    (``ps``) and the store URL may hold a password.
+    """
     if len(argv) not in (1, 2):
         print("usage: python -m zentrack._record.drain STORE [LINGER_SECONDS]", file=sys.stderr)
         return 2
+    store = sys.stdin.readline().rstrip("\n") if argv[0] == "-" else argv[0]
     try:
-        drain_while_busy(parse(argv[0]), float(argv[1]) if len(argv) == 2 else 0.0)
+        drain_while_busy(parse(store), float(argv[1]) if len(argv) == 2 else 0.0)
     except StoreError as exc:
         print(f"zentrack: {exc}", file=sys.stderr)
         return 3

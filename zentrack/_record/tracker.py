@@ -28,12 +28,19 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._cache.outputs import OutputCache
+from zentrack._files import replace_file
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
 from zentrack._record.drain import drain, lock_timeout, writer_lock
 from zentrack._record.journal import JournalWriter, pending_chunks
 from zentrack._store.discovery import discover
-from zentrack._store.location import ENV_STORE, Location, parse
+from zentrack._store.location import (
+    ENV_PASSWORD,
+    ENV_PASSWORD_FILE,
+    ENV_STORE,
+    Location,
+    parse,
+)
 from zentrack._store.mlmd import MetadataStore
 from zentrack.exceptions import LockBusy, StoreError
 
@@ -47,6 +54,8 @@ EXIT_LOCK_TIMEOUT: Final = 10.0
 STORE_RETRY_PAUSE: Final = 1.0
 
 ENV_CACHE: Final = "ZENTRACK_CACHE"
+#: Left out of the background drainer's environment: it gets the store through a pipe.
+_SECRET_ENV: Final = frozenset({ENV_STORE, ENV_PASSWORD, ENV_PASSWORD_FILE})
 #: Where records are when the store could not take them from memory.
 _IN_MEMORY: Final = (
     "The records stay in this process's memory and are written by a later flush; they are "
@@ -128,6 +137,8 @@ class Tracker:
         #: Set by an implicit init that could not make the store's folder (and
         #: said so): records then wait in memory instead of failing the calls.
         self.memory_only = False
+        #: The file holding the store password for child processes (see _export_store).
+        self.password_file: Path | None = None
         #: When a record written past the journal was refused: (retry after, why).
         self._store_refused: tuple[float, Exception] | None = None
         self.id_prefix, self.ids = _record_ids()
@@ -212,6 +223,9 @@ class Tracker:
 
     # -- flushing --------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        return f"Tracker(store={self.location.display!r}, artifacts={str(self.artifacts)!r})"
+
     def _start_ager(self) -> None:
         """One daemon thread per tracker enforces ``max_age``.
 
@@ -253,19 +267,28 @@ class Tracker:
             self._reap_drainer()
             import subprocess  # only here: keeps `import zentrack` light
 
-            env = dict(os.environ)
+            env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
             )
             env.setdefault("GLOG_minloglevel", "2")
-            self._drainer = subprocess.Popen(
-                [sys.executable, "-c", _DRAINER, self.location.spec(), str(self.linger)],
-                stdin=subprocess.DEVNULL,
+            # The store (password included) goes through a pipe: argv and the
+            # environment are visible to other local users and processes.
+            drainer = subprocess.Popen(
+                [sys.executable, "-c", _DRAINER, "-", str(self.linger)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=env,
                 start_new_session=True,
             )
+            assert drainer.stdin is not None
+            with contextlib.suppress(OSError):  # a drainer that died at once is reaped later
+                drainer.stdin.write(self.location.spec().encode() + b"\n")
+            with contextlib.suppress(OSError):
+                drainer.stdin.close()
+            drainer.stdin = None  # communicate() must not touch the closed pipe
+            self._drainer = drainer
 
     def _flush_memory_quietly(self) -> None:
         try:
@@ -396,6 +419,10 @@ class Tracker:
                 self.store_failed(exc)
         with contextlib.suppress(Exception):
             self._checkpoint()
+        if self.password_file is not None:
+            self.password_file.unlink(missing_ok=True)
+            if os.environ.get(ENV_PASSWORD_FILE) == str(self.password_file):
+                del os.environ[ENV_PASSWORD_FILE]
         self._closed = True
         self._stop.set()
 
@@ -477,6 +504,7 @@ class Tracker:
         self._drainer = None
         self._lock = threading.Lock()
         self.store = MetadataStore(self.location)
+        self.password_file = None  # the parent's: it removes it
         self.id_prefix, self.ids = _record_ids()
 
 
@@ -593,8 +621,8 @@ def _init(
         _active.close()
     _active = tracker
     # Spawned workers (spawn/forkserver pools, Dask) start a new interpreter:
-    # they find the same store through the environment.
-    os.environ[ENV_STORE] = location.spec()
+    # they find the same store through the environment, without its password.
+    _export_store(tracker)
     if tracker.has_stale_journals():
         try:  # a busy lock means another process is draining: it writes them
             with progress("zentrack: writing records of ended processes") as bar:
@@ -620,6 +648,39 @@ def _strict(on_store_error: str | None) -> bool:
             "at the first call when the store cannot be reached."
         )
     return on_store_error == "raise"
+
+
+def _export_store(tracker: Tracker) -> None:
+    """Tell child processes the store: ``$ZENTRACK_STORE`` without the password.
+
+    Every process of the user (and root) can read a process's environment,
+    and children pass it on, so the password is never put there.  A password
+    given in the URL is written to a file only the user can read, in the
+    store's private state folder, and ``$ZENTRACK_STORE_PASSWORD_FILE``
+    names it (a path is no secret); it is removed when the tracker closes.
+    A password taken from the environment or a file is already where the
+    children find it.
+    """
+    location = tracker.location
+    os.environ[ENV_STORE] = location.public_spec()
+    if location.password_from != "url" or not location.password:
+        return
+    assert location.state_dir is not None
+    path = location.state_dir / f"password-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        location.state_dir.mkdir(parents=True, exist_ok=True)
+        replace_file(path, location.password.encode())
+    except OSError as exc:
+        log.warning(
+            "zentrack: cannot write the store password for child processes to %s (%s); "
+            "set $%s in their environment for them to reach the store.",
+            path,
+            exc,
+            ENV_PASSWORD,
+        )
+        return
+    os.environ[ENV_PASSWORD_FILE] = str(path)
+    tracker.password_file = path
 
 
 def _at_exit() -> None:

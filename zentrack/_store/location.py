@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import attrs
 
@@ -19,28 +19,44 @@ from zentrack._store.discovery import discover
 from zentrack.exceptions import StoreError
 
 ENV_STORE: Final = "ZENTRACK_STORE"
+#: The store password, for a server URL written without one.
+ENV_PASSWORD: Final = "ZENTRACK_STORE_PASSWORD"
+#: A file holding the store password (mode 0600), for a URL without one.
+ENV_PASSWORD_FILE: Final = "ZENTRACK_STORE_PASSWORD_FILE"
 MEMORY: Final = ":memory:"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Location:
     """A parsed store address.
 
     Attributes:
         kind: ``"sqlite"``, ``"memory"``, ``"postgresql"`` or ``"mysql"``.
         path: the SQLite file (absolute), for ``"sqlite"``.
-        url: the server URL (password included), for server backends.
         host, port, user, password, database: the server URL's parts.
+        query: the server URL's query string (its options), as given.
+        password_from: where the password came from: ``"url"``, ``"env"``
+            (``$ZENTRACK_STORE_PASSWORD``), ``"file"``
+            (``$ZENTRACK_STORE_PASSWORD_FILE``) or ``""`` (none).
+
+    ``repr()`` and ``str()`` never show the password.
     """
 
     kind: str
     path: Path | None = None
-    url: str | None = None
     host: str = ""
     port: int | None = None
     user: str = ""
     password: str = attrs.field(default="", repr=False)
     database: str = ""
+    query: str = ""
+    password_from: str = ""
+
+    def __repr__(self) -> str:
+        return f"Location(kind={self.kind!r}, store={self.display!r})"
+
+    def __str__(self) -> str:
+        return self.display
 
     @property
     def display(self) -> str:
@@ -80,13 +96,27 @@ class Location:
         return base / f"{stem}.lock"
 
     def spec(self) -> str:
-        """A string that :func:`parse` turns back into this location."""
+        """A string that :func:`parse` turns back into this location, password included.
+
+        A secret: never put it in argv, the environment or a message (the
+        background drainer gets it through a pipe); :meth:`public_spec` is
+        the same without the password.
+        """
+        return self._url(with_password=True)
+
+    def public_spec(self) -> str:
+        """:meth:`spec` without the password: safe for the environment of child processes."""
+        return self._url(with_password=False)
+
+    def _url(self, *, with_password: bool) -> str:
         if self.kind == "sqlite":
             return f"sqlite://{self.path}"  # the path is absolute: three slashes
         if self.kind == "memory":
             return MEMORY
-        assert self.url is not None
-        return self.url
+        secret = f":{quote(self.password, safe='')}" if with_password and self.password else ""
+        user = quote(self.user, safe="")
+        query = f"?{self.query}" if self.query else ""
+        return f"{self.kind}://{user}{secret}@{self.host}:{self.port}/{self.database}{query}"
 
 
 def parse(store: str | os.PathLike[str] | None) -> Location:
@@ -103,9 +133,10 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
         return Location(kind="memory")
     if "://" not in text:
         return Location(kind="sqlite", path=Path(text).expanduser().absolute())
-    parts = urlsplit(text)
-    scheme = parts.scheme.split("+")[0]
+    scheme_text = text.split("://", 1)[0]
+    scheme = scheme_text.split("+")[0].lower()
     if scheme == "sqlite":
+        parts = urlsplit(text)
         path = "/" + unquote(parts.path).lstrip("/") if parts.path else ""
         if parts.netloc:
             raise StoreError(
@@ -117,40 +148,105 @@ def parse(store: str | os.PathLike[str] | None) -> Location:
             raise StoreError(f"Store {text!r}: the sqlite URL names no file; use sqlite:///abs/path.db.")
         return Location(kind="sqlite", path=Path(path).expanduser().absolute())
     if scheme in ("postgresql", "postgres", "mysql", "mariadb"):
-        kind = "postgresql" if scheme.startswith("postgres") else "mysql"
-        database = parts.path.lstrip("/")
-        if not parts.hostname or not database:
-            raise StoreError(
-                f"Store {_redact(text)!r}: a server URL needs a host and a database, "
-                f"like {kind}://user:password@host:port/dbname."
-            )
-        try:
-            port = parts.port
-        except ValueError:
-            raise StoreError(f"Store {_redact(text)!r}: the port is not a number.") from None
-        location = Location(
-            kind=kind,
-            url=text,
-            host=parts.hostname,
-            port=port or (5432 if kind == "postgresql" else 3306),
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=database,
-        )
-        check_location(location)  # MLMD aborts the process on a missing field
-        return location
+        return _parse_server("postgresql" if scheme.startswith("postgres") else "mysql", text)
     raise StoreError(
-        f"Store {_redact(text)!r}: unknown scheme {parts.scheme!r}; use a file path, "
+        f"Store {redact(text)!r}: unknown scheme {scheme_text!r}; use a file path, "
         "sqlite:///abs/path.db, :memory:, postgresql://user:pw@host:port/db or "
         "mysql://user:pw@host:port/db."
     )
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+def _split_userinfo(text: str) -> tuple[str, str | None, str]:
+    """``(user, password or None, the rest)`` of ``scheme://user:password@rest``.
+
+    The user information ends at the *last* ``@``: a password may hold ``@``,
+    ``#``, ``/`` and ``?`` unencoded (``urlsplit`` would cut it at ``#``,
+    ``/`` or ``?`` and show the rest as host and path).
+    """
+    rest = text.split("://", 1)[1]
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at:
+        return "", None, rest
+    user, colon, password = userinfo.partition(":")
+    return unquote(user), (unquote(password) if colon else None), hostpart
+
+
+def _parse_server(kind: str, text: str) -> Location:
+    user, password, hostpart = _split_userinfo(text)
+    parts = urlsplit("//" + hostpart)
+    database = unquote(parts.path.lstrip("/"))
+    shown = redact(text)
+    if not parts.hostname or not database:
+        raise StoreError(
+            f"Store {shown!r}: a server URL needs a host and a database, "
+            f"like {kind}://user:password@host:port/dbname."
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise StoreError(f"Store {shown!r}: the port is not a number.") from None
+    if parts.fragment:
+        raise StoreError(
+            f"Store {shown!r}: a server URL has no '#' part; percent-encode a '#' in the "
+            "database name or an option as %23."
+        )
+    password_from = "url" if password is not None else ""
+    if password is None:
+        password, password_from = _password_from_environment(shown)
+    location = Location(
+        kind=kind,
+        host=parts.hostname,
+        port=port or (5432 if kind == "postgresql" else 3306),
+        user=user,
+        password=password,
+        database=database,
+        query=parts.query,
+        password_from=password_from,
+    )
+    check_location(location)  # MLMD aborts the process on a missing field
+    return location
+
+
+def _password_from_environment(shown: str) -> tuple[str, str]:
+    """The password of a URL without one: ``$ZENTRACK_STORE_PASSWORD``, else the file
+    ``$ZENTRACK_STORE_PASSWORD_FILE`` names (only its owner may read it, as ssh
+    requires of a key), else none (PostgreSQL then reads ``~/.pgpass``)."""
+    secret = os.environ.get(ENV_PASSWORD)
+    if secret:
+        return secret, "env"
+    name = os.environ.get(ENV_PASSWORD_FILE)
+    if not name:
+        return "", ""
+    try:
+        fd = os.open(name, os.O_RDONLY)
+        try:
+            info = os.fstat(fd)
+            data = os.read(fd, 64 * 1024)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(
+            f"Store {shown!r}: the password file {name!r} named by ${ENV_PASSWORD_FILE} cannot "
+            f"be read ({exc.strerror or exc}); fix the path or its permissions."
+        ) from None
+    if info.st_mode & 0o077:
+        raise StoreError(
+            f"Store {shown!r}: the password file {name!r} named by ${ENV_PASSWORD_FILE} can be "
+            f"read by others (mode {oct(info.st_mode & 0o777)}); run `chmod 600 {name}`."
+        )
+    return data.decode().rstrip("\r\n"), "file"
+
+
+def redact(text: str) -> str:
+    """``text`` (a store URL) with its password replaced by ``***``, whatever it holds."""
+    if "://" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return text
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user}:***@{hostpart}"
 
 
 def check_location(location: Location) -> None:
