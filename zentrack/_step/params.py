@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -27,8 +28,10 @@ from zentrack._step.values import (
     describe_type,
     exact_params,
     float_repr,
+    huge_int,
     int_repr,
     is_tracked,
+    short_repr,
 )
 from zentrack.exceptions import ParameterTypeError
 
@@ -39,8 +42,18 @@ def param_type_error(step: str, name: str, value: object) -> ParameterTypeError:
     """Build the one error every non-tracked parameter value gets."""
     return ParameterTypeError(
         f"Step {step!r}: parameter {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-        f"(got {value!r:.80} that is a {describe_type(value)}); pass it as a plain value, "
-        "or make it an input of the step's entry point instead of a parameter."
+        f"(got {short_repr(value)} that is a {describe_type(value)}); pass it as a plain "
+        "value, or make it an input of the step's entry point instead of a parameter."
+    )
+
+
+def huge_int_error(step: str, name: str, value: int) -> ParameterTypeError:
+    """The error of a parameter holding an int too long to write as text."""
+    digits = sys.get_int_max_str_digits()
+    return ParameterTypeError(
+        f"Step {step!r}: parameter {name!r} holds an int of more than {digits} digits "
+        f"({value.bit_length()} bits), which Python cannot write as text, so it cannot be "
+        "fingerprinted or stored; pass it as a str, or make it an input of the step."
     )
 
 
@@ -197,6 +210,9 @@ def check_params(step: str, values: Mapping[str, Any]) -> dict[str, Any]:
         plain = as_tracked(value)
         if plain is NOT_TRACKED:
             raise param_type_error(step, name, value)
+        huge = huge_int(plain)
+        if huge is not None:
+            raise huge_int_error(step, name, huge)
         checked[name] = copy_value(plain)
     return checked
 
@@ -295,56 +311,63 @@ class ParamEncoder:
     def _encode(
         self, given: Mapping[str, Any], defaults: Mapping[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
-        parts = []
-        inputs: dict[str, Any] = {}
-        converted: dict[str, Any] = {}
-        containers = False
-        for name, prefix, default_text in self._order:
-            value = given.get(name, MISSING)
-            if value is MISSING:
-                if default_text is not None:
-                    parts.append(default_text)
-                    continue
-                value = defaults[name]
-            kind = type(value)
-            if kind is float:
-                text = float_repr(value)
-                if text[-1] in "nf":
-                    text = NONFINITE_JSON[text]
-            elif kind is int:
-                text = int_repr(value)
-            elif kind is str:
-                text = encode_basestring_ascii(value)
-            elif kind is bool:
-                text = "true" if value else "false"
-            elif value is None:
-                text = "null"
-            elif is_tracked(value):
-                text = canonical_json(value)
-                containers = True
-            else:
-                plain = as_tracked(value)  # NumPy scalars, also inside containers
-                if plain is not NOT_TRACKED:
-                    converted[name] = plain
-                    text = canonical_json(plain)
+        try:
+            parts = []
+            inputs: dict[str, Any] = {}
+            converted: dict[str, Any] = {}
+            containers = False
+            for name, prefix, default_text in self._order:
+                value = given.get(name, MISSING)
+                if value is MISSING:
+                    if default_text is not None:
+                        parts.append(default_text)
+                        continue
+                    value = defaults[name]
+                kind = type(value)
+                if kind is float:
+                    text = float_repr(value)
+                    if text[-1] in "nf":
+                        text = NONFINITE_JSON[text]
+                elif kind is int:
+                    text = int_repr(value)
+                elif kind is str:
+                    text = encode_basestring_ascii(value)
+                elif kind is bool:
+                    text = "true" if value else "false"
+                elif value is None:
+                    text = "null"
+                elif is_tracked(value):
+                    text = canonical_json(value)
                     containers = True
-                elif self._strict:
-                    raise param_type_error(self.step, name, value)
                 else:
-                    inputs[name] = value
-                    continue
-            parts.append(prefix + text)
-        for name in self._fixed_inputs:
-            inputs[name] = given[name] if name in given else defaults[name]
-        canonical = "{" + ",".join(parts) + "}"
-        if not containers and not self._tag_named:
-            return canonical, canonical, inputs
-        params = {
-            n: converted[n] if n in converted else given[n] if n in given else defaults[n]
-            for n, _, _ in self._order
-            if n not in inputs
-        }
-        return canonical, exact_params(params, canonical), inputs
+                    plain = as_tracked(value)  # NumPy scalars, also inside containers
+                    if plain is not NOT_TRACKED:
+                        converted[name] = plain
+                        text = canonical_json(plain)
+                        containers = True
+                    elif self._strict:
+                        raise param_type_error(self.step, name, value)
+                    else:
+                        inputs[name] = value
+                        continue
+                parts.append(prefix + text)
+            for name in self._fixed_inputs:
+                inputs[name] = given[name] if name in given else defaults[name]
+            canonical = "{" + ",".join(parts) + "}"
+            if not containers and not self._tag_named:
+                return canonical, canonical, inputs
+            params = {
+                n: converted[n] if n in converted else given[n] if n in given else defaults[n]
+                for n, _, _ in self._order
+                if n not in inputs
+            }
+            return canonical, exact_params(params, canonical), inputs
+        except ValueError:  # str() of an int over Python's digit limit
+            for name, value in given.items():
+                huge = huge_int(value)
+                if huge is not None:
+                    raise huge_int_error(self.step, name, huge) from None
+            raise
 
 
 def callable_signature(fn: Callable[..., Any], drop_self: bool) -> inspect.Signature:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import reprlib
 import sys
 from collections.abc import Callable, Mapping
 from json.encoder import encode_basestring_ascii
@@ -151,10 +152,68 @@ def as_tracked(value: Any, _depth: int = 0) -> Any:
     return items if kind is list else tuple(items)
 
 
+def huge_int(value: Any) -> int | None:
+    """The first int in ``value`` (containers walked) too long to write as text, else None.
+
+    Python refuses ``str()`` of an int over ``sys.get_int_max_str_digits()``
+    digits (4,300 by default): such a value cannot be fingerprinted, stored
+    or written to a config.  Off the hot path (called once an error is known,
+    or at a class step's construction).
+    """
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        return None
+    bits = int(limit * 3.3219280948873626) - 4  # a little under `limit` digits
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is int and item.bit_length() > bits:
+            try:
+                str(item)
+            except ValueError:
+                return int(item)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
+    return None
+
+
+def _too_deep(value: object) -> bool:
+    """Tell whether containers in ``value`` nest deeper than :data:`_MAX_DEPTH` (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is list or kind is tuple or kind is dict:
+            if depth > _MAX_DEPTH:
+                return True
+            items = item.values() if kind is dict else item
+            stack.extend((child, depth + 1) for child in items)
+    return False
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut to about 80 characters, safe for huge or very deep containers."""
+    try:
+        if type(value) in (list, tuple, dict, set, frozenset):
+            return _SHORT.repr(value)
+        return f"{value!r:.80}"
+    except (RecursionError, ValueError):  # a deep custom container; an int over the limit
+        return f"<{type(value).__qualname__} object>"
+
+
+_SHORT: Final = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlong = 60
+
+
 def describe_type(value: object, _depth: int = 0) -> str:
     """Name the offending type, or the offending element inside a container."""
     kind = type(value)
-    if _depth > _MAX_DEPTH:
+    if _depth > _MAX_DEPTH or (_depth == 0 and _too_deep(value)):
         return f"{kind.__name__} nested deeper than {_MAX_DEPTH} levels or containing itself"
     if kind is list or kind is tuple:
         for item in value:  # type: ignore[attr-defined]
