@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import importlib
 import inspect
+import logging
 import math
 import stat
 import tempfile
@@ -1519,8 +1520,9 @@ class TestDiffConfigs:
 class TestWriteRunConfig:
     def test_a_config_too_large_to_self_check_still_loads_back_exactly(self, tmp_path):
         """Over 256 KiB the writer skips reading its text back; the values still round-trip."""
-        text = "a\\b\x00 ü\t\n'\"" * 30_000  # backslashes, NUL, tabs, quotes: every escape
-        args = {"text": text, "rate": 1e-07, "n": 1, "nested": [[1.0, None], {"k": "v"}]}
+        text = "a\\b\x00 ü\t\n'\"" * 2_600  # backslashes, NUL, tabs, quotes: every escape
+        args: dict[str, Any] = {f"text{i}": text + str(i) for i in range(8)}  # each inlined
+        args.update({"rate": 1e-07, "n": 1, "nested": [[1.0, None], {"k": "v"}]})
         path = write_run_config(
             tmp_path / "run.yaml",
             pipeline_source="mypackage.pipelines.training",
@@ -1533,6 +1535,27 @@ class TestWriteRunConfig:
         loaded = load_config(path).steps["take"].plain_args()
         expected = (True, args)
         assert expected == (path.stat().st_size > 256 * 1024, loaded)
+
+    def test_an_arg_too_large_to_inline_is_kept_beside_the_config(self, tmp_path, caplog):
+        """An arg over 64 KiB: a warning, a pointer with its sha256, the exact value on load."""
+        table = {f"k{i:07d}": (i, float(i)) for i in range(5_000)}
+        with caplog.at_level(logging.WARNING, logger="zentrack"):
+            path = write_run_config(
+                tmp_path / "run.yaml",
+                pipeline_source="mypackage.pipelines.training",
+                pipeline_args={},
+                run_id="big",
+                steps=[("take", "mypackage.steps.take", {"table": table, "n": 1})],
+                meta={},
+            )
+        (value_file,) = tmp_path.glob("run.values/*.json")
+        loaded = load_config(path).steps["take"].plain_args()
+        value_file.write_bytes(value_file.read_bytes().replace(b"k0000001", b"k0000002", 1))
+        with pytest.raises(ConfigError, match="changed since it was written"):
+            load_config(path).steps["take"].plain_args()
+        warned = any("'table'" in r.getMessage() for r in caplog.records)
+        expected = (True, True, {"table": table, "n": 1})
+        assert expected == (path.stat().st_size < 1024, warned, loaded)
 
     def test_writes_the_seed_shape(self, tmp_path):
         """Header comment, pipeline with source, run id, args and meta, then sorted step args."""

@@ -27,7 +27,7 @@ from zentrack._cache.materializers import (
     read_output,
     write_output,
 )
-from zentrack._files import read_own
+from zentrack._files import PRIVATE_DIR, make_dirs, make_private, read_own, shared_with_group
 from zentrack._step.values import decode_exact, exact_value
 
 log = logging.getLogger("zentrack")
@@ -68,6 +68,19 @@ _Stamp = tuple[int, int, int]
 def _stamp(path: Path) -> _Stamp:
     st = os.stat(path)
     return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _make_own(folder: Path) -> None:
+    """Give a new entry and the files its materializer wrote zentrack's modes.
+
+    Materializers write with the umask's mode (0644 under umask 022); an
+    output is the user's data, private unless ``ZENTRACK_SHARE=group``.
+    """
+    if shared_with_group():
+        os.chmod(folder, 0o2770)
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False):
+            make_private(entry.path)
 
 
 def _load(meta: dict[str, Any], data: Path) -> Any:
@@ -156,7 +169,8 @@ class OutputCache:
         folder = self.folder(fingerprint)
         tmp = folder.with_name(f".{fingerprint}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
-            tmp.mkdir(parents=True)
+            make_dirs(tmp.parent)
+            os.mkdir(tmp, PRIVATE_DIR)  # new, under a random name: nothing planted is reused
             meta = write_output(value, tmp)
             meta.update(
                 fingerprint=fingerprint,
@@ -166,6 +180,7 @@ class OutputCache:
                 metrics=json.loads(exact_value(metrics)),
             )
             (tmp / "meta.json").write_text(json.dumps(meta))
+            _make_own(tmp)
         except Exception as exc:
             _rmtree(tmp, ignore_errors=True)
             log.warning(

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from ruamel.yaml.comments import CommentedMap
 
+from zentrack._config.large_values import is_pointer
 from zentrack._config.sources import SourceRefused, source_name_problem
 from zentrack._config.validate import parse_value
 from zentrack._config.yaml_io import Mark, Problems, key_mark, shown, to_plain, value_mark
@@ -283,8 +284,8 @@ def check_args(
         default = defaults.get(name, _NoDefault.NO_DEFAULT)
         fits = _FITS.get(type(default))
         value = to_plain(raw)
-        if fits is None or value is None or type(value) in fits:
-            continue
+        if fits is None or value is None or type(value) in fits or is_pointer(value):
+            continue  # a pointer to a value file: the value zentrack wrote, checked on load
         kind = _KIND_NAMES[type(default)]
         hint = ""
         if type(value) is str:

@@ -20,6 +20,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from zentrack._config import against_code
 from zentrack._config.comments import comments, unkept
+from zentrack._config.large_values import copy_value_files, is_pointer, resolve_args
 from zentrack._config.patcher import patched
 from zentrack._config.spans import Unpatchable
 from zentrack._config.spelling import int_digits_limit, styled, too_many_digits
@@ -69,10 +70,18 @@ class StepConfig:
     key: str
     source: str
     args: MutableMapping[str, Any] = attrs.field(repr=lambda args: repr(dict(args)))
+    #: The config's folder and name, where args too large to inline are kept.
+    folder: Path | None = attrs.field(default=None, repr=False)
+    label: str = attrs.field(default="", repr=False)
 
     def plain_args(self) -> dict[str, Any]:
-        """The args as exact builtin types: what a run passes to the step."""
-        return plain_value(self.args, "args", -1)  # type: ignore[no-any-return]
+        """The args as exact builtin types: what a run passes to the step.
+
+        An arg written beside the config (too large to inline, see
+        :mod:`.large_values`) is read back here, its sha256 checked.
+        """
+        plain: dict[str, Any] = plain_value(self.args, "args", -1)
+        return resolve_args(plain, self.folder, self.label)
 
 
 
@@ -98,8 +107,9 @@ class Config:
         args = pipeline.get("args")
         self._pipeline_args: CommentedMap = args if args is not None else CommentedMap()
         self._entries: dict[str, CommentedMap] = dict(self._data["steps"].items())
+        self._folder = path.parent if path is not None else None
         self.steps: dict[str, StepConfig] = {
-            key: StepConfig(key, str(entry["source"]), entry["args"])
+            key: StepConfig(key, str(entry["source"]), entry["args"], self._folder, label)
             for key, entry in self._entries.items()
         }
         self._baseline(parsed, text)
@@ -140,7 +150,8 @@ class Config:
 
     def plain_pipeline_args(self) -> dict[str, Any]:
         """The pipeline args as exact builtin types: what a run passes to the pipeline."""
-        return plain_value(self._pipeline_args, "pipeline args", -1)  # type: ignore[no-any-return]
+        plain: dict[str, Any] = plain_value(self._pipeline_args, "pipeline args", -1)
+        return resolve_args(plain, self._folder, self._label)
 
     def set(self, dotted: str, value: Any) -> None:
         """Set one existing arg from a dotted key, as ``zentrack config set`` does.
@@ -397,6 +408,14 @@ class Config:
                 f"cfg.save({str(suggestion)!r}), and run that one."
             )
         text, parsed = self._saved()
+        if self._folder is not None and target.parent.resolve() != self._folder.resolve():
+            refs = [
+                value
+                for args in (self._pipeline_args, *(s.args for s in self.steps.values()))
+                for value in args.values()
+                if is_pointer(value)
+            ]
+            copy_value_files(refs, self._folder, target.parent, self._label)
         write_atomically(target, text, self._bom)
         self._label = str(target)  # errors now name the file the config belongs to
         self._baseline(parsed, text)

@@ -7,17 +7,24 @@ writes a config imports only this, the YAML I/O and the load-time checks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 from ruamel.yaml.comments import CommentedMap
 
+from zentrack._config.large_values import MAX_INLINE_BYTES, pointer
 from zentrack._config.spelling import PLAIN, dump, new_yaml, styled
 from zentrack._config.validate import PIPELINE_KEYS, loads_as
 from zentrack._config.yaml_io import checked, content_digest, plain_document, write_atomically
+from zentrack._files import make_dirs, replace_file
+from zentrack._step.values import exact_value
 from zentrack.exceptions import ConfigError
+
+log = logging.getLogger("zentrack")
 
 _HEADER: Final = (
     "written by zentrack for run {run_id}; edit args and rerun with `zentrack config run FILE`"
@@ -66,15 +73,36 @@ def write_run_config(
             run_id=run_id,
             steps=steps,
             meta=meta,
-        )[0],
+        ),
     )
     return target
 
 
-def save_run_config(target: Path, text: str) -> None:
-    """Write a rendered run config, creating missing folders."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(target, text, bom=False)
+@attrs.frozen
+class RenderedConfig:
+    """A run config ready to write.
+
+    Attributes:
+        text: the YAML text.
+        digest: its content digest (:func:`~.yaml_io.content_digest`), recorded
+            with the run so that a rerun by run id can refuse a config whose
+            sources or args changed since.
+        values: the files of args too large to inline (see :mod:`.large_values`),
+            by name relative to the config's folder.
+    """
+
+    text: str
+    digest: str
+    values: dict[str, bytes]
+
+
+def save_run_config(target: Path, rendered: RenderedConfig) -> None:
+    """Write a rendered run config and its value files, creating missing folders."""
+    make_dirs(target.parent)
+    for name, data in rendered.values.items():
+        make_dirs((target.parent / name).parent)
+        replace_file(target.parent / name, data)
+    write_atomically(target, rendered.text, bom=False)
 
 
 def render_run_config(
@@ -85,13 +113,15 @@ def render_run_config(
     run_id: str,
     steps: Sequence[tuple[str, str, Mapping[str, Any]]],
     meta: Mapping[str, Any],
-) -> tuple[str, str]:
-    """The text :func:`write_run_config` writes to ``target`` (see there), and its digest.
+) -> RenderedConfig:
+    """What :func:`write_run_config` writes to ``target`` (see there).
 
-    The digest (:func:`~.yaml_io.content_digest`) is recorded with the run,
-    so that a rerun by run id can refuse a config whose sources or args
-    someone changed since (see :func:`~zentrack._config.model.load_recorded_config`).
+    An arg whose exact form is over :data:`~.large_values.MAX_INLINE_BYTES`
+    is written to a file beside the config, with a warning naming it, and the
+    config holds a pointer with its sha256 (see :mod:`.large_values`).
     """
+    values: dict[str, bytes] = {}
+    stem = target.name.removesuffix(".yaml")
     for name, value in (("pipeline_source", pipeline_source), ("run_id", run_id)):
         if not isinstance(value, str) or not value:
             raise ConfigError(
@@ -105,7 +135,7 @@ def render_run_config(
     pipeline = CommentedMap()
     pipeline["source"] = pipeline_source
     pipeline["run_id"] = run_id
-    pipeline["args"] = _sorted_args(pipeline_args, "pipeline args")
+    pipeline["args"] = _sorted_args(pipeline_args, "pipeline args", stem, values)
     for key, value in meta.items():
         pipeline[key] = styled(checked(value, f"pipeline.{key}"))
     entries = CommentedMap()
@@ -120,7 +150,7 @@ def render_run_config(
                 f"(got {key!r}, {source!r})."
             )
         entry = CommentedMap()
-        entry["args"] = _sorted_args(args, f"args of step {key!r}")
+        entry["args"] = _sorted_args(args, f"args of step {key!r}", stem, values)
         entry["source"] = source
         entries[key] = entry
     data = CommentedMap()
@@ -136,14 +166,33 @@ def render_run_config(
             f"write_run_config: the config for {str(target)!r} would not load back as given; "
             "please report this as a zentrack bug, with the args."
         )
-    return text, content_digest(data)
+    return RenderedConfig(text, content_digest(data), values)
 
 
 
-def _sorted_args(args: Mapping[str, Any], owner: str) -> CommentedMap:
+def _sorted_args(
+    args: Mapping[str, Any], owner: str, stem: str, values: dict[str, bytes]
+) -> CommentedMap:
     mapping = CommentedMap()
     for name in sorted(args):
         if not isinstance(name, str):
             raise ConfigError(f"write_run_config: {owner} have the non-string name {name!r}.")
-        mapping[name] = styled(checked(args[name], f"{owner}: {name}"))
+        value = args[name]
+        if type(value) in (list, tuple, dict, str):
+            exact = exact_value(value)
+            if len(exact) > MAX_INLINE_BYTES:
+                ref, file, data = pointer(stem, exact)
+                values[file] = data
+                log.warning(
+                    "zentrack: arg %r of %s is %d kB, too large to inline in the run's config "
+                    "(over %d kB); it is written to %s beside the config, which holds its "
+                    "sha256.",
+                    name,
+                    owner.removeprefix("args of "),
+                    len(exact) // 1024,
+                    MAX_INLINE_BYTES // 1024,
+                    file,
+                )
+                value = ref
+        mapping[name] = styled(checked(value, f"{owner}: {name}"))
     return mapping

@@ -31,6 +31,7 @@ from ruamel.yaml.scalarstring import (
     ScalarString,
 )
 
+from zentrack._files import open_own
 from zentrack._step.values import TRACKED_TYPES_TEXT, canonical_json, describe_type
 from zentrack.exceptions import ConfigError
 
@@ -348,7 +349,7 @@ def write_atomically(path: Path, text: str, bom: bool) -> None:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         mode = path.stat().st_mode & 0o7777 if path.exists() else None
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = open_own(temporary, os.O_WRONLY, exclusive=True)
         with os.fdopen(fd, "wb") as stream:
             stream.write(payload)
         if mode is not None:

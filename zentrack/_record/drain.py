@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from zentrack._files import is_link_error, open_own
+from zentrack._files import is_link_error, make_dirs, open_own
 from zentrack._record.journal import (
     Chunk,
     alive_path,
@@ -73,7 +73,7 @@ def writer_lock(path: Path, timeout: float | None = None) -> Iterator[None]:
     writes its pid into the lock file for that message.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd = open_own(path, os.O_RDWR)
     except OSError as exc:
         if is_link_error(exc):

@@ -23,7 +23,7 @@ from typing import Final
 
 import attrs
 
-from zentrack._files import open_own, read_own, replace_file
+from zentrack._files import make_dirs, open_own, read_own, replace_file
 
 SUFFIX: Final = ".jsonl"
 #: The name of a running pipeline's ``.alive`` file (see :func:`alive_path`).
@@ -89,7 +89,7 @@ class JournalWriter:
         self._torn = False
 
     def _open_new(self) -> int:
-        self.directory.mkdir(parents=self.create_parents, exist_ok=True)
+        make_dirs(self.directory, parents=self.create_parents)
         name = writer_tag() + SUFFIX
         fd = open_own(self.directory / name, os.O_WRONLY | os.O_APPEND, exclusive=True)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._cache.outputs import OutputCache
-from zentrack._files import replace_file
+from zentrack._files import make_dirs
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
 from zentrack._record.drain import drain, lock_timeout, writer_lock
@@ -39,9 +39,11 @@ from zentrack._store.location import (
     ENV_PASSWORD_FILE,
     ENV_STORE,
     Location,
+    export_store,
     parse,
 )
 from zentrack._store.mlmd import MetadataStore
+from zentrack._store.sqlite_file import backup, checkpoint
 from zentrack.exceptions import LockBusy, StoreError
 
 log = logging.getLogger("zentrack")
@@ -439,23 +441,12 @@ class Tracker:
         self._reap_drainer()
 
     def _checkpoint(self) -> None:
-        """Fold SQLite's write-ahead log into the store file.
-
-        Without it, recent records live only in ``metadata.sqlite-wal`` and a
-        plain copy of the store file (a backup, ``cp``) would miss them.
-        """
+        """Fold SQLite's write-ahead log into the store file (see :func:`checkpoint`)."""
         path = self.location.path
         if path is None or not path.exists():
             return
         self.store.reset()  # MLMD's connection goes; the next use reopens it
-        import sqlite3
-
-        with contextlib.suppress(sqlite3.Error):
-            connection = sqlite3.connect(path, timeout=5)
-            try:
-                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                connection.close()
+        checkpoint(path)
 
     def pending(self) -> int:
         """Count the records waiting in this store's journals (all processes)."""
@@ -473,24 +464,10 @@ class Tracker:
         Returns:
             The backup's path (SQLite stores), else ``None``.
         """
-        backup = None
         path = self.location.path
-        if path is not None and path.exists():
-            import shutil
-
-            backup = path.with_name(f"{path.name}.backup-{time.strftime('%Y%m%d-%H%M%S')}")
-            import sqlite3
-
-            try:  # SQLite's own backup: consistent, and includes the write-ahead log
-                source, target = sqlite3.connect(path), sqlite3.connect(backup)
-                with target:
-                    source.backup(target)
-                source.close()
-                target.close()
-            except sqlite3.Error:
-                shutil.copy2(path, backup)
+        copy = backup(path) if path is not None and path.exists() else None
         self.store.migrate()
-        return backup
+        return copy
 
     def after_fork(self) -> None:
         """In a forked child: a fresh journal, id sequence and flush state."""
@@ -581,10 +558,10 @@ def _init(
         # it is more likely a typo than an intention, and gets a clear error.
         own_folder = location.path.parent.parent.is_dir()  # ./.zentrack is ours to make
         if own_folder and not implicit:
-            location.path.parent.mkdir(exist_ok=True)
+            make_dirs(location.path.parent, parents=False)
         elif own_folder or implicit:  # a tracked call: keep the records, never raise
             try:
-                location.path.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(location.path.parent)
             except OSError as exc:  # records then wait in memory (see memory_only)
                 memory_only = True
                 log.warning(
@@ -651,36 +628,16 @@ def _strict(on_store_error: str | None) -> bool:
 
 
 def _export_store(tracker: Tracker) -> None:
-    """Tell child processes the store: ``$ZENTRACK_STORE`` without the password.
-
-    Every process of the user (and root) can read a process's environment,
-    and children pass it on, so the password is never put there.  A password
-    given in the URL is written to a file only the user can read, in the
-    store's private state folder, and ``$ZENTRACK_STORE_PASSWORD_FILE``
-    names it (a path is no secret); it is removed when the tracker closes.
-    A password taken from the environment or a file is already where the
-    children find it.
-    """
-    location = tracker.location
-    os.environ[ENV_STORE] = location.public_spec()
-    if location.password_from != "url" or not location.password:
-        return
-    assert location.state_dir is not None
-    path = location.state_dir / f"password-{os.getpid()}-{os.urandom(4).hex()}"
+    """Tell child processes the store, without its password (see :func:`export_store`)."""
     try:
-        location.state_dir.mkdir(parents=True, exist_ok=True)
-        replace_file(path, location.password.encode())
+        tracker.password_file = export_store(tracker.location)
     except OSError as exc:
         log.warning(
-            "zentrack: cannot write the store password for child processes to %s (%s); "
-            "set $%s in their environment for them to reach the store.",
-            path,
+            "zentrack: cannot write the store password for child processes (%s); set $%s "
+            "in their environment for them to reach the store.",
             exc,
             ENV_PASSWORD,
         )
-        return
-    os.environ[ENV_PASSWORD_FILE] = str(path)
-    tracker.password_file = path
 
 
 def _at_exit() -> None:

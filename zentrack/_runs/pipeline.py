@@ -42,7 +42,7 @@ from typing import Any, Final, Generic, ParamSpec, Protocol, TypeVar, overload
 
 import attrs
 
-from zentrack._files import open_own
+from zentrack._files import make_dirs, open_own
 from zentrack._record import tracker as _tracker
 from zentrack._record.journal import ALIVE_SUFFIX, writer_tag
 from zentrack._record.line import Record, run_line
@@ -228,7 +228,7 @@ class _Alive:
             return ""
         if self._fd is not None and self._pid == os.getpid():
             return self.path.name if self.path else ""
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(directory)
         path = directory / (writer_tag() + ALIVE_SUFFIX)
         fd = open_own(path, os.O_RDWR, exclusive=True)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -417,7 +417,7 @@ def _write_config(
     entries = list(state.entries.items())  # a straggling worker thread may still add one
     steps = [(key, source, decode_exact(exact)) for key, (source, exact) in entries]
     try:
-        text, digest = render_run_config(
+        rendered = render_run_config(
             path,
             pipeline_source=spec.source,
             pipeline_args=dict(params),
@@ -429,8 +429,8 @@ def _write_config(
                 **({"root": root} if (root := import_root(spec.function)) else {}),
             },
         )
-        save_run_config(path, text)
-        return path, digest
+        save_run_config(path, rendered)
+        return path, rendered.digest
     except (OSError, ConfigError, ValueError, UnicodeError) as exc:
         log.warning(
             "zentrack: could not write the config of run %s to %s (%s).", state.id, path, exc

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import attrs
 
+from zentrack._files import PRIVATE_FILE, make_dirs, replace_file
 from zentrack._store.discovery import discover
 from zentrack.exceptions import StoreError
 
@@ -235,6 +236,33 @@ def _password_from_environment(shown: str) -> tuple[str, str]:
             f"read by others (mode {oct(info.st_mode & 0o777)}); run `chmod 600 {name}`."
         )
     return data.decode().rstrip("\r\n"), "file"
+
+
+def export_store(location: Location) -> Path | None:
+    """Name the store to child processes: ``$ZENTRACK_STORE`` without the password.
+
+    Every process of the user (and root) can read a process's environment,
+    and children pass it on, so the password is never put there.  A password
+    given in the URL is written to a file only the user can read, in the
+    store's private state folder, and ``$ZENTRACK_STORE_PASSWORD_FILE``
+    names it (a path is no secret).  A password taken from the environment
+    or a file is already where children find it.
+
+    Returns:
+        The password file written (the caller removes it when done), or None.
+
+    Raises:
+        OSError: the password file cannot be written (the store is exported).
+    """
+    os.environ[ENV_STORE] = location.public_spec()
+    if location.password_from != "url" or not location.password:
+        return None
+    assert location.state_dir is not None
+    path = location.state_dir / f"password-{os.getpid()}-{os.urandom(4).hex()}"
+    make_dirs(location.state_dir)
+    replace_file(path, location.password.encode(), mode=PRIVATE_FILE)  # never group-shared
+    os.environ[ENV_PASSWORD_FILE] = str(path)
+    return path
 
 
 def redact(text: str) -> str:

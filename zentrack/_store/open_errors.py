@@ -8,10 +8,12 @@ code can explain its failures without importing the adapter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
 
+from zentrack._files import open_own
 from zentrack._store.location import Location
 from zentrack.exceptions import StoreError
 
@@ -30,6 +32,9 @@ def check_sqlite_file(path: Path) -> None:
                 f"Store {str(path)!r}: cannot create the store, the directory is not "
                 "writable; fix its permissions or pass another path."
             )
+        if not path.exists():  # SQLite gives its -wal and -shm files the store's mode
+            with contextlib.suppress(FileExistsError):
+                os.close(open_own(path, os.O_WRONLY, exclusive=True))
         connection = sqlite3.connect(path)
         try:
             connection.execute("PRAGMA journal_mode=WAL")
