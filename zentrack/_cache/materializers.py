@@ -1,24 +1,29 @@
 """Materializers: how a step's output is written to and read from files.
 
-Each cached output lives in its own folder; ``meta.json`` beside the data
-names the materializer, the Python type and the data's sha256, which is
-checked before anything is read back (a corrupt file is a cache miss, and a
-pickle is never loaded unverified).  NumPy and pandas are handled when they
-are installed, without being imported by zentrack itself.
+Each cached output lives in its own folder.  What it is read back with, and
+the sha256 and size its bytes must have, come from the store (recorded by
+the process that wrote the output), never from the folder: anyone who can
+write the folder could rewrite a ``meta.json`` beside the data.  The data
+file is the materializer's own file name, opened without following links,
+and the built-in materializers load from the very bytes that were checked
+(a pickle is never loaded unverified).  NumPy and pandas are handled when
+they are installed, without being imported by zentrack itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any, Final
 
 import attrs
 
+from zentrack._files import read_own
 from zentrack._step.content_hash import path_digest
 from zentrack._step.values import decode_exact, is_tracked, tag
 
@@ -33,6 +38,8 @@ class Materializer:
         accepts: whether this materializer can write a value.
         save: ``save(value, path)`` writes the data file.
         load: ``load(path)`` reads it back.
+        load_bytes: reads it back from its bytes, already checked (built-ins:
+            nothing can change between the check and the load).
     """
 
     name: str
@@ -40,6 +47,7 @@ class Materializer:
     accepts: Callable[[Any], bool]
     save: Callable[[Any, Path], None]
     load: Callable[[Path], Any]
+    load_bytes: Callable[[bytes], Any] | None = None
 
 
 def _save_json(value: Any, path: Path) -> None:
@@ -73,6 +81,12 @@ def _load_npy(path: Path) -> Any:
     return numpy.load(path, allow_pickle=False)
 
 
+def _npy_from(data: bytes) -> Any:
+    import numpy
+
+    return numpy.load(io.BytesIO(data), allow_pickle=False)
+
+
 def _is_parquet_frame(value: Any) -> bool:
     pandas = sys.modules.get("pandas")
     if pandas is None or not isinstance(value, pandas.DataFrame):
@@ -92,6 +106,12 @@ def _load_parquet(path: Path) -> Any:
     import pandas
 
     return pandas.read_parquet(path)
+
+
+def _parquet_from(data: bytes) -> Any:
+    import pandas
+
+    return pandas.read_parquet(io.BytesIO(data))
 
 
 _PATH_TYPES: Final[dict[str, type[PurePath]]] = {
@@ -118,10 +138,16 @@ def _load_path(path: Path) -> PurePath:
     the next step other data than this call made, so it is a miss and the
     step runs again, rewriting it.
     """
-    record = json.loads(path.read_text())
-    kind = _PATH_TYPES.get(record.get("type"))
+    return _path_from(path.read_bytes())
+
+
+def _path_from(data: bytes) -> PurePath:
+    record = json.loads(data)
+    if not isinstance(record, dict):
+        raise CorruptOutput("the output does not describe a path")
+    kind = _PATH_TYPES.get(str(record.get("type")))
     if kind is None or type(record.get("path")) is not str:
-        raise CorruptOutput(f"{path} does not describe a path")
+        raise CorruptOutput("the output does not describe a path")
     value = kind(record["path"])
     if path_digest(os.fspath(value)) != record.get("content"):
         raise StaleOutput(f"{value} changed since the step returned it")
@@ -139,23 +165,46 @@ def _load_pickle(path: Path) -> Any:
     import pickle
 
     with open(path, "rb") as f:
-        return pickle.load(f)  # the sha256 in meta.json was checked first
+        return pickle.load(f)  # only an entry whose bytes this process checked or wrote
+
+
+def _pickle_from(data: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(data)  # the bytes were checked against the store's sha256 first
 
 
 BUILTIN: Final = (
-    Materializer("json", "output.json", is_tracked, _save_json, _load_json),
+    Materializer(
+        "json",
+        "output.json",
+        is_tracked,
+        _save_json,
+        _load_json,
+        lambda data: decode_exact(data.decode()),
+    ),
     Materializer(
         "bytes",
         "output.bin",
         lambda v: type(v) is bytes,
         _save_bytes,
         lambda p: p.read_bytes(),
+        lambda data: data,
     ),
-    Materializer("numpy", "output.npy", _is_ndarray, _save_npy, _load_npy),
-    Materializer("path", "output.path.json", _is_path, _save_path, _load_path),
-    Materializer("parquet", "output.parquet", _is_parquet_frame, _save_parquet, _load_parquet),
+    Materializer("numpy", "output.npy", _is_ndarray, _save_npy, _load_npy, _npy_from),
+    Materializer("path", "output.path.json", _is_path, _save_path, _load_path, _path_from),
+    Materializer(
+        "parquet",
+        "output.parquet",
+        _is_parquet_frame,
+        _save_parquet,
+        _load_parquet,
+        _parquet_from,
+    ),
 )
-PICKLE: Final = Materializer("pickle", "output.pkl", lambda v: True, _save_pickle, _load_pickle)
+PICKLE: Final = Materializer(
+    "pickle", "output.pkl", lambda v: True, _save_pickle, _load_pickle, _pickle_from
+)
 
 _registered: list[tuple[type, Materializer]] = []
 _by_name: dict[str, Materializer] = {m.name: m for m in (*BUILTIN, PICKLE)}
@@ -252,15 +301,40 @@ class StaleOutput(CorruptOutput):
     """A stored output is intact but no longer true: the file a returned path names changed."""
 
 
-def read_output(folder: Path, meta: dict[str, Any]) -> Any:
-    """Read an output back after checking its size and sha256."""
-    materializer = _by_name.get(meta.get("materializer", ""))
+def checked_bytes(folder: Path, expected: Mapping[str, Any]) -> tuple[Materializer, bytes]:
+    """The materializer and the bytes of the output in ``folder``, checked against ``expected``.
+
+    ``expected`` holds ``materializer``, ``sha256`` and ``size`` as the store
+    recorded them; the file is the materializer's own one in ``folder``,
+    opened without following a link.
+
+    Raises:
+        CorruptOutput: no such materializer, no regular file, or bytes of
+            another size or sha256.
+    """
+    materializer = _by_name.get(str(expected.get("materializer", "")))
     if materializer is None:
-        raise CorruptOutput(f"no materializer named {meta.get('materializer')!r} is registered")
-    data = folder / meta["file"]
+        raise CorruptOutput(f"no materializer named {expected.get('materializer')!r} is registered")
+    path = folder / materializer.filename
     try:
-        if data.stat().st_size != meta["size"] or file_digest(data) != meta["sha256"]:
-            raise CorruptOutput(f"{data} does not match its recorded sha256")
-        return materializer.load(data)
-    except OSError as exc:
-        raise CorruptOutput(str(exc)) from None
+        data = read_own(path, limit=max(int(expected.get("size", 0)), 0) + 1)
+    except (OSError, ValueError) as exc:
+        raise CorruptOutput(f"{path}: {exc}") from None
+    if len(data) != expected.get("size") or hashlib.sha256(data).hexdigest() != expected.get(
+        "sha256"
+    ):
+        raise CorruptOutput(f"{path} does not match the sha256 the store recorded for it")
+    return materializer, data
+
+
+def read_output(folder: Path, expected: Mapping[str, Any]) -> Any:
+    """Read an output back, its bytes checked against ``expected`` first (:func:`checked_bytes`).
+
+    Raises:
+        CorruptOutput: see :func:`checked_bytes`.
+        StaleOutput: a returned path whose file changed since.
+    """
+    materializer, data = checked_bytes(folder, expected)
+    if materializer.load_bytes is not None:
+        return materializer.load_bytes(data)
+    return materializer.load(folder / materializer.filename)  # a registered loader reads it

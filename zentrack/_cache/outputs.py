@@ -2,10 +2,17 @@
 
 ``<artifacts>/<fp[:2]>/<fp>/`` holds the output of the COMPLETE call with
 that fingerprint and a ``meta.json`` naming it (materializer, type, sha256,
-the record id of the call that made it).  The folder is the cache index: a
-hit needs no MLMD query, so it is as fast in a fresh process as in a warm
-one, and it works while the store is busy.  Folders appear atomically (a
+the record id of the call that made it).  Folders appear atomically (a
 rename), so a reader never sees half an output.
+
+The folder may be writable by others (a shared project folder), and a
+pickle runs code when loaded, so nothing in it is trusted: before an entry
+is used, its bytes are checked against what the store recorded of it (the
+``zentrack.Output/<fp>`` artifact, written by the process that produced the
+output), asked through ``vouch``.  The first hit of an entry in a process
+costs that one indexed MLMD read; later hits of it, and entries this
+process wrote, are trusted while the data file keeps its inode, size and
+times (two ``lstat``).
 """
 
 from __future__ import annotations
@@ -16,13 +23,15 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from zentrack._cache.materializers import (
     CorruptOutput,
     StaleOutput,
+    checked_bytes,
     materializer_named,
     read_output,
     write_output,
@@ -34,6 +43,8 @@ log = logging.getLogger("zentrack")
 #: Names of the cache's own folders: shards ``<fp[:2]>`` and entries ``<fp>``.
 _SHARD = re.compile(r"[0-9a-f]{2}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+#: What a hit's record says of the output (the journal line's ``out``).
+_OUTPUT_KEYS = ("materializer", "type", "sha256", "size")
 
 
 def _rmtree(path: Path, ignore_errors: bool = True) -> None:
@@ -62,12 +73,18 @@ def no_cache() -> Iterator[None]:
 _MEMO_BYTES = 1 << 16
 
 
-_Stamp = tuple[int, int, int]
+_Stamp = tuple[int, int, int, int, int, int]
+#: ``vouch(fingerprint, refresh)``: what the store recorded of the cached output of
+#: ``fingerprint`` (``materializer``, ``type``, ``sha256``, ``size``), or None;
+#: ``refresh`` writes waiting records first (the producer's may not be in yet).
+Vouch = Callable[[str, bool], "Mapping[str, Any] | None"]
 
 
-def _stamp(path: Path) -> _Stamp:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
+def _stamp(data: Path) -> _Stamp:
+    """The data file's inode, size and times, and its ``meta.json``'s inode and time."""
+    st = os.lstat(data)
+    meta = os.lstat(data.with_name("meta.json"))
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, meta.st_ino, meta.st_ctime_ns
 
 
 def _make_own(folder: Path) -> None:
@@ -87,13 +104,42 @@ def _load(meta: dict[str, Any], data: Path) -> Any:
     return materializer_named(meta["materializer"]).load(data)
 
 
-class OutputCache:
-    """Cached step outputs in the folder ``root``."""
+def _real_dir(path: Path) -> bool:
+    """Tell whether ``path`` is a folder itself, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
-    def __init__(self, root: Path) -> None:
+
+def _hit_meta(folder: Path, meta: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    """The meta a hit is recorded with: the output as the store knows it.
+
+    ``meta.json`` only adds the original's record id (checked by the caller) and metrics.
+    """
+    metrics = meta.get("metrics")
+    hit: dict[str, Any] = {k: expected[k] for k in _OUTPUT_KEYS if k in expected}
+    hit.update(
+        uri=str(folder), record=meta["record"], metrics=metrics if isinstance(metrics, dict) else {}
+    )
+    return hit
+
+
+class OutputCache:
+    """Cached step outputs in the folder ``root``.
+
+    Args:
+        root: the folder.
+        vouch: what the store recorded of an output (see :data:`Vouch`);
+            without it no entry this process did not write is ever used.
+    """
+
+    def __init__(self, root: Path, vouch: Vouch | None = None) -> None:
         self.root = root
+        self._vouch = vouch
         #: fingerprint -> (meta, data file, its stat stamp, JSON text or None)
         self._verified: dict[str, tuple[dict[str, Any], Path, _Stamp, str | None]] = {}
+        self._put_warned = False
 
     def folder(self, fingerprint: str) -> Path:
         """Where the output of the call ``fingerprint`` lives."""
@@ -102,11 +148,11 @@ class OutputCache:
     def get(self, fingerprint: str) -> tuple[dict[str, Any], Any] | None:
         """Return ``(meta, output)`` of a cached call, or ``None`` on a miss.
 
-        A folder that cannot be read back intact is a miss, with a warning.
-        An entry this process has verified by sha256 is trusted again while
-        its data file keeps the same inode, size and modification time (one
-        ``stat``), and small JSON outputs are kept as text: a warm hit then
-        reads no file at all.
+        A folder that cannot be read back intact, or whose bytes are not the
+        ones the store recorded, is a miss, with a warning.  An entry this
+        process verified or wrote is trusted again while its data file keeps
+        the same inode, size and times, and its meta.json too (two ``lstat``), and small JSON
+        outputs are kept as text: a warm hit then reads no file at all.
         """
         memo = self._verified.get(fingerprint)
         if memo is not None:
@@ -125,32 +171,79 @@ class OutputCache:
         found = self._read(fingerprint)
         if found is not None:
             meta = found[0]
-            data = self.folder(fingerprint) / meta["file"]
-            with contextlib.suppress(OSError):
-                text = None
-                if meta.get("materializer") == "json" and meta.get("size", 0) <= _MEMO_BYTES:
-                    text = data.read_text()
-                self._verified[fingerprint] = (meta, data, _stamp(data), text)
+            data = self.folder(fingerprint) / materializer_named(meta["materializer"]).filename
+            self._remember(fingerprint, meta, data)
         return found
 
+    def _remember(self, fingerprint: str, meta: dict[str, Any], data: Path) -> None:
+        """Trust this entry again while its data file is unchanged (see :meth:`get`)."""
+        with contextlib.suppress(OSError, CorruptOutput):
+            stamp = _stamp(data)
+            text = None
+            if meta.get("materializer") == "json" and meta.get("size", 0) <= _MEMO_BYTES:
+                text = read_own(data, limit=_MEMO_BYTES).decode()
+            self._verified[fingerprint] = (meta, data, stamp, text)
+
     def _read(self, fingerprint: str) -> tuple[dict[str, Any], Any] | None:
+        if _FINGERPRINT.fullmatch(fingerprint) is None:
+            return None
         folder = self.folder(fingerprint)
+        if not _real_dir(folder.parent) or not _real_dir(folder):
+            if any(os.path.lexists(p) and not _real_dir(p) for p in (folder.parent, folder)):
+                log.warning(
+                    "zentrack: cache entry %s is not a folder zentrack made (a link?); "
+                    "running the step instead.",
+                    folder,
+                )
+            return None
         try:
-            meta = json.loads((folder / "meta.json").read_text())
+            meta = json.loads(read_own(folder / "meta.json"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             log.warning("zentrack: bad cache entry %s (%s); rerunning.", folder, exc)
             return None
+        if not isinstance(meta, dict):
+            log.warning("zentrack: bad cache entry %s (no meta data); rerunning.", folder)
+            return None
+        expected = self._expected(fingerprint, meta)
+        if expected is None:
+            log.debug("zentrack: nothing in the store vouches for %s; rerunning.", folder)
+            return None
+        record = meta.get("record")
+        if not isinstance(record, str) or not 0 < len(record) <= 200 or not record.isprintable():
+            log.warning("zentrack: bad cache entry %s (no record id); rerunning.", folder)
+            return None
+        if meta.get("materializer") != expected["materializer"]:
+            log.warning(
+                "zentrack: cache entry %s says materializer %r, the store recorded %r; "
+                "rerunning.",
+                folder,
+                meta.get("materializer"),
+                expected["materializer"],
+            )
+            return None
         try:
-            return meta, read_output(folder, meta)
+            value = read_output(folder, expected)
         except StaleOutput as exc:
             log.info("zentrack: cached output %s is stale (%s); rerunning.", folder, exc)
+            return None
         except CorruptOutput as exc:
             log.warning("zentrack: cached output %s is corrupt (%s); rerunning.", folder, exc)
+            return None
         except Exception as exc:  # a materializer's own failure
             log.warning("zentrack: could not load cached output %s (%r); rerunning.", folder, exc)
-        return None
+            return None
+        return _hit_meta(folder, meta, expected), value
+
+    def _expected(self, fingerprint: str, meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """What the store recorded of the entry; asked again after a flush if it disagrees."""
+        if self._vouch is None:
+            return None
+        expected = self._vouch(fingerprint, False)
+        if expected is None or expected.get("sha256") != meta.get("sha256"):
+            expected = self._vouch(fingerprint, True)  # the producer's record may be waiting
+        return expected
 
     def put(
         self,
@@ -163,13 +256,16 @@ class OutputCache:
         """Store a call's output; return its meta, or ``None`` if it cannot be stored.
 
         Failing to store never fails the call: the result is still returned,
-        only this cache write is skipped (with a warning).
+        only this cache write is skipped (with a warning; one per process for
+        a disk that is full or a folder that cannot be written).
         """
         self._verified.pop(fingerprint, None)
         folder = self.folder(fingerprint)
         tmp = folder.with_name(f".{fingerprint}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
-            make_dirs(tmp.parent)
+            make_dirs(folder.parent)
+            if not _real_dir(folder.parent):
+                raise OSError(f"{folder.parent} is not a folder zentrack made (a link?)")
             os.mkdir(tmp, PRIVATE_DIR)  # new, under a random name: nothing planted is reused
             meta = write_output(value, tmp)
             meta.update(
@@ -183,36 +279,71 @@ class OutputCache:
             _make_own(tmp)
         except Exception as exc:
             _rmtree(tmp, ignore_errors=True)
-            log.warning(
-                "zentrack: step %r: could not cache its output of type %s (%r); the result "
-                "is returned but will not be served from the cache. Register a materializer "
-                "with zentrack.register_materializer() or use @step(cache=False).",
-                step,
-                type(value).__qualname__,
-                exc,
-            )
+            self._warn_put(step, value, exc)
             return None
+        if not self._place(tmp, folder, meta):
+            return None
+        self._remember(fingerprint, meta, folder / meta["file"])  # our own bytes
+        return meta
+
+    def _place(self, tmp: Path, folder: Path, meta: Mapping[str, Any]) -> bool:
+        """Rename the new entry ``tmp`` into place; True if ``folder`` now holds its bytes.
+
+        An older entry (corrupt, or a stale copy) is replaced.  If another
+        thread or process stores the same output meanwhile, its entry stays,
+        and this call is linked to it only if it holds the same bytes: an
+        entry this process did not check is never adopted.
+        """
         try:
             os.rename(tmp, folder)
-        except OSError:  # an older (corrupt, or concurrent) entry: replace it
+            return True
+        except OSError:
+            pass
+        if _real_dir(folder):
             _rmtree(folder, ignore_errors=True)
             try:
                 os.rename(tmp, folder)
-            except OSError as exc:  # another thread or process stored it meanwhile
-                _rmtree(tmp, ignore_errors=True)
-                try:
-                    stored: dict[str, Any] = json.loads((folder / "meta.json").read_text())
-                    return stored
-                except (OSError, ValueError):
-                    log.warning(
-                        "zentrack: step %r: could not store its output in the cache folder "
-                        "%s (%r); the result is returned, the next call runs again.",
-                        step,
-                        folder,
-                        exc,
-                    )
-                    return None
-        return meta
+                return True
+            except OSError:
+                pass
+        _rmtree(tmp, ignore_errors=True)
+        try:
+            checked_bytes(folder, meta)
+            same = True
+        except CorruptOutput:
+            same = False
+        if not same:
+            log.warning(
+                "zentrack: could not store an output in the cache folder %s, which holds "
+                "other bytes (or is not zentrack's); the result is returned, the next call "
+                "runs again.",
+                folder,
+            )
+        return same
+
+    def _warn_put(self, step: str, value: Any, exc: Exception) -> None:
+        if isinstance(exc, OSError):  # a full disk, a read-only folder: once per process
+            if self._put_warned:
+                log.debug("zentrack: step %r: output not cached (%s)", step, exc)
+                return
+            self._put_warned = True
+            log.warning(
+                "zentrack: step %r: could not write its output into the cache folder %s (%s); "
+                "results are returned but not cached until it can be written (this warning "
+                "is not repeated).",
+                step,
+                self.root,
+                exc,
+            )
+            return
+        log.warning(
+            "zentrack: step %r: could not cache its output of type %s (%r); the result "
+            "is returned but will not be served from the cache. Register a materializer "
+            "with zentrack.register_materializer() or use @step(cache=False).",
+            step,
+            type(value).__qualname__,
+            exc,
+        )
 
     def clear(
         self, step: str | None = None, *, progress: Callable[[int], None] | None = None

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     import subprocess
@@ -110,7 +110,7 @@ class Tracker:
         base = location.state_dir or project
         self.artifacts = artifacts or base / "artifacts"
         #: Cached step outputs, one folder per fingerprint.
-        self.outputs = OutputCache(self.artifacts)
+        self.outputs = OutputCache(self.artifacts, vouch=self._vouch_output)
         #: Where pipeline runs write their YAML configs: beside a SQLite store,
         #: else in the project's .zentrack/ (not in a server store's cache folder).
         self.configs = project / "configs"
@@ -224,6 +224,26 @@ class Tracker:
         return True
 
     # -- flushing --------------------------------------------------------------
+
+    def _vouch_output(self, fingerprint: str, refresh: bool) -> dict[str, Any] | None:
+        """What the store recorded of a cached output (see :class:`OutputCache`).
+
+        With ``refresh``, waiting records are written first: the record of
+        the process that produced the output may still be in a journal.  A
+        store that cannot be read vouches for nothing (the step runs again).
+        """
+        if refresh:
+            self.flush_for_read()
+        try:
+            return self.store.output_digest(fingerprint)
+        except Exception as exc:
+            log.warning(
+                "zentrack: cannot check the cached output %s… against the store (%s); the step "
+                "runs again.",
+                fingerprint[:12],
+                exc,
+            )
+            return None
 
     def __repr__(self) -> str:
         return f"Tracker(store={self.location.display!r}, artifacts={str(self.artifacts)!r})"

@@ -67,32 +67,42 @@ def write_lineage(
                 wanted.add(digest[3:].split("#")[0])
     if not wanted:
         return
-    found = {
-        key: a.id
-        for key, a in nodes_by_external_ids(
-            mlmd, "artifacts", (f"{OUTPUT_ARTIFACT}/{fp}" for fp in wanted)
-        ).items()
-    }
-    create: dict[str, Any] = {}
+    nodes = nodes_by_external_ids(mlmd, "artifacts", (f"{OUTPUT_ARTIFACT}/{fp}" for fp in wanted))
+    found = {key: a.id for key, a in nodes.items()}
+    # The output each artifact describes: the latest COMPLETE call that wrote it
+    # (an entry rewritten after `cache clear` may hold other bytes); a hit's
+    # line only creates a missing artifact.
+    latest: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {}
     for data in records.values():
         out = data.get("out")
+        if not out:
+            continue
         key = f"{OUTPUT_ARTIFACT}/{data['fp']}"
-        if out and key not in found and key not in create:
+        made = data.get("st") == "COMPLETE"
+        if made or key not in latest:
+            latest[key] = (data, out, made)
+    create: dict[str, Any] = {}
+    update: list[Any] = []
+    for key, (data, out, made) in latest.items():
+        node = nodes.get(key)
+        if node is None:
             artifact = pb.Artifact(
                 type_id=_artifact_type_id(mlmd, type_ids),
                 uri=out["uri"],
                 external_id=key,
                 state=pb.Artifact.LIVE,
             )
-            props = artifact.custom_properties
-            props[PROP_FINGERPRINT].string_value = data["fp"]
-            for name in OUTPUT_PROPS:
-                props[f"zentrack.{name}"].string_value = str(out.get(name, ""))
-            props[PROP_OUTPUT_SIZE].int_value = int(out.get("size", 0))
+            artifact.custom_properties[PROP_FINGERPRINT].string_value = data["fp"]
+            _describe(artifact, out)
             create[key] = artifact
+        elif made and _described(node) != _description(out):
+            _describe(node, out)
+            update.append(node)
     if create:
         ids = mlmd.put_artifacts(list(create.values()))
         found.update(zip(create, ids, strict=True))
+    if update:
+        mlmd.put_artifacts(update)
     events = []
     for record_id, data in records.items():
         execution_id = stored[record_id]
@@ -126,6 +136,29 @@ def _missing_events(mlmd: Any, events: list[Any], replayed: AbstractSet[int]) ->
         for e in mlmd.get_events_by_execution_ids(sorted(replayed))
     }
     return [e for e in events if (e.artifact_id, e.execution_id, e.type) not in present]
+
+def _description(out: dict[str, Any]) -> tuple[str, ...]:
+    """An output as its artifact's properties hold it (from a journal line's ``out``)."""
+    return (*(str(out.get(name, "")) for name in OUTPUT_PROPS), str(int(out.get("size", 0))))
+
+
+def _described(artifact: Any) -> tuple[str, ...]:
+    props = artifact.custom_properties
+    texts = [
+        str(props[f"zentrack.{n}"].string_value) if f"zentrack.{n}" in props else ""
+        for n in OUTPUT_PROPS
+    ]
+    size = str(props[PROP_OUTPUT_SIZE].int_value) if PROP_OUTPUT_SIZE in props else ""
+    return (*texts, size)
+
+
+def _describe(artifact: Any, out: dict[str, Any]) -> None:
+    """Write what ``out`` says of an output into its artifact's properties."""
+    props = artifact.custom_properties
+    for name in OUTPUT_PROPS:
+        props[f"zentrack.{name}"].string_value = str(out.get(name, ""))
+    props[PROP_OUTPUT_SIZE].int_value = int(out.get("size", 0))
+
 
 def _artifact_type_id(mlmd: Any, type_ids: dict[str, int]) -> int:
     """The id of the output artifact type, put once per connection (``type_ids`` caches it)."""

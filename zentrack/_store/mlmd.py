@@ -33,10 +33,13 @@ from zentrack._store.run_contexts import annotate_runs, mark_run, upsert_runs
 from zentrack._store.schema import (
     FINGERPRINT_CONTEXT,
     METRIC_PREFIX,
+    OUTPUT_ARTIFACT,
+    OUTPUT_PROPS,
     PIPELINE_CONTEXT,
     PROP_CACHED_FROM,
     PROP_ERROR,
     PROP_FINGERPRINT,
+    PROP_OUTPUT_SIZE,
     PROP_RECORD,
     PROP_RUN,
     RUN_CONTEXT,
@@ -483,6 +486,29 @@ class MetadataStore:
     def step_records(self, step: str) -> list[Record]:
         """Return every record of one step, oldest first."""
         return self._records(self.mlmd.get_executions_by_type(STEP_TYPE_PREFIX + step))
+
+    def output_digest(self, fingerprint: str) -> dict[str, Any] | None:
+        """What the store recorded of the cached output of call ``fingerprint``, or None.
+
+        The ``zentrack.Output/<fp>`` artifact's ``materializer``, ``type``,
+        ``sha256`` and ``size``, written from the journal line of the process
+        that produced the output: the cache checks an entry's bytes against
+        it, never against the ``meta.json`` beside them (one indexed read).
+        """
+        key = f"{OUTPUT_ARTIFACT}/{fingerprint}"
+        artifact = nodes_by_external_ids(self.mlmd, "artifacts", [key]).get(key)
+        if artifact is None:
+            return None
+        props = artifact.custom_properties
+        found: dict[str, Any] = {
+            name: str(props[f"zentrack.{name}"].string_value)
+            for name in OUTPUT_PROPS
+            if f"zentrack.{name}" in props
+        }
+        if PROP_OUTPUT_SIZE not in props or "sha256" not in found or "materializer" not in found:
+            return None
+        found["size"] = int(props[PROP_OUTPUT_SIZE].int_value)
+        return found
 
     def step_names(self) -> list[str]:
         """Return the names of the steps that have an ExecutionType here."""
