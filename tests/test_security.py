@@ -613,17 +613,55 @@ class TestHole5TLSOptionsAreHonoured:
             train(b"data")
             zt.flush()
 
+    @pytest.mark.parametrize("offers_tls", [True, False])
+    def test_the_mysql_greeting_check_reads_the_tls_capability(self, offers_tls):
+        """A server greeting (handshake v10) with or without CLIENT_SSL: accepted or refused."""
+        import socket
+
+        from zentrack._store.location import parse
+        from zentrack._store.server import require_tls
+
+        flags = 0xFFFF if offers_tls else 0xFFFF & ~0x0800  # CLIENT_SSL is 0x0800
+        payload = (
+            b"\x0a" + b"10.11.6-MariaDB\0" + (7).to_bytes(4, "little") + b"abcdefgh" + b"\0"
+            + flags.to_bytes(2, "little") + b"\x21\x02\x00" + b"\0" * 13
+        )
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+
+        def greet() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(len(payload).to_bytes(3, "little") + b"\0" + payload)
+
+        thread = threading.Thread(target=greet, daemon=True)
+        thread.start()
+        location = parse(f"mysql://u:pw@127.0.0.1:{port}/db?ssl_ca=%2Ftmp%2Fca.pem")
+        try:
+            require_tls(location)
+            outcome = "accepted"
+        except StoreError as exc:
+            outcome = "refused" if "offers no TLS" in str(exc) else str(exc)
+        finally:
+            thread.join(10)
+            listener.close()
+        assert ("accepted" if offers_tls else "refused") == outcome
+
     @pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
-    def test_tls_connects_to_a_server_with_a_self_signed_certificate(
+    def test_tls_is_refused_with_how_to_get_it(
         self, tls_postgres, tls_material, server_home, mode
     ):
-        """A TLS-only server (`hostssl`) is reached with the sslmode and root certificate given."""
+        """A TLS sslmode, even toward a TLS-only server: refused, saying how to get TLS.
+
+        ml-metadata 1.17.1's PostgreSQL client is built without SSL, so it
+        cannot encrypt at all (lead's decision, issue 12: refuse, and point
+        to an SSH tunnel or a local TLS proxy such as stunnel).
+        """
         root = quote(str(tls_material["cert"]), safe="")
         url = tls_postgres.url(tls_postgres.new_database()) + f"?sslmode={mode}&sslrootcert={root}"
-        zt.init(url)
-        train(b"data", lr=0.5)
-        expected = (1, [0.5])
-        assert expected == (zt.flush(), [r.params["lr"] for r in zt.find(step="train")])
+        with pytest.raises(StoreError, match=r"cannot encrypt.*SSH tunnel.*stunnel") as raised:
+            zt.init(url)
+        assert [s for s in secrets_of(PASSWORD) if s in str(raised.value)] == []
 
     def test_verify_full_refuses_a_certificate_of_another_authority(
         self, tls_postgres, tls_material, server_home

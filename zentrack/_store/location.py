@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import attrs
 
@@ -35,7 +35,7 @@ class Location:
         kind: ``"sqlite"``, ``"memory"``, ``"postgresql"`` or ``"mysql"``.
         path: the SQLite file (absolute), for ``"sqlite"``.
         host, port, user, password, database: the server URL's parts.
-        query: the server URL's query string (its options), as given.
+        options: the server URL's query options, checked (see :data:`OPTIONS`).
         password_from: where the password came from: ``"url"``, ``"env"``
             (``$ZENTRACK_STORE_PASSWORD``), ``"file"``
             (``$ZENTRACK_STORE_PASSWORD_FILE``) or ``""`` (none).
@@ -50,7 +50,7 @@ class Location:
     user: str = ""
     password: str = attrs.field(default="", repr=False)
     database: str = ""
-    query: str = ""
+    options: tuple[tuple[str, str], ...] = ()
     password_from: str = ""
 
     def __repr__(self) -> str:
@@ -116,7 +116,7 @@ class Location:
             return MEMORY
         secret = f":{quote(self.password, safe='')}" if with_password and self.password else ""
         user = quote(self.user, safe="")
-        query = f"?{self.query}" if self.query else ""
+        query = f"?{urlencode(self.options)}" if self.options else ""
         return f"{self.kind}://{user}{secret}@{self.host}:{self.port}/{self.database}{query}"
 
 
@@ -201,17 +201,86 @@ def _parse_server(kind: str, text: str) -> Location:
         user=user,
         password=password,
         database=database,
-        query=parts.query,
+        options=_options(kind, parts.query, shown),
         password_from=password_from,
     )
     check_location(location)  # MLMD aborts the process on a missing field
     return location
 
 
+#: The URL options zentrack understands, by backend.  PostgreSQL's TLS options
+#: are understood in order to be refused (see :func:`_options`).
+OPTIONS: Final = {
+    "postgresql": ("sslmode", "sslrootcert", "sslcert", "sslkey"),
+    "mysql": (
+        "ssl_ca",
+        "ssl_capath",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_cipher",
+        "ssl_verify_server_cert",
+    ),
+}
+#: ``sslmode`` values that do not ask for encryption (libpq's meaning).
+_PLAINTEXT_SSLMODES: Final = ("disable", "allow", "prefer")
+_TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
+_NO_POSTGRES_TLS: Final = (
+    "Store {shown!r}: {option} asks for an encrypted connection, but the PostgreSQL client "
+    "built into ml-metadata (MLMD 1.17.1) has no SSL support and cannot encrypt, so zentrack "
+    "refuses rather than connect in plaintext. To reach the server over TLS, open an SSH "
+    "tunnel (ssh -N -L 5433:localhost:5432 dbhost) or run a local TLS proxy such as stunnel, "
+    "and point the URL at its local end (postgresql://user@127.0.0.1:5433/db), without "
+    "sslmode."
+)
+
+
+def _options(kind: str, query: str, shown: str) -> tuple[tuple[str, str], ...]:
+    """The URL's options, each understood, or a StoreError naming the one that is not.
+
+    An option zentrack ignored would silently weaken the connection (a
+    misspelt ``sslmode`` connecting in plaintext), so none is ignored.
+    """
+    if not query:
+        return ()
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise StoreError(
+            f"Store {shown!r}: the options after '?' must be name=value pairs joined by '&'; "
+            "percent-encode '&', '=' and '#' inside a value."
+        ) from None
+    known = OPTIONS[kind]
+    names = [name for name, _ in pairs]
+    for name, value in pairs:
+        if name not in known:
+            raise StoreError(
+                f"Store {shown!r}: zentrack does not understand the option {name!r}, and refuses "
+                f"it rather than ignore it; {kind} URLs take {', '.join(known)}."
+            )
+        if names.count(name) > 1:
+            raise StoreError(f"Store {shown!r}: the option {name!r} is given twice; give it once.")
+        if not value:
+            raise StoreError(f"Store {shown!r}: the option {name!r} has no value; give one.")
+        if kind == "postgresql":
+            if name == "sslmode" and value in _PLAINTEXT_SSLMODES:
+                continue
+            if name == "sslmode" and value not in _TLS_SSLMODES:
+                raise StoreError(
+                    f"Store {shown!r}: sslmode={value!r} is not a libpq sslmode; use one of "
+                    f"{', '.join(_PLAINTEXT_SSLMODES + _TLS_SSLMODES)}."
+                )
+            raise StoreError(_NO_POSTGRES_TLS.format(shown=shown, option=f"{name}={value}"))
+        if name == "ssl_verify_server_cert" and value.lower() not in ("true", "false", "1", "0"):
+            raise StoreError(
+                f"Store {shown!r}: ssl_verify_server_cert={value!r} must be true or false."
+            )
+    return tuple(pairs)
+
+
 def _password_from_environment(shown: str) -> tuple[str, str]:
     """The password of a URL without one: ``$ZENTRACK_STORE_PASSWORD``, else the file
     ``$ZENTRACK_STORE_PASSWORD_FILE`` names (only its owner may read it, as ssh
-    requires of a key), else none (PostgreSQL then reads ``~/.pgpass``)."""
+    requires of a key), else none."""
     secret = os.environ.get(ENV_PASSWORD)
     if secret:
         return secret, "env"

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -165,6 +166,12 @@ def connection_config(location: Location, *, create_database: bool = False) -> A
         my.user = location.user
         my.password = location.password
         my.database = location.database
+        for name, value in location.options:  # checked by parse: ssl_* only
+            field = name.removeprefix("ssl_")
+            if field == "verify_server_cert":
+                my.ssl_options.verify_server_cert = value.lower() in ("true", "1")
+            else:
+                setattr(my.ssl_options, field, value)
     return config
 
 
@@ -177,6 +184,62 @@ def _conninfo(value: str) -> str:
     if value and re.search(r"[\s'\\]", value):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return value
+
+
+#: CLIENT_SSL in a MySQL server's capability flags: it can switch to TLS.
+_CLIENT_SSL: Final = 0x0800
+
+
+def require_tls(location: Location, timeout: float = 10.0) -> None:
+    """Refuse a MySQL server whose greeting does not offer TLS, before MLMD connects.
+
+    MLMD's MySQL client given ``ssl_*`` options against a server without TLS
+    connects in plaintext; the server's first packet (handshake v10) says
+    whether it can switch to TLS (capability CLIENT_SSL), so zentrack reads
+    it first.  This sees the server, not MLMD's own connection (see
+    docs/security.md on verifying the certificate).
+    """
+    where = f"{location.host}:{location.port}"
+    try:
+        with socket.create_connection((location.host, location.port or 3306), timeout) as sock:
+            header = _receive(sock, 4)
+            payload = _receive(sock, int.from_bytes(header[:3], "little"))
+    except OSError as exc:
+        raise StoreError(
+            f"Store {location.display!r}: cannot read the server's greeting on {where} to check "
+            f"that it offers TLS ({exc.strerror or exc}); check that the server runs and that "
+            "the URL is right."
+        ) from None
+    if payload[:1] == b"\xff":
+        reason = (payload[9:] if payload[3:4] == b"#" else payload[3:]).decode(errors="replace")
+        raise StoreError(
+            f"Store {location.display!r}: the server on {where} refused the connection "
+            f"({reason.strip()}); TLS could not be checked."
+        )
+    end = payload.find(b"\0", 1)
+    flags = payload[end + 14 : end + 16] if payload[:1] == b"\x0a" and end > 0 else b""
+    if len(flags) != 2:
+        raise StoreError(
+            f"Store {location.display!r}: the server on {where} did not greet like MySQL or "
+            "MariaDB; check the URL's host and port."
+        )
+    if not int.from_bytes(flags, "little") & _CLIENT_SSL:
+        raise StoreError(
+            f"Store {location.display!r}: the URL asks for TLS (ssl_* options), but the server "
+            f"on {where} offers no TLS (SSL is not configured there), and MLMD's client would "
+            "connect in plaintext; zentrack refuses. Configure TLS on the server (ssl_cert and "
+            "ssl_key in its configuration), or remove the ssl_* options to connect unencrypted."
+        )
+
+
+def _receive(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        data += chunk
+    return data
 
 
 _stderr_lock = threading.Lock()
@@ -239,6 +302,8 @@ def _open(location: Location, *, upgrade: bool, create_database: bool) -> tuple[
 
 def connect(location: Location, *, upgrade: bool = False) -> Any:
     """Open the plain MLMD store of a server location, or raise a StoreError that says why."""
+    if location.kind == "mysql" and location.options:
+        require_tls(location)
     store, reason = _open(location, upgrade=upgrade, create_database=False)
     if store is None and 'database "' in reason and "does not exist" in reason:
         store, created = _open(location, upgrade=upgrade, create_database=True)
