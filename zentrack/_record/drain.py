@@ -23,6 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import subprocess
 
 from zentrack._files import is_link_error, make_dirs, open_own
 from zentrack._record.journal import (
@@ -34,7 +38,13 @@ from zentrack._record.journal import (
     writer_alive,
     writer_tag,
 )
-from zentrack._store.location import Location, parse
+from zentrack._store.location import (
+    ENV_PASSWORD,
+    ENV_PASSWORD_FILE,
+    ENV_STORE,
+    Location,
+    parse,
+)
 from zentrack._store.mlmd import MetadataStore
 from zentrack._store.schema import PROP_RECORD, PROP_STATE
 from zentrack.exceptions import LockBusy, StoreError
@@ -353,6 +363,44 @@ def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> i
             seen = _journal_sizes(location.journal_dir)
             idle_since = time.monotonic()
     return written
+
+
+#: The background drainer's program (not ``-m``: no runpy warning if the drain is imported).
+_DRAINER: Final = (
+    "import sys; from zentrack._record.drain import main; sys.exit(main(sys.argv[1:]))"
+)
+_PACKAGE_PARENT: Final = str(Path(__file__).resolve().parents[2])
+#: Left out of the background drainer's environment: it gets the store through a pipe.
+_SECRET_ENV: Final = frozenset({ENV_STORE, ENV_PASSWORD, ENV_PASSWORD_FILE})
+
+
+def start_drainer(location: Location, linger: float) -> subprocess.Popen[bytes]:
+    """Start a background drainer process for ``location`` (see :func:`drain_while_busy`).
+
+    The store (password included) goes through a pipe: a command line is
+    visible to every local user (``ps``) and an environment to the user's
+    other processes, so neither holds it.
+    """
+    import subprocess  # only here: keeps `import zentrack` light
+
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p)
+    env.setdefault("GLOG_minloglevel", "2")
+    drainer = subprocess.Popen(
+        [sys.executable, "-c", _DRAINER, "-", str(linger)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
+    assert drainer.stdin is not None
+    with contextlib.suppress(OSError):  # a drainer that died at once is reaped later
+        drainer.stdin.write(location.spec().encode() + b"\n")
+    with contextlib.suppress(OSError):
+        drainer.stdin.close()
+    drainer.stdin = None  # communicate() must not touch the closed pipe
+    return drainer
 
 
 def main(argv: list[str]) -> int:

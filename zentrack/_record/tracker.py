@@ -17,7 +17,6 @@ import itertools
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,11 +30,11 @@ from zentrack._cache.outputs import OutputCache
 from zentrack._files import make_dirs
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
-from zentrack._record.drain import drain, lock_timeout, writer_lock
+from zentrack._record.drain import drain, lock_timeout, start_drainer
 from zentrack._record.journal import JournalWriter, pending_chunks
+from zentrack._record.past_journal import PastJournal
 from zentrack._store.discovery import discover
 from zentrack._store.location import (
-    ENV_PASSWORD,
     ENV_PASSWORD_FILE,
     ENV_STORE,
     Location,
@@ -51,22 +50,11 @@ log = logging.getLogger("zentrack")
 #: the journal if it is held longer: the holder or a later process writes them).
 EXIT_LOCK_TIMEOUT: Final = 10.0
 
-#: Seconds during which calls that cannot journal raise at once after the store
-#: refused such a record, instead of each waiting on a store that is failing.
-STORE_RETRY_PAUSE: Final = 1.0
-
 ENV_CACHE: Final = "ZENTRACK_CACHE"
-#: Left out of the background drainer's environment: it gets the store through a pipe.
-_SECRET_ENV: Final = frozenset({ENV_STORE, ENV_PASSWORD, ENV_PASSWORD_FILE})
 #: Where records are when the store could not take them from memory.
 _IN_MEMORY: Final = (
     "The records stay in this process's memory and are written by a later flush; they are "
     "lost if the process exits first."
-)
-_PACKAGE_PARENT: Final = str(Path(__file__).resolve().parents[2])
-#: The background drainer's program (not ``-m``: no runpy warning if the drain is imported).
-_DRAINER: Final = (
-    "import sys; from zentrack._record.drain import main; sys.exit(main(sys.argv[1:]))"
 )
 
 
@@ -135,14 +123,12 @@ class Tracker:
         self._lock = threading.Lock()
         self._closed = False
         self._warned = False
-        self._journal_warned = False
         #: Set by an implicit init that could not make the store's folder (and
         #: said so): records then wait in memory instead of failing the calls.
         self.memory_only = False
-        #: The file holding the store password for child processes (see _export_store).
+        #: The file holding the store password for child processes (see export_store).
         self.password_file: Path | None = None
-        #: When a record written past the journal was refused: (retry after, why).
-        self._store_refused: tuple[float, Exception] | None = None
+        self._past_journal = PastJournal(location)
         self.id_prefix, self.ids = _record_ids()
 
     # -- the hot path --------------------------------------------------------
@@ -174,15 +160,9 @@ class Tracker:
     def _record_without_journal(self, exc: OSError, data: bytes) -> bool:
         """The journal cannot take ``data``: write it straight to the store, or raise.
 
-        A call that returns has its record on disk, so the line goes to the
-        store now, under the writer lock (one MLMD write per call until the
-        journal works again: each call tries the journal first).  If the
-        store cannot take it either, the call raises instead of returning with
-        its record only in memory.  The one exception is a tracker whose
-        store folder could not be made at implicit init (:attr:`memory_only`,
-        announced then): it keeps records in memory.  After the store refused
-        such a record, calls that cannot journal raise at once for
-        :data:`STORE_RETRY_PAUSE` seconds rather than each wait on it.
+        See :mod:`.past_journal`.  The one exception is a tracker whose store
+        folder could not be made at implicit init (:attr:`memory_only`,
+        announced then): it keeps records in memory.
 
         Returns:
             True if the line is in the store; False if it waits in memory.
@@ -191,36 +171,7 @@ class Tracker:
             self._append = None  # tried again after the next successful flush
             self._memory_lines.append(data)
             return False
-        where = str(self.location.journal_dir)
-        refused = self._store_refused
-        if refused is not None and time.monotonic() < refused[0]:
-            store_exc: Exception = refused[1]  # failed a moment ago: do not wait on it again
-        else:
-            try:
-                assert self.location.lock_path is not None
-                with self._lock, writer_lock(self.location.lock_path):
-                    self.store.write([data], kept=None)
-                self._store_refused = None
-            except (StoreError, OSError) as failed:
-                store_exc = failed
-                self._store_refused = (time.monotonic() + STORE_RETRY_PAUSE, failed)
-        if self._store_refused is not None:
-            raise StoreError(
-                f"This call's record cannot be kept: the journal folder {where!r} cannot be "
-                f"written ({exc.strerror or exc}) and the store cannot take the record either "
-                f"({store_exc}). The call ran, but it is not recorded anywhere; free disk "
-                "space or make the folder writable."
-            ) from None
-        if not self._journal_warned:
-            self._journal_warned = True
-            log.warning(
-                "zentrack: cannot write the journal in %r (%s); until it can be written, each "
-                "record of this process goes straight to the store %r (slower; a call raises "
-                "if the store cannot take it). Free disk space or fix the folder's permissions.",
-                where,
-                exc.strerror or exc,
-                self.location.display,
-            )
+        self._past_journal.write(exc, data, self.store, self._lock)
         return True
 
     # -- flushing --------------------------------------------------------------
@@ -233,7 +184,8 @@ class Tracker:
         store that cannot be read vouches for nothing (the step runs again).
         """
         if refresh:
-            self.flush_for_read()
+            with contextlib.suppress(StoreError):  # strict mode raises: a miss, not an error
+                self.flush_for_read()
         try:
             return self.store.output_digest(fingerprint)
         except Exception as exc:
@@ -287,30 +239,7 @@ class Tracker:
                 return
             self._oldest = None
             self._reap_drainer()
-            import subprocess  # only here: keeps `import zentrack` light
-
-            env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (_PACKAGE_PARENT, env.get("PYTHONPATH")) if p
-            )
-            env.setdefault("GLOG_minloglevel", "2")
-            # The store (password included) goes through a pipe: argv and the
-            # environment are visible to other local users and processes.
-            drainer = subprocess.Popen(
-                [sys.executable, "-c", _DRAINER, "-", str(self.linger)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-            assert drainer.stdin is not None
-            with contextlib.suppress(OSError):  # a drainer that died at once is reaped later
-                drainer.stdin.write(self.location.spec().encode() + b"\n")
-            with contextlib.suppress(OSError):
-                drainer.stdin.close()
-            drainer.stdin = None  # communicate() must not touch the closed pipe
-            self._drainer = drainer
+            self._drainer = start_drainer(self.location, self.linger)
 
     def _flush_memory_quietly(self) -> None:
         try:
@@ -619,7 +548,7 @@ def _init(
     _active = tracker
     # Spawned workers (spawn/forkserver pools, Dask) start a new interpreter:
     # they find the same store through the environment, without its password.
-    _export_store(tracker)
+    tracker.password_file = export_store(location)
     if tracker.has_stale_journals():
         try:  # a busy lock means another process is draining: it writes them
             with progress("zentrack: writing records of ended processes") as bar:
@@ -645,19 +574,6 @@ def _strict(on_store_error: str | None) -> bool:
             "at the first call when the store cannot be reached."
         )
     return on_store_error == "raise"
-
-
-def _export_store(tracker: Tracker) -> None:
-    """Tell child processes the store, without its password (see :func:`export_store`)."""
-    try:
-        tracker.password_file = export_store(tracker.location)
-    except OSError as exc:
-        log.warning(
-            "zentrack: cannot write the store password for child processes (%s); set $%s "
-            "in their environment for them to reach the store.",
-            exc,
-            ENV_PASSWORD,
-        )
 
 
 def _at_exit() -> None:

@@ -8,6 +8,7 @@ this module is imported eagerly; the MLMD connection is built later, by
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Final
@@ -318,18 +319,25 @@ def export_store(location: Location) -> Path | None:
     or a file is already where children find it.
 
     Returns:
-        The password file written (the caller removes it when done), or None.
-
-    Raises:
-        OSError: the password file cannot be written (the store is exported).
+        The password file written (the caller removes it when done), or None
+        (also when it cannot be written: a warning says what to do).
     """
     os.environ[ENV_STORE] = location.public_spec()
     if location.password_from != "url" or not location.password:
         return None
     assert location.state_dir is not None
     path = location.state_dir / f"password-{os.getpid()}-{os.urandom(4).hex()}"
-    make_dirs(location.state_dir)
-    replace_file(path, location.password.encode(), mode=PRIVATE_FILE)  # never group-shared
+    try:
+        make_dirs(location.state_dir)
+        replace_file(path, location.password.encode(), mode=PRIVATE_FILE)  # never group-shared
+    except OSError as exc:
+        logging.getLogger("zentrack").warning(
+            "zentrack: cannot write the store password for child processes (%s); set $%s "
+            "in their environment for them to reach the store.",
+            exc,
+            ENV_PASSWORD,
+        )
+        return None
     os.environ[ENV_PASSWORD_FILE] = str(path)
     return path
 
