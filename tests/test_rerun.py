@@ -369,7 +369,6 @@ class TestConfigRun:
             ("evaluate", f"{MODULE}.no_such_step", "cannot be imported"),
             ("evaluate", "no_such_package.step", "outside the pipeline's package 'tests'"),
             ("training", "os.path.join", "'os.path.join' is in the standard library module 'os'"),
-            ("training", "no_such_package.training", "cannot be imported"),
             ("training", f"{MODULE}.load_data", "not a pipeline"),
         ],
     )
