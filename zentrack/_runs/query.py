@@ -17,7 +17,7 @@ from typing import Any, Final, Literal, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import LINE_VERSION, Record, parse_line, run_annotations
+from zentrack._record.line import RUN_KIND, Record, parse_line, run_annotations
 from zentrack._runs.annotate import check_tags
 from zentrack._runs.lists import RecordList, RunList
 from zentrack._runs.pipeline import Run
@@ -212,10 +212,10 @@ def run_from_context(store: Any, context: Any) -> Run[Any]:
             can write the store wrote it).
     """
     props = context.custom_properties
-    data = {"v": LINE_VERSION, "kind": "run", "id": context.name, "st": "RUNNING", "pipeline": ""}
+    data: dict[str, Any] = {"id": context.name, "st": "RUNNING", "pipeline": ""}
     if PROP_RECORD in props:
         data = parse_line(props[PROP_RECORD].string_value)
-        if data.get("kind") != "run":
+        if data.get("kind") != RUN_KIND:
             raise ValueError("the record is not a run line")
     config = data.get("config")
     metrics, tags, note = run_annotations(data)

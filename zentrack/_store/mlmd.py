@@ -221,29 +221,9 @@ class MetadataStore:
         (the drainer sets them aside), else logged.  ``kept`` is the sentence
         the error of a failed write ends with: where the records are now.
         """
-        from ml_metadata import errors
-
         bad: list[tuple[int, str]] = [] if rejected is None else rejected
         try:
-            try:
-                return self._write(lines, check_existing, bad)
-            except errors.AlreadyExistsError:
-                if check_existing:
-                    raise
-                return self._write(lines, True, bad)
-        except StoreError:
-            raise
-        except (errors.StatusError, RuntimeError):
-            # A connection opened while the store was read-only (or a server
-            # restarted) stays broken: retry once on a fresh one, replay-safe.
-            self.reset()
-        try:
-            return self._write(lines, True, bad)
-        except StoreError:
-            raise
-        except (errors.StatusError, RuntimeError) as exc:
-            self.reset()  # the next flush reconnects: the cause may be fixed by then
-            raise explain_write_error(self.location, exc, kept) from None
+            return self._write_retrying(lines, check_existing, bad, kept)
         finally:
             if rejected is None and bad:
                 log.warning(
@@ -251,6 +231,36 @@ class MetadataStore:
                     len(bad),
                     bad[0][1],
                 )
+
+    def _write_retrying(
+        self,
+        lines: Sequence[bytes | str],
+        check_existing: bool,
+        rejected: list[tuple[int, str]],
+        kept: str | None,
+    ) -> int:
+        from ml_metadata import errors
+
+        try:
+            try:
+                return self._write(lines, check_existing, rejected)
+            except errors.AlreadyExistsError:
+                if check_existing:
+                    raise
+                return self._write(lines, True, rejected)
+        except StoreError:
+            raise
+        except (errors.StatusError, RuntimeError):
+            # A connection opened while the store was read-only (or a server
+            # restarted) stays broken: retry once on a fresh one, replay-safe.
+            self.reset()
+        try:
+            return self._write(lines, True, rejected)
+        except StoreError:
+            raise
+        except (errors.StatusError, RuntimeError) as exc:
+            self.reset()  # the next flush reconnects: the cause may be fixed by then
+            raise explain_write_error(self.location, exc, kept) from None
 
     def reset(self) -> None:
         """Drop the MLMD connection and cached type ids (reopened on next use)."""
