@@ -402,6 +402,10 @@ _RUN_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
 }
 
 
+_STEP_REQUIRED: Final = frozenset(k for k, (required, _) in _STEP_SCHEMA.items() if required)
+_RUN_REQUIRED: Final = frozenset(k for k, (required, _) in _RUN_SCHEMA.items() if required)
+
+
 def validate_line(data: Any) -> dict[str, Any]:
     """Return ``data`` if it is a well-formed line of this version, else raise.
 
@@ -419,16 +423,19 @@ def validate_line(data: Any) -> dict[str, Any]:
     kind = data.get("kind", "step")
     if kind == ANNOTATION_KIND:
         if not valid_annotation(data):
-            raise ValueError("the annotate line's run, t, m, tags or note is malformed")
+            raise ValueError("malformed run annotation (its run, t, m, tags or note)")
         return data
     if kind not in ("step", RUN_KIND):
         raise ValueError(f"unknown line kind {kind!r:.40}")
-    for key, (required, check) in (_RUN_SCHEMA if kind == RUN_KIND else _STEP_SCHEMA).items():
-        if key not in data:
-            if required:
-                raise ValueError(f"the {kind} line has no {key!r}")
-        elif not check(data[key]):
-            raise ValueError(f"the {kind} line's {key!r} is malformed: {data[key]!r:.60}")
+    run = kind == RUN_KIND
+    schema, required = (_RUN_SCHEMA, _RUN_REQUIRED) if run else (_STEP_SCHEMA, _STEP_REQUIRED)
+    if not required <= data.keys():
+        missing = sorted(required - data.keys())
+        raise ValueError(f"the {kind} line has no {missing[0]!r}")
+    for key, value in data.items():  # the keys present only: a drain checks every line
+        rule = schema.get(key)
+        if rule is not None and not rule[1](value):
+            raise ValueError(f"the {kind} line's {key!r} is malformed: {value!r:.60}")
     return data
 
 
