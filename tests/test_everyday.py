@@ -327,37 +327,73 @@ class TestErrorsFromYourCode:
         rows = json.loads(succeeded(zentrack(project, "runs", "--json")))
         return str(rows[0]["id"])
 
-    def test_class_step_with_a_bad_param_raises_one_error(self, tmp_path):
-        """One ParameterTypeError, no chained one, after the user's line; one zentrack frame."""
-        script = tmp_path / "bad_param.py"
-        script.write_text(
-            "import zentrack as zt\n"
-            "zt.init(':memory:')\n"
-            "@zt.step\n"
-            "class Trainer:\n"
-            "    def __init__(self, depth: int = 1) -> None:\n"
-            "        self.depth = depth\n"
-            "    def run(self, x):\n"
-            "        return x\n"
-            "Trainer(depth=object())\n",
-            encoding="utf-8",
-        )
+    BAD_PARAM_SCRIPT = (
+        "import zentrack as zt\n"
+        "zt.init(':memory:')\n"
+        "@zt.step\n"
+        "class Trainer:\n"
+        "    def __init__(self, depth: int = 1) -> None:\n"
+        "        self.depth = depth\n"
+        "    def run(self, x):\n"
+        "        return x\n"
+        "def build():\n"
+        "    return Trainer(depth=object())\n"
+        "build()\n"
+    )
 
-        done = python(tmp_path, str(script))
+    def bad_param(
+        self, tmp_path: Path, prefix: str = "", **env: str
+    ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        script = tmp_path / "bad_param.py"
+        script.write_text(prefix + self.BAD_PARAM_SCRIPT, encoding="utf-8")
+        return script, python(tmp_path, str(script), **env)
+
+    def test_class_step_with_a_bad_param_ends_at_the_users_line(self, tmp_path):
+        """One ParameterTypeError, no chained one, its traceback ending at the user's line."""
+        script, done = self.bad_param(tmp_path)
 
         frames = [line for line in done.stderr.splitlines() if line.startswith("  File ")]
-        expected = (1, 1, 0, f'  File "{script}", line 9, in <module>', 1)
+        expected = (
+            1,
+            1,
+            0,
+            [f'  File "{script}", line 11, in <module>', f'  File "{script}", line 10, in build'],
+            "zentrack.exceptions.ParameterTypeError: Step 'Trainer': parameter 'depth' must be",
+            True,
+        )
         actual = (
             done.returncode,
             done.stderr.count("Traceback (most recent call last)"),
             done.stderr.count("During handling"),
-            frames[0],
-            sum(f"zentrack{os.sep}" in frame for frame in frames),
+            frames,
+            done.stderr.splitlines()[-1][:81],
+            "that is an object)" in done.stderr,
         )
         assert expected == actual, done.stderr
-        assert done.stderr.splitlines()[-1].startswith(
-            "zentrack.exceptions.ParameterTypeError: Step 'Trainer': parameter 'depth'"
+
+    def test_class_step_bad_param_with_debug_shows_zentracks_frame(self, tmp_path):
+        """``ZENTRACK_DEBUG=1`` keeps the frame that raised."""
+        _, done = self.bad_param(tmp_path, ZENTRACK_DEBUG="1")
+
+        frames = [line for line in done.stderr.splitlines() if line.startswith("  File ")]
+        expected = (1, 3, f"zentrack{os.sep}_step{os.sep}decorator.py")
+        actual = (done.returncode, len(frames), frames[-1].split('"')[1][-len(expected[2]) :])
+        assert expected == actual, done.stderr
+
+    def test_class_step_bad_param_leaves_the_users_excepthook_alone(self, tmp_path):
+        """A script's own ``sys.excepthook`` gets the error untouched."""
+        prefix = (
+            "import sys\n"
+            "def hook(kind, value, tb):\n"
+            "    print('own hook', kind.__name__, file=sys.stderr)\n"
+            "sys.excepthook = hook\n"
         )
+        _, done = self.bad_param(tmp_path, prefix)
+
+        assert (
+            done.returncode,
+            done.stderr.splitlines(),
+        ) == (1, ["own hook ParameterTypeError"]), done.stderr
 
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/x"

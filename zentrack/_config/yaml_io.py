@@ -32,7 +32,7 @@ from ruamel.yaml.scalarstring import (
 )
 
 from zentrack._files import open_own
-from zentrack._step.values import TRACKED_TYPES_TEXT, canonical_json, describe_type
+from zentrack._step.values import TRACKED_TYPES_TEXT, a_described, canonical_json
 from zentrack.exceptions import ConfigError
 
 TAG: Final = "tag:yaml.org,2002:"
@@ -108,14 +108,14 @@ def plain_value(value: Any, where: str, depth: int) -> Any:
             for key, item in value.items():
                 if not isinstance(key, str):
                     raise ConfigError(
-                        f"{where} has the key {key!r} that is a {describe_type(key)}; "
+                        f"{where} has the key {key!r} that is {a_described(key)}; "
                         "mapping keys in a config must be strings."
                     )
                 plain[str(key)] = plain_value(item, f"{where}[{key!r}]", depth + 1)
             return plain
     raise ConfigError(
         f"{where} must be of a tracked type ({TRACKED_TYPES_TEXT}), nested at most "
-        f"{MAX_DEPTH} levels (got {value!r:.80} that is a {describe_type(value)}); "
+        f"{MAX_DEPTH} levels (got {value!r:.80} that is {a_described(value)}); "
         "convert it to one, e.g. float(x) for a numpy float or str(x) for a date."
     )
 
@@ -217,7 +217,7 @@ def shown(value: Any) -> str:
     try:
         plain = to_plain(value)
     except ConfigError:
-        return f"{value!r:.60} that is a {describe_type(value)}"
+        return f"{value!r:.60} that is {a_described(value)}"
     if plain is None:
         return "null"
     kind = kinds.get(type(plain)) or ("a list" if type(plain) is list else "a mapping")
@@ -334,7 +334,7 @@ def checked(value: Any, where: str) -> Any:
     except ConfigError:
         raise ConfigError(
             f"The value for {where!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) (got "
-            f"{value!r:.80} that is a {describe_type(value)}); convert it to one."
+            f"{value!r:.80} that is {a_described(value)}); convert it to one."
         ) from None
 
 

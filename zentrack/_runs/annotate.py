@@ -19,8 +19,8 @@ from zentrack._step.values import (
     NOT_TRACKED,
     TRACKED_TYPES_TEXT,
     Missing,
+    a_described,
     as_tracked,
-    describe_type,
 )
 
 #: Longest tag value and note kept (characters): tags label runs, notes describe them.
@@ -89,7 +89,7 @@ def check_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
         if plain is NOT_TRACKED:
             raise TypeError(
                 f"Metric {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-                f"(got {value!r:.80} that is a {describe_type(value)}); convert it, "
+                f"(got {value!r:.80} that is {a_described(value)}); convert it, "
                 "e.g. with float(value)."
             )
         checked[name] = plain

@@ -18,6 +18,7 @@ from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar, overlo
 
 from zentrack._runs import context as _context
 from zentrack._runs.context import RunState, current_run
+from zentrack._step.callers_line import about_callers_line
 from zentrack._step.params import (
     Signature,
     callable_signature,
@@ -280,7 +281,8 @@ def _decorate_class(
         try:
             values = check_params(name, init_signature.bind(args, kwargs))
         except TypeError as exc:  # a bad call of the user's: their line, not ours, matters
-            raise exc.with_traceback(None) from None
+            __tracebackhide__ = True
+            raise about_callers_line(exc.with_traceback(None)) from None
         object.__setattr__(self, "params", params_class(**values))
         if run is not None and key is not None:
             _key_instance(spec, self, run, key)

@@ -22,10 +22,10 @@ from zentrack._step.values import (
     NOT_TRACKED,
     TAG_KEYS,
     TRACKED_TYPES_TEXT,
+    a_described,
     as_tracked,
     canonical_json,
     copy_value,
-    describe_type,
     exact_params,
     float_repr,
     huge_int,
@@ -42,7 +42,7 @@ def param_type_error(step: str, name: str, value: object) -> ParameterTypeError:
     """Build the one error every non-tracked parameter value gets."""
     return ParameterTypeError(
         f"Step {step!r}: parameter {name!r} must be of a tracked type ({TRACKED_TYPES_TEXT}) "
-        f"(got {short_repr(value)} that is a {describe_type(value)}); pass it as a plain "
+        f"(got {short_repr(value)} that is {a_described(value)}); pass it as a plain "
         "value, or make it an input of the step's entry point instead of a parameter."
     )
 

@@ -230,6 +230,12 @@ def describe_type(value: object, _depth: int = 0) -> str:
     )
 
 
+def a_described(value: object) -> str:
+    """``describe_type`` with its article: "an object", "a list containing ..."."""
+    text = describe_type(value)
+    return f"{'an' if text[:1].lower() in 'aeiou' else 'a'} {text}"
+
+
 def canonical_json(value: Any) -> str:
     """Return the canonical text of a tracked value (the fingerprint's form)."""
     encode = _SCALAR_JSON.get(type(value))
