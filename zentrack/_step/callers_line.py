@@ -4,8 +4,10 @@ Python always lists the frame that raised.  For a ``ParameterTypeError``
 raised by a class step's generated ``__init__`` that frame is zentrack's and
 says nothing about the mistake, which is on the line that called the class.
 
-Frames holding ``__tracebackhide__ = True`` are already hidden by pytest and
-IPython (notebooks).  For a plain ``python script.py`` the first such error
+A frame holding ``__tracebackhide__ = True`` is hidden by pytest (IPython
+hides such frames too, but always shows the innermost one, so a notebook
+still lists this one frame under the user's line).  For a plain
+``python script.py`` the first such error
 installs a ``sys.excepthook`` that drops zentrack's frames from the end of a
 marked error's traceback and hands it to the hook it replaced; it is only
 installed while nobody else has set one, touches only errors zentrack marked,
