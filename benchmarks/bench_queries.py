@@ -573,6 +573,14 @@ def measure_size(
             )
 
 
+def mlflow_installed() -> bool:
+    """Whether mlflow can be imported (without importing it: that takes seconds)."""
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def main() -> int:
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--sizes", type=int, nargs="+", help="store sizes (executions)")
@@ -593,7 +601,7 @@ def main() -> int:
         return 0
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     mlflow_version = None
-    if not args.no_mlflow and importlib.util.find_spec("mlflow") is not None:
+    if not args.no_mlflow and mlflow_installed():
         from importlib.metadata import version
 
         mlflow_version = (

@@ -348,12 +348,20 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} us" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
 
 
+def mlflow_installed() -> bool:
+    """Whether mlflow can be imported (without importing it: that takes seconds)."""
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def main() -> int:
     def extra(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow subject")
 
     args = parse_args(__doc__.splitlines()[0], extra)
-    has_mlflow = not args.no_mlflow and importlib.util.find_spec("mlflow") is not None
+    has_mlflow = not args.no_mlflow and mlflow_installed()
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     header(
         "write speed: tracked call vs MLflow run vs raw MLMD write",
