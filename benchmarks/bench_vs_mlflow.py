@@ -68,7 +68,7 @@ FLUSH_BATCH = 200
 
 
 def params(i: int) -> dict[str, Any]:
-    """5 params, one of each tracked scalar type (``units`` differs per call)."""
+    """5 params: int (differs per call), float, str, bool, int."""
     return {"units": i, "lr": 0.01 + i * 1e-9, "optimizer": "adam", "shuffle": True, "epochs": 3}
 
 
@@ -261,6 +261,10 @@ def one_write(args: argparse.Namespace, outcome: Outcome, has_mlflow: bool) -> N
             measure()  # warm-up: imports, schema creation, first connection
         results = interleaved(subjects, rounds, seed=args.seed)
         zt.flush()
+        calls = next(counter)
+        stored = len(zt.find(step="trainer"))
+        if stored != calls:
+            outcome.fail(f"{calls} tracked calls of 'trainer' but {stored} records in the store")
     print(f"   {'subject':<24}{'per call':>12}   {'vs zentrack call':<26}vs call + flush")
     for name in subjects:
         values = results[name]
