@@ -578,7 +578,7 @@ def measure_size(
                 figures[(n, "zentrack", row)] * 1e3,
                 limit * 1e3,
                 unit="ms",
-                fmt="{:.3g}",
+                fmt="{:,.2f}",
             )
 
 
