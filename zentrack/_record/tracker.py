@@ -30,6 +30,7 @@ from zentrack._cache.outputs import OutputCache
 from zentrack._files import make_dirs
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
+from zentrack._record.backlog import Backlog
 from zentrack._record.drain import drain, lock_timeout, start_drainer
 from zentrack._record.journal import JournalWriter, pending_chunks
 from zentrack._record.past_journal import PastJournal
@@ -114,6 +115,7 @@ class Tracker:
             else None
         )
         self._append = self._journal.append if self._journal is not None else None
+        self._backlog = Backlog(journal_dir) if journal_dir is not None else None
         self._memory_lines: list[bytes] = []
         self._waiting = 0
         self._oldest: float | None = None  # monotonic time of the oldest waiting record
@@ -307,22 +309,46 @@ class Tracker:
             if self._journal is None:
                 return self._flush_memory()
             self._reap_drainer()
-            written = drain(
-                self.location, self.store, reconcile=True, timeout=timeout, progress=progress
-            )
+            written = 0
+            pending, dead = self._backlog.scan() if self._backlog is not None else (True, [])
+            if pending or dead:  # else nothing to do: no lock taken, no file written
+                written = drain(
+                    self.location,
+                    self.store,
+                    reconcile=bool(dead),
+                    timeout=timeout,
+                    progress=progress,
+                )
             if self._memory_lines:  # the journal could not be written
                 written += self._flush_memory()
             if self._append is None:  # try the journal again: the folder may be fixed
                 self._append = self._journal.append
             return written
 
+    def needs_flush(self) -> bool:
+        """Tell, without a lock or a write, whether a read must flush first.
+
+        True when records wait in memory or in any journal of the store (of
+        any process), or a dead process's run must be marked FAILED; see
+        :mod:`zentrack._record.backlog`.
+        """
+        if self._memory_lines:
+            return True
+        if self._backlog is None:
+            return False
+        pending, dead = self._backlog.scan()
+        return pending or bool(dead)
+
     def flush_for_read(self) -> None:
         """Flush before a read; if the store cannot take the records, read anyway.
 
-        A read-only store, a full disk or a stuck writer must not hide what
-        the store already holds: the read goes on, with a warning saying how
-        many records it cannot show yet and why.
+        Nothing waiting (the usual case) costs one directory scan: no lock,
+        no file written.  A read-only store, a full disk or a stuck writer
+        must not hide what the store already holds: the read goes on, with a
+        warning saying how many records it cannot show yet and why.
         """
+        if not self.needs_flush():
+            return
         try:
             self.flush()
         except StoreError as exc:
@@ -422,6 +448,8 @@ class Tracker:
         """In a forked child: a fresh journal, id sequence and flush state."""
         if self._journal is not None:
             self._journal.forget_after_fork()
+        if self._backlog is not None:
+            self._backlog.forget()
         self._memory_lines = []
         self._waiting = 0
         self._oldest = None
