@@ -323,6 +323,7 @@ class Tracker:
                 written += self._flush_memory()
             if self._append is None:  # try the journal again: the folder may be fixed
                 self._append = self._journal.append
+            self.store.release()  # reads use the direct reader again (see MetadataStore)
             return written
 
     def needs_flush(self) -> bool:

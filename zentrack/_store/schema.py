@@ -52,6 +52,16 @@ _INT64: Final = 2**63
 #: Properties of an output artifact beyond the fingerprint (``zentrack.<name>``).
 OUTPUT_PROPS: Final = ("materializer", "type", "sha256")
 PROP_OUTPUT_SIZE: Final = "zentrack.size"
+#: MLMD's ``Execution.State`` values (``last_known_state``), by name: a record's state.
+EXECUTION_STATES: Final = {
+    "UNKNOWN": 0,
+    "NEW": 1,
+    "RUNNING": 2,
+    "COMPLETE": 3,
+    "FAILED": 4,
+    "CACHED": 5,
+    "CANCELED": 6,
+}
 
 
 def set_native(value: Any, v: object) -> None:
