@@ -7,6 +7,7 @@ returned, in this process or in any other that wrote to the store.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import operator
 import os
@@ -22,7 +23,9 @@ from zentrack._runs.annotate import check_tags
 from zentrack._runs.lists import RecordList, RunList
 from zentrack._runs.pipeline import Run
 from zentrack._step.values import MISSING, untag
+from zentrack._store.candidates import STARTED, Condition, Order, value_of
 from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
+from zentrack._store.sqlite_select import Query
 
 _OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
     "eq": operator.eq,
@@ -39,6 +42,8 @@ FINGERPRINT_LENGTH: Final = 64
 MIN_PREFIX: Final = 8
 _HEX: Final = "0123456789abcdef"
 log = logging.getLogger("zentrack")
+#: The order of :func:`runs`: newest first.
+NEWEST: Final = Order(STARTED, descending=True)
 
 
 def flush() -> int:
@@ -127,17 +132,32 @@ def value_matches(op: str, expected: Any, actual: Any) -> bool:
         return False
 
 
-def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
-    try:
-        name, op = split_condition(key)
-    except ValueError as exc:
-        raise ValueError(f"find(): {exc}") from None
+def parse_conditions(conditions: Mapping[str, Any], caller: str) -> list[Condition]:
+    """``{"lr__lt": 0.1}`` -> conditions; an unknown operator is a ValueError naming ``caller``."""
+    parsed = []
+    for key, value in conditions.items():
+        try:
+            name, op = split_condition(key)
+        except ValueError as exc:
+            raise ValueError(f"{caller}(): {exc}") from None
+        parsed.append(Condition(name, op, value))
+    return parsed
 
-    def match(record: Record) -> bool:
-        actual = record.params.get(name, MISSING)
+
+def _matcher(condition: Condition) -> Callable[[Mapping[str, Any], Mapping[str, Any]], bool]:
+    """The exact test of one condition on a record's (or run's) params and metrics."""
+    name, op, expected = condition.name, condition.op, condition.value
+
+    def match(params: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:
+        actual = value_of(params, metrics, name)
         return actual is not MISSING and value_matches(op, expected, actual)
 
     return match
+
+
+def _check_limit(limit: int | None, caller: str) -> None:
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ValueError(f"{caller}(): limit must be None or an int >= 0 (got {limit!r}).")
 
 
 def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
@@ -174,64 +194,92 @@ def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
     return match
 
 
-def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> RecordList:
-    """Return the records whose parameters match, oldest first.
+def find(
+    step: str | None = None,
+    *,
+    state: str | None = None,
+    limit: int | None = None,
+    order_by: str | None = None,
+    **conditions: Any,
+) -> RecordList:
+    """Return the records whose parameters (or metrics) match, oldest first.
 
     Conditions are ``name=value`` (exact, type included: ``lr=1`` does not
     match ``lr=1.0``) or ``name__op=value`` with ``op`` one of ``ne``,
-    ``lt``, ``le``, ``gt``, ``ge``, ``in``, ``contains``.
+    ``lt``, ``le``, ``gt``, ``ge``, ``in``, ``contains``.  ``name`` is a
+    parameter or a logged metric (``accuracy__gt=0.9``); a record with both
+    a parameter and a metric of that name is judged on the parameter.  A
+    parameter named like an argument below is queried as ``limit__eq=5``.
+    On SQLite the conditions are answered from MLMD's indexes, then every
+    candidate is confirmed on its exact values.
 
     Args:
         step: only this step's records (default: every step).
         state: only records in this state (``"COMPLETE"``, ``"FAILED"``, ...).
+        limit: at most this many records (the first ones in the order).
+        order_by: ``"started"`` (default: oldest first), ``"-started"``
+            (newest first), or a parameter or metric name, smallest first
+            (``"-accuracy"``: largest first); records without a number for
+            it come after, oldest first.
     """
-    matchers = [_matcher(key, value) for key, value in conditions.items()]
+    parsed = parse_conditions(conditions, "find")
+    matchers = [_matcher(c) for c in parsed]
+    order = Order.parse(order_by)
+    _check_limit(limit, "find")
+
+    def accept(record: Record) -> bool:
+        if state is not None and record.state != state:
+            return False
+        return all(m(record.params, record.metrics) for m in matchers)
+
     tracker = _tracker.active()
     tracker.flush_for_read()
-    store = tracker.store
-    names = [step] if step is not None else store.step_names()
-    found = [
-        record
-        for name in names
-        for record in store.step_records(name)
-        if (state is None or record.state == state) and all(m(record) for m in matchers)
-    ]
-    found.sort(key=lambda r: (r.started, r.execution_id or 0))
-    return RecordList(found)
+    return RecordList(tracker.store.select(Query(step, tuple(parsed), state, accept, order, limit)))
 
 
 def run_from_context(store: Any, context: Any) -> Run[Any]:
     """The run an MLMD run context records; its steps are read when first asked for.
-
-    Listing runs then costs one read for all of them, not one more per run:
-    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
-    they use.
 
     Raises:
         ValueError: the context's record is not a valid run line (someone who
             can write the store wrote it).
     """
     props = context.custom_properties
-    data: dict[str, Any] = {"id": context.name, "st": "RUNNING", "pipeline": ""}
-    if PROP_RECORD in props:
-        data = parse_line(props[PROP_RECORD].string_value)
+    text = props[PROP_RECORD].string_value if PROP_RECORD in props else None
+    return run_from_record(store, context.id, context.name, text)
+
+
+def run_from_record(store: Any, context_id: int, run_id: str, text: str | None) -> Run[Any]:
+    """The run a run context's record (its ``zentrack.record`` text) describes.
+
+    Listing runs then costs one read for all of them, not one more per run:
+    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
+    they use.
+
+    Raises:
+        ValueError: the record is not a valid run line (someone who can write
+            the store wrote it).
+    """
+    data: dict[str, Any] = {"id": run_id, "st": "RUNNING", "pipeline": ""}
+    if text is not None:
+        data = parse_line(text)
         if data.get("kind") != RUN_KIND:
             raise ValueError("the record is not a run line")
     config = data.get("config")
     metrics, tags, note = run_annotations(data)
     return Run(
-        id=context.name,
+        id=run_id,
         pipeline=data.get("pipeline", ""),
         state=data.get("st", "RUNNING"),
         steps=None,
-        loader=functools.partial(store.run_steps, context.id),
+        loader=functools.partial(store.run_steps, context_id),
         params=untag(data.get("p") or {}),
         config_path=Path(config) if config else None,
         started=data.get("t0", 0) / 1e9,
         ended=data["t1"] / 1e9 if data.get("t1") else None,
         source=data.get("src", ""),
         error=data.get("err"),
-        context_id=context.id,
+        context_id=context_id,
         run_metrics=metrics,
         tags=tags,
         notes=note,
@@ -244,18 +292,39 @@ def runs(
     *,
     state: str | None = None,
     tags: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    order_by: str | None = None,
+    **conditions: Any,
 ) -> RunList:
     """Return the recorded runs, newest first (a list that a notebook shows as a table).
+
+    Conditions on the pipeline's own params and the run's metrics work as in
+    :func:`find` (``lr__lt=0.1``, ``accuracy__gt=0.9``).  A run's steps are
+    read from the store when first used.
 
     Args:
         pipeline: only this pipeline's runs.
         state: only runs in this state (``"COMPLETE"``, ``"FAILED"``, ...).
         tags: only runs that have every one of these tags with these values.
+        limit: at most this many runs (the first ones in the order).
+        order_by: ``"-started"`` (default: newest first), ``"started"``, or a
+            param or run metric name (``"-accuracy"``: largest first).
     """
     wanted = check_tags(tags or {}, removable=False)
+    parsed = parse_conditions(conditions, "runs")
+    order = Order.parse(order_by, default="-started", caller="runs")
+    _check_limit(limit, "runs")
     tracker = _tracker.active()
     tracker.flush_for_read()
-    return read_runs(tracker.store, pipeline, state=state, tags=wanted)
+    return read_runs(
+        tracker.store,
+        pipeline,
+        state=state,
+        tags=wanted,
+        conditions=parsed,
+        order=order,
+        limit=limit,
+    )
 
 
 def read_runs(
@@ -264,25 +333,57 @@ def read_runs(
     *,
     state: str | None = None,
     tags: Mapping[str, str | None] | None = None,
+    conditions: Sequence[Condition] = (),
+    order: Order = NEWEST,
+    limit: int | None = None,
 ) -> RunList:
     """:func:`runs` without the flush first (a reader that flushes on its own terms).
 
-    A stored run whose record is not a valid run line (someone who can write
-    the store changed it) is left out, with one warning naming it.
+    On SQLite the conditions narrow the runs read in SQL (then each run is
+    confirmed exactly).  Without conditions, tags or another order, only the
+    runs returned are built.  A stored run whose record is not a valid run
+    line (someone who can write the store changed it) is left out, with one
+    warning naming it.
     """
     wanted = dict(tags or {})
-    found = []
+    matchers = [_matcher(c) for c in conditions]
+    rows = store.run_rows(pipeline, tuple(conditions))
+    if not matchers and not wanted and order.key == STARTED:
+        rows.sort(key=lambda row: (_started(row[2]), row[1]), reverse=order.descending)
+        chosen: list[Run[Any]] = []
+        for run in _built(store, rows):
+            if state is None or run.state == state:
+                chosen.append(run)
+                if limit is not None and len(chosen) >= limit:
+                    break
+        return RunList(chosen)
+    found = [
+        run
+        for run in _built(store, rows)
+        if (state is None or run.state == state)
+        and all(run.tags.get(k) == v for k, v in wanted.items())
+        and all(m(run.params, run.run_metrics) for m in matchers)
+    ]
+    return RunList(order.sort(found, _run_facts)[:limit])
+
+
+def _started(text: str | None) -> float:
+    """A run record's start time, as :func:`run_from_record` reads it (0 when unreadable)."""
+    try:
+        t0 = json.loads(text).get("t0", 0) if text else 0
+        return t0 / 1e9 if type(t0) is int else 0.0
+    except (ValueError, AttributeError, RecursionError):
+        return 0.0
+
+
+def _built(store: Any, rows: Sequence[tuple[int, str, str | None]]) -> Any:
+    """The runs of context rows, in order; unreadable ones left out with one warning."""
     unreadable = []
-    for context in store.run_contexts(pipeline):
+    for context_id, name, text in rows:
         try:
-            run = run_from_context(store, context)
+            yield run_from_record(store, context_id, name, text)
         except (ValueError, TypeError, AttributeError) as exc:
-            unreadable.append(f"{context.name!r} ({exc})")
-            continue
-        if (state is None or run.state == state) and all(
-            run.tags.get(k) == v for k, v in wanted.items()
-        ):
-            found.append(run)
+            unreadable.append(f"{name!r} ({exc})")
     if unreadable:
         log.warning(
             "zentrack: %d stored run(s) hold no valid zentrack run record and are left out: "
@@ -290,8 +391,10 @@ def read_runs(
             len(unreadable),
             "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
         )
-    found.sort(key=lambda r: (r.started, r.id), reverse=True)
-    return RunList(found)
+
+
+def _run_facts(run: Run[Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], float, Any]:
+    return run.params, run.run_metrics, run.started, run.id
 
 
 def get_run(run_id: str) -> Run[Any]:
@@ -507,7 +610,7 @@ def compare_runs(
         last: only the newest ``last`` runs.
     """
     if runs is None:
-        chosen = globals()["runs"](pipeline)
+        chosen = globals()["runs"](pipeline, limit=last)
     else:
         chosen = [get_run(r) if isinstance(r, str) else r for r in runs]
     if last is not None:

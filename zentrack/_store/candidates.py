@@ -38,7 +38,7 @@ from zentrack._store.schema import METRIC_PREFIX
 
 T = TypeVar("T")
 #: What an order reads of an item: params, metrics, start time (s) and id.
-Facts = tuple[Mapping[str, Any], Mapping[str, Any], float, int]
+Facts = tuple[Mapping[str, Any], Mapping[str, Any], float, Any]
 
 #: The operators of ``find``; no operator means ``eq``.
 OPERATORS: Final = ("eq", "ne", "lt", "le", "gt", "ge", "in", "contains")
@@ -423,7 +423,10 @@ class Order:
         By start time, ties by id; by a value, the items that have a number
         for it first, in its order, ties (and the rest) oldest first.
         """
-        items.sort(key=lambda item: self.key_of(facts(item)))
+        if self.key == STARTED:  # ids may be run ids (text): reversed, not negated
+            items.sort(key=lambda item: facts(item)[2:], reverse=self.descending)
+        else:
+            items.sort(key=lambda item: self.key_of(facts(item)))
         return items
 
     def key_of(self, facts: Facts) -> tuple[Any, ...]:

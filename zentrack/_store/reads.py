@@ -10,7 +10,6 @@ records in the same order.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -151,19 +150,20 @@ class StoreReads:
 
     def run_rows(
         self, pipeline: str | None = None, conditions: tuple[Condition, ...] = ()
-    ) -> list[tuple[int, str, dict[str, Any]]]:
-        """``(context id, run id, run record)`` of every run (of one pipeline).
+    ) -> list[tuple[int, str, str | None]]:
+        """``(context id, run id, run record text)`` of every run (of one pipeline).
 
-        On SQLite, only the runs whose params may satisfy ``conditions`` (a
-        superset: the caller confirms); elsewhere every run.
+        On SQLite, only the runs whose params (or run metrics) may satisfy
+        ``conditions`` (a superset: the caller confirms); elsewhere every run.
+        The record text is ``None`` for a context without one.
         """
         with self.reading() as reader:
             found = reader.run_rows(pipeline, conditions) if reader is not None else None
         if found is not None:
             return found
-        rows = []
+        rows: list[tuple[int, str, str | None]] = []
         for context in self.run_contexts(pipeline):
             props = context.custom_properties
-            text = props[PROP_RECORD].string_value if PROP_RECORD in props else ""
-            rows.append((int(context.id), str(context.name), json.loads(text) if text else {}))
+            text = str(props[PROP_RECORD].string_value) if PROP_RECORD in props else None
+            rows.append((int(context.id), str(context.name), text))
         return rows

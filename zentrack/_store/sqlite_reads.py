@@ -15,7 +15,6 @@ One connection per thread and process (opened on first use, ~70 us).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -218,8 +217,8 @@ class SqliteReader:
 
     def run_rows(
         self, pipeline: str | None, conditions: Sequence[Condition] = ()
-    ) -> list[tuple[int, str, dict[str, Any]]] | None:
-        """``(context id, run id, run record)`` of every run (of one pipeline).
+    ) -> list[tuple[int, str, str | None]] | None:
+        """``(context id, run id, run record text or None)`` of every run (of one pipeline).
 
         ``conditions`` on the runs' params (and run metrics) filter in SQL, as
         a superset (see :mod:`.candidates`): the caller confirms each run.
@@ -249,7 +248,7 @@ class SqliteReader:
         rows = self._rows(sql, args)
         if rows is None:
             return None
-        return [(cid, name, json.loads(text) if text else {}) for cid, name, text in rows]
+        return [(int(cid), str(name), text) for cid, name, text in rows]
 
     def run_steps(self, context_id: int) -> list[Record] | None:
         """The records of one run's step calls, in call order."""
