@@ -31,6 +31,7 @@ from zentrack._store.open_errors import check_sqlite_file, explain_open_error
 from zentrack._store.reads import StoreReads
 from zentrack._store.run_contexts import annotate_runs, mark_run, upsert_runs
 from zentrack._store.schema import (
+    EXECUTION_STATES,
     FINGERPRINT_CONTEXT,
     METRIC_PREFIX,
     OUTPUT_ARTIFACT,
@@ -45,6 +46,7 @@ from zentrack._store.schema import (
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
     set_native,
+    set_natives,
 )
 from zentrack._store.sqlite_reads import SqliteReader, add_indexes
 from zentrack.exceptions import StoreError
@@ -395,14 +397,16 @@ class MetadataStore(StoreReads):
             execution = pb.Execution(
                 type_id=self._step_type_id(data["step"]),
                 external_id=data["fp"] if new_first.get(data["fp"]) == record_id else record_id,
-                last_known_state=pb.Execution.State.Value(data["st"]),
+                last_known_state=EXECUTION_STATES[data["st"]],
             )
             props = execution.custom_properties
+            # Without a tag anywhere in the line, its JSON values are the values themselves.
+            tagged = '"__tuple__"' in text or '"__dict__"' in text
             try:
-                for name, value in untag(data["p"]).items():
-                    set_native(props[name], value)
-                for name, value in untag(data.get("m") or {}).items():
-                    set_native(props[METRIC_PREFIX + name], value)
+                set_natives(props, untag(data["p"]) if tagged else data["p"])
+                metrics = data.get("m")
+                if metrics:
+                    set_natives(props, untag(metrics) if tagged else metrics, METRIC_PREFIX)
             except Exception as exc:  # never let one record block the others
                 props.clear()
                 props[PROP_ERROR].string_value = f"native properties not written: {exc!r}"
