@@ -323,7 +323,6 @@ class Tracker:
                 written += self._flush_memory()
             if self._append is None:  # try the journal again: the folder may be fixed
                 self._append = self._journal.append
-            self.store.release()  # reads use the direct reader again (see MetadataStore)
             return written
 
     def needs_flush(self) -> bool:
@@ -348,8 +347,12 @@ class Tracker:
         must not hide what the store already holds: the read goes on, with a
         warning saying how many records it cannot show yet and why.
         """
-        if not self.needs_flush():
-            return
+        if self.needs_flush():
+            self._flush_and_warn()
+        with self._lock:  # no flush is using MLMD now: the read may close it
+            self.store.release()
+
+    def _flush_and_warn(self) -> None:
         try:
             self.flush()
         except StoreError as exc:
