@@ -347,3 +347,23 @@ class TestProbes:
         )
         assert expected == actual
         assert not math.isnan(actual[0][0])
+
+
+class TestReplacedFile:
+    def test_a_store_file_replaced_under_a_reader_is_read_anew(self, store_path, tmp_path):
+        """A backup restored over the store: the next read sees the restored records."""
+        keep(1)
+        zt.flush()
+        backup = tmp_path / "backup.sqlite"
+        source, target = sqlite3.connect(store_path), sqlite3.connect(backup)
+        source.backup(target)
+        source.close()
+        target.close()
+        keep(2)
+        before = [r.params["value"] for r in zt.find(step="keep")]
+        for suffix in ("-wal", "-shm"):  # a restore replaces the whole store
+            store_path.with_name(store_path.name + suffix).unlink(missing_ok=True)
+        os.replace(backup, store_path)
+        after = [r.params["value"] for r in zt.find(step="keep")]
+        expected = ([1, 2], [1])
+        assert expected == (before, after)

@@ -112,10 +112,17 @@ class SqliteReader:
         """This thread's connection, or ``None`` if the file cannot be read this way."""
         local = self._local
         con: sqlite3.Connection | None = getattr(local, "con", None)
-        if con is not None and local.pid == os.getpid():
+        try:
+            inode = os.stat(self.path).st_ino
+        except OSError:
+            inode = None
+        if con is not None and local.pid == os.getpid() and local.inode == inode:
             return con
+        if con is not None and local.pid == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                con.close()  # the file was replaced: its new content is read anew
         local.con = None  # a forked child never uses its parent's connection
-        if not self.path.is_file():
+        if inode is None:
             return None
         try:
             con = sqlite3.connect(
@@ -135,7 +142,7 @@ class SqliteReader:
         if version != SCHEMA_VERSION:
             con.close()
             return None
-        local.con, local.pid = con, os.getpid()
+        local.con, local.pid, local.inode = con, os.getpid(), inode
         return con
 
     def close(self) -> None:
