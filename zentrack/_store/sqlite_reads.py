@@ -23,8 +23,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import attrs
-
 from zentrack._record.line import Record, parse_line, record_from_line
 from zentrack._store.candidates import Condition, PropertyTable, probes
 from zentrack._store.schema import (
@@ -71,10 +69,13 @@ RECORD_JOIN: Final = (
 
 def record_of(row: Sequence[Any]) -> Record:
     """The :class:`Record` of one row of :data:`RECORD_COLUMNS`."""
-    record = record_from_line(parse_line(row[1]), execution_id=row[0])
-    if row[2] is not None:
-        record = attrs.evolve(record, cached_execution_id=int(row[2]))
-    return record
+    text: str = row[1]
+    return record_from_line(
+        parse_line(text),
+        execution_id=row[0],
+        tagged='"__tuple__"' in text or '"__dict__"' in text,
+        cached_execution_id=None if row[2] is None else int(row[2]),
+    )
 
 
 def oldest_first(records: list[Record]) -> list[Record]:
