@@ -31,6 +31,8 @@ _MARKER: Final = ".alive"
 #: process may be between creating it and locking it (see ``_Alive.acquire``).
 MARKER_GRACE: Final = 60.0
 _NOT_HOST: Final = re.compile(r"[^A-Za-z0-9._-]")
+#: Seconds a folder must have been unchanged for its mtime to tell later changes apart.
+SETTLED: Final = 1.0
 
 
 def _host_prefixes() -> tuple[str, ...]:
@@ -51,11 +53,55 @@ class Backlog:
         #: journal name -> the offset last read from its ``.offset`` file.
         self._committed: dict[str, int] = {}
         self._hosts = _host_prefixes()
+        #: The folder's mtime at the last full scan, if it had not changed for
+        #: :data:`SETTLED` seconds then (else None), and what that scan found.
+        self._settled_mtime: int | None = None
+        self._journals: list[str] = []
+        self._markers: list[str] = []
 
     def scan(self) -> tuple[bool, list[Path]]:
-        """One pass over the folder: (unwritten journal bytes?, dead markers of this host)."""
+        """(unwritten journal bytes?, dead markers of this host), from sizes and lock probes.
+
+        A file created or deleted changes the folder's mtime; appends do not.
+        While the folder is unchanged since a full scan, its journals and
+        markers are known: one ``stat`` per journal (and a probe per marker)
+        replaces the listing.  Only a folder unchanged for a second before
+        that scan counts, since file systems keep mtimes at a coarse clock.
+        """
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return False, []
+        if mtime == self._settled_mtime:
+            found = self._known()
+            if found is not None:
+                return found
+        return self._full_scan(mtime)
+
+    def _known(self) -> tuple[bool, list[Path]] | None:
+        committed = self._committed
+        pending = False
+        for name in self._journals:
+            path = os.path.join(self.directory, name)
+            try:
+                size = os.stat(path, follow_symlinks=False).st_size
+            except FileNotFoundError:
+                return None  # retired since: list the folder again
+            if size > committed[name]:
+                committed[name] = read_offset(Path(path))
+                pending = pending or size > committed[name]
+        dead = [
+            Path(self.directory, name)
+            for name in self._markers
+            if not writer_alive(Path(self.directory, name))
+        ]
+        return pending, dead
+
+    def _full_scan(self, mtime: int) -> tuple[bool, list[Path]]:
+        scanned = time.time_ns()
         known = self._committed
         seen: dict[str, int] = {}
+        markers: list[str] = []
         pending = False
         dead: list[Path] = []
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -77,10 +123,13 @@ class Backlog:
                     name.endswith(_MARKER)
                     and name.startswith(self._hosts)
                     and not entry.is_symlink()
-                    and not writer_alive(Path(entry.path))
                 ):
-                    dead.append(Path(entry.path))
+                    markers.append(name)
+                    if not writer_alive(Path(entry.path)):
+                        dead.append(Path(entry.path))
         self._committed = seen  # journals retired since are forgotten
+        self._journals, self._markers = list(seen), markers
+        self._settled_mtime = mtime if scanned - mtime >= SETTLED * 1e9 else None
         return pending, dead
 
     def pending(self) -> bool:
@@ -92,8 +141,9 @@ class Backlog:
         return self.scan()[1]
 
     def forget(self) -> None:
-        """Drop the remembered offsets (after a fork; rereading them is cheap)."""
+        """Drop what was remembered (after a fork; rereading it is cheap)."""
         self._committed = {}
+        self._settled_mtime = None
 
 
 def retire_dead_markers(directory: Path, grace: float = MARKER_GRACE) -> list[Path]:
