@@ -349,8 +349,9 @@ class Tracker:
         """
         if self.needs_flush():
             self._flush_and_warn()
-        with self._lock:  # no flush is using MLMD now: the read may close it
-            self.store.release()
+        if self.store.is_open:
+            with self._lock:  # no flush is using MLMD now: the read may close it
+                self.store.release()
 
     def _flush_and_warn(self) -> None:
         try:

@@ -183,9 +183,12 @@ class SqliteReader:
         indexes string properties by ``(name, is_custom_property, string_value)``.
         """
         sql = (
-            f"SELECT {RECORD_COLUMNS} FROM ExecutionProperty f "
-            "JOIN Execution e ON e.id = f.execution_id "
-            f"{RECORD_JOIN} WHERE f.name = {literal(PROP_FINGERPRINT)} "
+            "SELECT f.execution_id, r.string_value, c.int_value FROM ExecutionProperty f "
+            "JOIN ExecutionProperty r ON r.execution_id = f.execution_id "
+            f"AND r.name = {literal(PROP_RECORD)} AND r.is_custom_property = 1 "
+            "LEFT JOIN ExecutionProperty c ON c.execution_id = f.execution_id "
+            f"AND c.name = {literal(PROP_CACHED_FROM)} AND c.is_custom_property = 1 "
+            f"WHERE f.name = {literal(PROP_FINGERPRINT)} "
             "AND f.is_custom_property = 1 AND f.string_value = ?"
         )
         rows = self._rows(sql, (fingerprint,))

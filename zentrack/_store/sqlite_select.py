@@ -272,31 +272,42 @@ class _Best:
 def _newest(
     con: sqlite3.Connection, where: str, args: list[Any], accept: Callable[[Record], bool], k: int
 ) -> list[Record]:
-    """The newest ``k``: read newest written first; stop when none unread can be newer.
+    """The newest ``k``: the newest written first, then every record that may still be newer.
 
-    The scan reads ids, create times and start times only (``t0`` is
-    extracted in SQLite); a record is decoded only if it can be among the
-    newest ``k``.
+    Once ``k`` records are accepted, the ``k``-th start time bounds the rest:
+    a record started later was written (create time) no earlier than
+    :data:`CLOCK_SLACK` before it.  SQLite then reads that create-time range
+    and keeps, in C, only the records started no earlier than the ``k``-th
+    (``t0`` by ``json_extract``); only those are decoded.
     """
-    sql = (
-        "SELECT e.id, e.create_time_since_epoch, json_extract(r.string_value, '$.t0') "
-        f"FROM Execution e INDEXED BY idx_execution_create_time_since_epoch {RECORD_JOIN} "
+    newest = (
+        f"SELECT e.id FROM Execution e INDEXED BY idx_execution_create_time_since_epoch "
         f"WHERE {where} ORDER BY e.create_time_since_epoch DESC"
     )
     fetch = _fetch(where)
     best = _Best(k, Order(STARTED, descending=True))
-    for execution_id, created, t0 in con.execute(sql, args):
-        if best.full:
-            worst = best.worst()  # (-started, -id)
-            if created / 1000 + CLOCK_SLACK < -worst[0]:
-                break  # unread records started before their (older) create times
-            if (-(t0 or 0) / 1e9, -execution_id) >= worst:
-                continue  # cannot be among the newest k
+    seen: set[int] = set()
+    for (execution_id,) in con.execute(newest, args):
+        seen.add(execution_id)
         row = con.execute(fetch, [execution_id, *args]).fetchone()
-        if row is None:
+        if row is not None and accept(record := record_of(row)):
+            best.offer(record)
+            if best.full:
+                break
+    if not best.full:
+        return best.records()  # fewer than k match at all
+    kth = -best.worst()[0]  # the k-th start time, seconds
+    rest = (
+        f"SELECT e.id FROM Execution e INDEXED BY idx_execution_create_time_since_epoch "
+        f"{RECORD_JOIN} WHERE {where} AND e.create_time_since_epoch >= ? "
+        "AND COALESCE(json_extract(r.string_value, '$.t0'), 0) / 1e9 >= ?"
+    )
+    bound = math.floor((kth - CLOCK_SLACK) * 1000)
+    for (execution_id,) in con.execute(rest, [*args, bound, kth]).fetchall():
+        if execution_id in seen:
             continue
-        record = record_of(row)
-        if accept(record):
+        row = con.execute(fetch, [execution_id, *args]).fetchone()
+        if row is not None and accept(record := record_of(row)):
             best.offer(record)
     return best.records()
 
