@@ -367,3 +367,32 @@ class TestReplacedFile:
         after = [r.params["value"] for r in zt.find(step="keep")]
         expected = ([1, 2], [1])
         assert expected == (before, after)
+
+
+class TestUnreadableRows:
+    def test_a_row_that_is_no_record_is_left_out_with_a_warning(self, store_path, caplog):
+        """Someone who can write the store broke one record: every read skips it and says so."""
+        keep(1)
+        keep(2)
+        fingerprint = zt.find(step="keep", value=2)[0].fingerprint
+        zt.flush()
+        connection = sqlite3.connect(store_path)
+        with connection:
+            connection.execute(
+                "UPDATE ExecutionProperty SET string_value = '{\"not\": \"a record\"}' "
+                "WHERE name = 'zentrack.record' AND execution_id = "
+                "(SELECT execution_id FROM ExecutionProperty WHERE name = 'zentrack.fingerprint' "
+                "AND string_value = ?)",
+                (fingerprint,),
+            )
+        connection.close()
+        with caplog.at_level("WARNING", logger="zentrack"):
+            found = (
+                [r.params["value"] for r in zt.find(step="keep")],
+                zt.lookup(fingerprint),
+                [r.params["value"] for r in zt.find(step="keep", order_by="-started", limit=5)],
+            )
+        messages = [r.getMessage() for r in caplog.records]
+        warned = [m for m in messages if "no valid zentrack record" in m]
+        expected = (([1], [], [1]), 1)
+        assert expected == (found, len(warned))

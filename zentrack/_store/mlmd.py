@@ -45,7 +45,6 @@ from zentrack._store.schema import (
     PROP_RUN,
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
-    set_native,
     set_natives,
 )
 from zentrack._store.sqlite_reads import SqliteReader, add_indexes
@@ -505,18 +504,24 @@ class MetadataStore(StoreReads):
         it, never against the ``meta.json`` beside them (one indexed read).
         """
         key = f"{OUTPUT_ARTIFACT}/{fingerprint}"
-        artifact = nodes_by_external_ids(self.mlmd, "artifacts", [key]).get(key)
-        if artifact is None:
-            return None
-        props = artifact.custom_properties
+        with self.reading() as reader:
+            values = reader.artifact_properties(key) if reader is not None else None
+        if values is None:
+            artifact = nodes_by_external_ids(self.mlmd, "artifacts", [key]).get(key)
+            if artifact is None:
+                return None
+            props = artifact.custom_properties
+            values = {name: props[name].string_value for name in props}
+            if PROP_OUTPUT_SIZE in props:
+                values[PROP_OUTPUT_SIZE] = props[PROP_OUTPUT_SIZE].int_value
         found: dict[str, Any] = {
-            name: str(props[f"zentrack.{name}"].string_value)
+            name: str(values[f"zentrack.{name}"])
             for name in OUTPUT_PROPS
-            if f"zentrack.{name}" in props
+            if f"zentrack.{name}" in values
         }
-        if PROP_OUTPUT_SIZE not in props or "sha256" not in found or "materializer" not in found:
+        if PROP_OUTPUT_SIZE not in values or "sha256" not in found or "materializer" not in found:
             return None
-        found["size"] = int(props[PROP_OUTPUT_SIZE].int_value)
+        found["size"] = int(values[PROP_OUTPUT_SIZE])
         return found
 
     def records_by_ids(self, execution_ids: Iterable[int]) -> list[Record]:

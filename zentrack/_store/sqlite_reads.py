@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,15 +67,37 @@ RECORD_JOIN: Final = (
 )
 
 
-def record_of(row: Sequence[Any]) -> Record:
-    """The :class:`Record` of one row of :data:`RECORD_COLUMNS`."""
-    text: str = row[1]
-    return record_from_line(
-        parse_line(text),
-        execution_id=row[0],
-        tagged='"__tuple__"' in text or '"__dict__"' in text,
-        cached_execution_id=None if row[2] is None else int(row[2]),
-    )
+def record_of(row: Sequence[Any]) -> Record | None:
+    """The :class:`Record` of one row of :data:`RECORD_COLUMNS`; ``None`` if it holds none.
+
+    Anyone who can write the store can write a row: one that is not a valid
+    record is left out of reads, with a warning (once per row and process).
+    """
+    text = row[1]
+    try:
+        data = parse_line(text)
+        if data.get("kind", "step") != "step":
+            raise ValueError("a run line stored as an execution")
+        return record_from_line(
+            data,
+            execution_id=row[0],
+            tagged='"__tuple__"' in text or '"__dict__"' in text,
+            cached_execution_id=None if row[2] is None else int(row[2]),
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        if row[0] not in _warned:
+            _warned.add(row[0])
+            warn_unreadable([f"{row[0]} ({exc})"])
+        return None
+
+
+def records_of(rows: Iterable[Sequence[Any]]) -> list[Record]:
+    """The records of rows of :data:`RECORD_COLUMNS`, rows holding none left out."""
+    return [record for record in map(record_of, rows) if record is not None]
+
+
+#: Executions already warned about as unreadable in this process.
+_warned: set[int] = set()
 
 
 def oldest_first(records: list[Record]) -> list[Record]:
@@ -192,7 +214,7 @@ class SqliteReader:
             "AND f.is_custom_property = 1 AND f.string_value = ?"
         )
         rows = self._rows(sql, (fingerprint,))
-        return None if rows is None else oldest_first([record_of(row) for row in rows])
+        return None if rows is None else oldest_first(records_of(rows))
 
     def fingerprints_with_prefix(self, prefix: str, limit: int) -> list[str] | None:
         """Up to ``limit`` stored fingerprints starting with ``prefix``: one index range."""
@@ -261,6 +283,19 @@ class SqliteReader:
             return None
         return [(int(cid), str(name), text) for cid, name, text in rows]
 
+    def artifact_properties(self, external_id: str) -> dict[str, Any] | None:
+        """The custom properties of the artifact ``external_id`` (empty: no such artifact).
+
+        Each as MLMD stored it: the int, double or string value, whichever is set.
+        """
+        rows = self._rows(
+            "SELECT p.name, COALESCE(p.int_value, p.double_value, p.string_value) "
+            "FROM Artifact a JOIN ArtifactProperty p ON p.artifact_id = a.id "
+            "AND p.is_custom_property = 1 WHERE a.external_id = ?",
+            (external_id,),
+        )
+        return None if rows is None else dict(rows)
+
     def run_steps(self, context_id: int) -> list[Record] | None:
         """The records of one run's step calls, in call order."""
         sql = (
@@ -268,7 +303,7 @@ class SqliteReader:
             f"{RECORD_JOIN} WHERE a.context_id = ?"
         )
         rows = self._rows(sql, (context_id,))
-        return None if rows is None else oldest_first([record_of(row) for row in rows])
+        return None if rows is None else oldest_first(records_of(rows))
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[Any] | None:
         con = self.connection()

@@ -53,6 +53,7 @@ from zentrack._store.sqlite_reads import (
     RECORD_JOIN,
     SqliteReader,
     record_of,
+    records_of,
 )
 
 #: Seconds a host clock may step back between a call and its write (``-started`` scans).
@@ -197,7 +198,7 @@ def _select(reader: SqliteReader, con: sqlite3.Connection, query: Query) -> list
     order, limit = query.order, query.limit
     if found.driver is not None or limit is None:
         sql, args = found.candidates()
-        records = [r for r in map(record_of, con.execute(sql, args)) if query.accept(r)]
+        records = [r for r in records_of(con.execute(sql, args)) if query.accept(r)]
         return order.sort(records, record_facts)[:limit]
     if limit <= 0:
         return []
@@ -228,10 +229,8 @@ def _oldest(
     out: list[Record] = []
     for (execution_id,) in con.execute(sql, args):
         row = con.execute(fetch, [execution_id, *args]).fetchone()
-        if row is None:
-            continue
-        record = record_of(row)
-        if accept(record):
+        record = record_of(row) if row is not None else None
+        if record is not None and accept(record):
             out.append(record)
             if len(out) == k:
                 break
@@ -290,7 +289,7 @@ def _newest(
     for (execution_id,) in con.execute(newest, args):
         seen.add(execution_id)
         row = con.execute(fetch, [execution_id, *args]).fetchone()
-        if row is not None and accept(record := record_of(row)):
+        if row is not None and (record := record_of(row)) is not None and accept(record):
             best.offer(record)
             if best.full:
                 break
@@ -307,7 +306,7 @@ def _newest(
         if execution_id in seen:
             continue
         row = con.execute(fetch, [execution_id, *args]).fetchone()
-        if row is not None and accept(record := record_of(row)):
+        if row is not None and (record := record_of(row)) is not None and accept(record):
             best.offer(record)
     return best.records()
 
@@ -356,10 +355,9 @@ def _by_value(
             continue
         seen.add(execution_id)
         row = con.execute(fetch, [execution_id, *args]).fetchone()
-        if row is not None:
-            record = record_of(row)
-            if query.accept(record):
-                best.offer(record)
+        record = record_of(row) if row is not None else None
+        if record is not None and query.accept(record):
+            best.offer(record)
     if not best.full or best.worst()[0] != 0:
         return None
     return best.records()
