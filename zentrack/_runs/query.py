@@ -6,10 +6,7 @@ returned, in this process or in any other that wrote to the store.
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,32 +15,46 @@ from typing import Any, Final, Literal, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import RUN_KIND, Record, parse_line, run_annotations
+from zentrack._record.line import Record
 from zentrack._runs.annotate import check_tags
+from zentrack._runs.listing import read_runs, run_from_context
 from zentrack._runs.lists import RecordList, RunList
+from zentrack._runs.matching import (
+    check_limit,
+    matcher,
+    parse_conditions,
+    same_value,
+    split_condition,
+    value_matches,
+)
 from zentrack._runs.pipeline import Run
-from zentrack._step.values import MISSING, untag
-from zentrack._store.candidates import STARTED, Condition, Order, value_of
-from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
+from zentrack._step.values import MISSING
+from zentrack._store.candidates import Order
+from zentrack._store.schema import RUN_CONTEXT
 from zentrack._store.sqlite_select import Query
 
-_OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "lt": operator.lt,
-    "le": operator.le,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "in": lambda value, options: value in options,
-    "contains": lambda value, item: item in value,
-}
+#: Re-exported: the viewer, explain and reruns import them from here.
+__all__ = [
+    "Comparison",
+    "compare_runs",
+    "find",
+    "flush",
+    "get_run",
+    "lookup",
+    "read_run",
+    "read_runs",
+    "run_from_context",
+    "run_matcher",
+    "runs",
+    "same_value",
+    "split_condition",
+    "value_matches",
+]
 #: Fingerprints are sha256 hex digests; :func:`lookup` takes prefixes this long or longer.
 FINGERPRINT_LENGTH: Final = 64
 MIN_PREFIX: Final = 8
 _HEX: Final = "0123456789abcdef"
 log = logging.getLogger("zentrack")
-#: The order of :func:`runs`: newest first.
-NEWEST: Final = Order(STARTED, descending=True)
 
 
 def flush() -> int:
@@ -90,74 +101,6 @@ def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
     raise LookupError(
         f"Fingerprint prefix {prefix!r} is ambiguous: {listed} start with it; give more of it."
     )
-
-
-def same_value(expected: Any, actual: Any) -> bool:
-    """Equality that keeps 1, 1.0 and True apart, as the store does."""
-    if type(expected) is not type(actual):
-        return False
-    if isinstance(expected, (list, tuple)):
-        return len(expected) == len(actual) and all(map(same_value, expected, actual))
-    if isinstance(expected, dict):
-        return expected.keys() == actual.keys() and all(
-            same_value(v, actual[k]) for k, v in expected.items()
-        )
-    return bool(expected == actual)
-
-
-def split_condition(key: str) -> tuple[str, str]:
-    """``"lr__lt"`` -> ``("lr", "lt")``; no operator is ``eq``.
-
-    Raises:
-        ValueError: an unknown operator, naming it and the known ones.
-    """
-    name, _, op = key.rpartition("__") if "__" in key else (key, "", "eq")
-    if op not in _OPERATORS:
-        raise ValueError(
-            f"unknown operator {op!r} in {key!r}; use one of "
-            f"{', '.join('__' + o for o in _OPERATORS)} (or none for equality)."
-        )
-    return name, op
-
-
-def value_matches(op: str, expected: Any, actual: Any) -> bool:
-    """Whether ``actual`` satisfies ``name__op=expected`` (``eq`` keeps 1, 1.0, True apart)."""
-    if op == "eq":
-        return same_value(expected, actual)
-    if op == "ne":
-        return not same_value(expected, actual)
-    try:
-        return bool(_OPERATORS[op](actual, expected))
-    except TypeError:
-        return False
-
-
-def parse_conditions(conditions: Mapping[str, Any], caller: str) -> list[Condition]:
-    """``{"lr__lt": 0.1}`` -> conditions; an unknown operator is a ValueError naming ``caller``."""
-    parsed = []
-    for key, value in conditions.items():
-        try:
-            name, op = split_condition(key)
-        except ValueError as exc:
-            raise ValueError(f"{caller}(): {exc}") from None
-        parsed.append(Condition(name, op, value))
-    return parsed
-
-
-def _matcher(condition: Condition) -> Callable[[Mapping[str, Any], Mapping[str, Any]], bool]:
-    """The exact test of one condition on a record's (or run's) params and metrics."""
-    name, op, expected = condition.name, condition.op, condition.value
-
-    def match(params: Mapping[str, Any], metrics: Mapping[str, Any]) -> bool:
-        actual = value_of(params, metrics, name)
-        return actual is not MISSING and value_matches(op, expected, actual)
-
-    return match
-
-
-def _check_limit(limit: int | None, caller: str) -> None:
-    if limit is not None and (type(limit) is not int or limit < 0):
-        raise ValueError(f"{caller}(): limit must be None or an int >= 0 (got {limit!r}).")
 
 
 def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
@@ -223,9 +166,9 @@ def find(
             it come after, oldest first.
     """
     parsed = parse_conditions(conditions, "find")
-    matchers = [_matcher(c) for c in parsed]
+    matchers = [matcher(c) for c in parsed]
     order = Order.parse(order_by)
-    _check_limit(limit, "find")
+    check_limit(limit, "find")
 
     def accept(record: Record) -> bool:
         if state is not None and record.state != state:
@@ -235,56 +178,6 @@ def find(
     tracker = _tracker.active()
     tracker.flush_for_read()
     return RecordList(tracker.store.select(Query(step, tuple(parsed), state, accept, order, limit)))
-
-
-def run_from_context(store: Any, context: Any) -> Run[Any]:
-    """The run an MLMD run context records; its steps are read when first asked for.
-
-    Raises:
-        ValueError: the context's record is not a valid run line (someone who
-            can write the store wrote it).
-    """
-    props = context.custom_properties
-    text = props[PROP_RECORD].string_value if PROP_RECORD in props else None
-    return run_from_record(store, context.id, context.name, text)
-
-
-def run_from_record(store: Any, context_id: int, run_id: str, text: str | None) -> Run[Any]:
-    """The run a run context's record (its ``zentrack.record`` text) describes.
-
-    Listing runs then costs one read for all of them, not one more per run:
-    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
-    they use.
-
-    Raises:
-        ValueError: the record is not a valid run line (someone who can write
-            the store wrote it).
-    """
-    data: dict[str, Any] = {"id": run_id, "st": "RUNNING", "pipeline": ""}
-    if text is not None:
-        data = parse_line(text)
-        if data.get("kind") != RUN_KIND:
-            raise ValueError("the record is not a run line")
-    config = data.get("config")
-    metrics, tags, note = run_annotations(data)
-    return Run(
-        id=run_id,
-        pipeline=data.get("pipeline", ""),
-        state=data.get("st", "RUNNING"),
-        steps=None,
-        loader=functools.partial(store.run_steps, context_id),
-        params=untag(data.get("p") or {}),
-        config_path=Path(config) if config else None,
-        started=data.get("t0", 0) / 1e9,
-        ended=data["t1"] / 1e9 if data.get("t1") else None,
-        source=data.get("src", ""),
-        error=data.get("err"),
-        context_id=context_id,
-        run_metrics=metrics,
-        tags=tags,
-        notes=note,
-        config_sha256=data.get("config_sha256"),
-    )
 
 
 def runs(
@@ -313,7 +206,7 @@ def runs(
     wanted = check_tags(tags or {}, removable=False)
     parsed = parse_conditions(conditions, "runs")
     order = Order.parse(order_by, default="-started", caller="runs")
-    _check_limit(limit, "runs")
+    check_limit(limit, "runs")
     tracker = _tracker.active()
     tracker.flush_for_read()
     return read_runs(
@@ -325,76 +218,6 @@ def runs(
         order=order,
         limit=limit,
     )
-
-
-def read_runs(
-    store: Any,
-    pipeline: str | None = None,
-    *,
-    state: str | None = None,
-    tags: Mapping[str, str | None] | None = None,
-    conditions: Sequence[Condition] = (),
-    order: Order = NEWEST,
-    limit: int | None = None,
-) -> RunList:
-    """:func:`runs` without the flush first (a reader that flushes on its own terms).
-
-    On SQLite the conditions narrow the runs read in SQL (then each run is
-    confirmed exactly).  Without conditions, tags or another order, only the
-    runs returned are built.  A stored run whose record is not a valid run
-    line (someone who can write the store changed it) is left out, with one
-    warning naming it.
-    """
-    wanted = dict(tags or {})
-    matchers = [_matcher(c) for c in conditions]
-    rows = store.run_rows(pipeline, tuple(conditions))
-    if not matchers and not wanted and order.key == STARTED:
-        rows.sort(key=lambda row: (_started(row[2]), row[1]), reverse=order.descending)
-        chosen: list[Run[Any]] = []
-        for run in _built(store, rows):
-            if state is None or run.state == state:
-                chosen.append(run)
-                if limit is not None and len(chosen) >= limit:
-                    break
-        return RunList(chosen)
-    found = [
-        run
-        for run in _built(store, rows)
-        if (state is None or run.state == state)
-        and all(run.tags.get(k) == v for k, v in wanted.items())
-        and all(m(run.params, run.run_metrics) for m in matchers)
-    ]
-    return RunList(order.sort(found, _run_facts)[:limit])
-
-
-def _started(text: str | None) -> float:
-    """A run record's start time, as :func:`run_from_record` reads it (0 when unreadable)."""
-    try:
-        t0 = json.loads(text).get("t0", 0) if text else 0
-        return t0 / 1e9 if type(t0) is int else 0.0
-    except (ValueError, AttributeError, RecursionError):
-        return 0.0
-
-
-def _built(store: Any, rows: Sequence[tuple[int, str, str | None]]) -> Any:
-    """The runs of context rows, in order; unreadable ones left out with one warning."""
-    unreadable = []
-    for context_id, name, text in rows:
-        try:
-            yield run_from_record(store, context_id, name, text)
-        except (ValueError, TypeError, AttributeError) as exc:
-            unreadable.append(f"{name!r} ({exc})")
-    if unreadable:
-        log.warning(
-            "zentrack: %d stored run(s) hold no valid zentrack run record and are left out: "
-            "%s. Someone who can write the store changed them; inspect them with ml_metadata.",
-            len(unreadable),
-            "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
-        )
-
-
-def _run_facts(run: Run[Any]) -> tuple[Mapping[str, Any], Mapping[str, Any], float, Any]:
-    return run.params, run.run_metrics, run.started, run.id
 
 
 def get_run(run_id: str) -> Run[Any]:
