@@ -309,53 +309,26 @@ class Tracker:
             if self._journal is None:
                 return self._flush_memory()
             self._reap_drainer()
-            written = 0
             pending, dead = self._backlog.scan() if self._backlog is not None else (True, [])
-            if pending or dead:  # else nothing to do: no lock taken, no file written
-                written = drain(
-                    self.location,
-                    self.store,
-                    reconcile=bool(dead),
-                    timeout=timeout,
-                    progress=progress,
-                )
+            written = 0 if not (pending or dead) else drain(  # nothing waits: no lock, no write
+                self.location, self.store, reconcile=bool(dead), timeout=timeout, progress=progress
+            )
             if self._memory_lines:  # the journal could not be written
                 written += self._flush_memory()
             if self._append is None:  # try the journal again: the folder may be fixed
                 self._append = self._journal.append
             return written
 
-    def needs_flush(self) -> bool:
-        """Tell, without a lock or a write, whether a read must flush first.
-
-        True when records wait in memory or in any journal of the store (of
-        any process), or a dead process's run must be marked FAILED; see
-        :mod:`zentrack._record.backlog`.
-        """
-        if self._memory_lines:
-            return True
-        if self._backlog is None:
-            return False
-        pending, dead = self._backlog.scan()
-        return pending or bool(dead)
-
     def flush_for_read(self) -> None:
         """Flush before a read; if the store cannot take the records, read anyway.
 
-        Nothing waiting (the usual case) costs one directory scan: no lock,
-        no file written.  A read-only store, a full disk or a stuck writer
-        must not hide what the store already holds: the read goes on, with a
-        warning saying how many records it cannot show yet and why.
+        Nothing waiting costs no lock and no write (:mod:`.backlog`).  A read-only
+        store, a full disk or a stuck writer must not hide what the store holds:
+        the read goes on, warning how many records it cannot show yet and why.
         """
-        if self.needs_flush():
-            self._flush_and_warn()
-        if self.store.is_open:
-            with self._lock:  # no flush is using MLMD now: the read may close it
-                self.store.release()
-
-    def _flush_and_warn(self) -> None:
-        try:
-            self.flush()
+        try:  # records wait here or in any journal, or a dead run waits to be marked FAILED
+            if self._memory_lines or (self._backlog is not None and any(self._backlog.scan())):
+                self.flush()
         except StoreError as exc:
             if self.strict:
                 raise
@@ -365,6 +338,9 @@ class Tracker:
                 log.info("zentrack: %d record(s) waiting are not in this read", waiting)
             else:
                 log.debug("zentrack: flush before a read failed, nothing was waiting: %s", exc)
+        if self.store.is_open:
+            with self._lock:  # no flush uses MLMD now: the read may close it
+                self.store.release()
 
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""
