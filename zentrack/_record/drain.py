@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._files import is_link_error, make_dirs, open_own
+from zentrack._record.backlog import retire_dead_markers
 from zentrack._record.journal import (
     Chunk,
     alive_path,
@@ -183,7 +184,8 @@ def drain_journals(
             if len(lines) >= batch:
                 marks.append((chunk.path, position))
                 commit()
-        marks.append((chunk.path, chunk.end))
+        if chunk.end > chunk.start:  # an offset that did not move is not rewritten
+            marks.append((chunk.path, chunk.end))
         finished.append(chunk)
     commit()
     quarantine.report()
@@ -254,7 +256,8 @@ def drain(
 ) -> int:
     """Drain all journals of ``location`` under its writer lock.
 
-    With ``reconcile``, also mark FAILED the runs whose process died.
+    With ``reconcile``, also mark FAILED the runs whose process died (the
+    caller found a dead process's ``.alive`` marker: see :mod:`.backlog`).
     ``timeout`` bounds the wait for the lock (see :func:`writer_lock`);
     ``progress(n)`` hears of each batch written.
     """
@@ -267,6 +270,7 @@ def drain(
             written = drain_journals(store, location.journal_dir, progress=progress)
             if reconcile:
                 reconcile_runs(store, location.journal_dir)
+                retire_dead_markers(location.journal_dir)
         except OSError as exc:  # offsets and finished journals are kept in that folder
             raise StoreError(
                 f"Journal folder {str(location.journal_dir)!r} cannot be written "

@@ -439,15 +439,28 @@ def validate_line(data: Any) -> dict[str, Any]:
     return data
 
 
-def record_from_line(data: dict[str, Any], execution_id: int | None = None) -> Record:
-    """Build a :class:`Record` from a parsed journal line."""
+def record_from_line(
+    data: dict[str, Any],
+    execution_id: int | None = None,
+    *,
+    tagged: bool = True,
+    cached_execution_id: int | None = None,
+) -> Record:
+    """Build a :class:`Record` from a parsed journal line.
+
+    ``tagged=False`` says the line's text holds no ``"__tuple__"`` or
+    ``"__dict__"`` tag, so its params and metrics are used as parsed.
+    """
+    params = data["p"] or {}
+    metrics = data.get("m") or {}
     return Record(
         step=data["step"],
         fingerprint=data["fp"],
-        params=untag(data["p"]) if data["p"] else {},
+        params=untag(params) if tagged else params,
         state=data["st"],
-        metrics=untag(data.get("m") or {}),
+        metrics=untag(metrics) if tagged else metrics,
         execution_id=execution_id,
+        cached_execution_id=cached_execution_id,
         run_id=data.get("run"),
         record_id=data["id"],
         source=data.get("src", ""),

@@ -30,6 +30,7 @@ from zentrack._cache.outputs import OutputCache
 from zentrack._files import make_dirs
 from zentrack._log import configure as configure_log
 from zentrack._progress import progress
+from zentrack._record.backlog import Backlog
 from zentrack._record.drain import drain, lock_timeout, start_drainer
 from zentrack._record.journal import JournalWriter, pending_chunks
 from zentrack._record.past_journal import PastJournal
@@ -114,6 +115,7 @@ class Tracker:
             else None
         )
         self._append = self._journal.append if self._journal is not None else None
+        self._backlog = Backlog(journal_dir) if journal_dir is not None else None
         self._memory_lines: list[bytes] = []
         self._waiting = 0
         self._oldest: float | None = None  # monotonic time of the oldest waiting record
@@ -307,8 +309,9 @@ class Tracker:
             if self._journal is None:
                 return self._flush_memory()
             self._reap_drainer()
-            written = drain(
-                self.location, self.store, reconcile=True, timeout=timeout, progress=progress
+            pending, dead = self._backlog.scan() if self._backlog is not None else (True, [])
+            written = 0 if not (pending or dead) else drain(  # nothing waits: no lock, no write
+                self.location, self.store, reconcile=bool(dead), timeout=timeout, progress=progress
             )
             if self._memory_lines:  # the journal could not be written
                 written += self._flush_memory()
@@ -319,12 +322,13 @@ class Tracker:
     def flush_for_read(self) -> None:
         """Flush before a read; if the store cannot take the records, read anyway.
 
-        A read-only store, a full disk or a stuck writer must not hide what
-        the store already holds: the read goes on, with a warning saying how
-        many records it cannot show yet and why.
+        Nothing waiting costs no lock and no write (:mod:`.backlog`).  A read-only
+        store, a full disk or a stuck writer must not hide what the store holds:
+        the read goes on, warning how many records it cannot show yet and why.
         """
-        try:
-            self.flush()
+        try:  # records wait here or in any journal, or a dead run waits to be marked FAILED
+            if self._memory_lines or (self._backlog is not None and any(self._backlog.scan())):
+                self.flush()
         except StoreError as exc:
             if self.strict:
                 raise
@@ -334,6 +338,9 @@ class Tracker:
                 log.info("zentrack: %d record(s) waiting are not in this read", waiting)
             else:
                 log.debug("zentrack: flush before a read failed, nothing was waiting: %s", exc)
+        if self.store.is_open:
+            with self._lock:  # no flush uses MLMD now: the read may close it
+                self.store.release()
 
     def has_stale_journals(self) -> bool:
         """Tell whether records of dead processes wait in this store's journals."""
@@ -422,6 +429,8 @@ class Tracker:
         """In a forked child: a fresh journal, id sequence and flush state."""
         if self._journal is not None:
             self._journal.forget_after_fork()
+        if self._backlog is not None:
+            self._backlog.forget()
         self._memory_lines = []
         self._waiting = 0
         self._oldest = None

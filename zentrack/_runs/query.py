@@ -6,9 +6,7 @@ returned, in this process or in any other that wrote to the store.
 
 from __future__ import annotations
 
-import functools
 import logging
-import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,23 +15,41 @@ from typing import Any, Final, Literal, overload
 import attrs
 
 from zentrack._record import tracker as _tracker
-from zentrack._record.line import RUN_KIND, Record, parse_line, run_annotations
+from zentrack._record.line import Record
 from zentrack._runs.annotate import check_tags
+from zentrack._runs.listing import read_runs, run_from_context
 from zentrack._runs.lists import RecordList, RunList
+from zentrack._runs.matching import (
+    check_limit,
+    matcher,
+    parse_conditions,
+    same_value,
+    split_condition,
+    value_matches,
+)
 from zentrack._runs.pipeline import Run
-from zentrack._step.values import MISSING, untag
-from zentrack._store.schema import PROP_RECORD, RUN_CONTEXT
+from zentrack._step.values import MISSING
+from zentrack._store.candidates import Order
+from zentrack._store.schema import RUN_CONTEXT
+from zentrack._store.sqlite_select import Query
 
-_OPERATORS: Final[dict[str, Callable[[Any, Any], bool]]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "lt": operator.lt,
-    "le": operator.le,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "in": lambda value, options: value in options,
-    "contains": lambda value, item: item in value,
-}
+#: Re-exported: the viewer, explain and reruns import them from here.
+__all__ = [
+    "Comparison",
+    "compare_runs",
+    "find",
+    "flush",
+    "get_run",
+    "lookup",
+    "read_run",
+    "read_runs",
+    "run_from_context",
+    "run_matcher",
+    "runs",
+    "same_value",
+    "split_condition",
+    "value_matches",
+]
 #: Fingerprints are sha256 hex digests; :func:`lookup` takes prefixes this long or longer.
 FINGERPRINT_LENGTH: Final = 64
 MIN_PREFIX: Final = 8
@@ -87,59 +103,6 @@ def _lookup_prefix(store: Any, prefix: str) -> list[Record]:
     )
 
 
-def same_value(expected: Any, actual: Any) -> bool:
-    """Equality that keeps 1, 1.0 and True apart, as the store does."""
-    if type(expected) is not type(actual):
-        return False
-    if isinstance(expected, (list, tuple)):
-        return len(expected) == len(actual) and all(map(same_value, expected, actual))
-    if isinstance(expected, dict):
-        return expected.keys() == actual.keys() and all(
-            same_value(v, actual[k]) for k, v in expected.items()
-        )
-    return bool(expected == actual)
-
-
-def split_condition(key: str) -> tuple[str, str]:
-    """``"lr__lt"`` -> ``("lr", "lt")``; no operator is ``eq``.
-
-    Raises:
-        ValueError: an unknown operator, naming it and the known ones.
-    """
-    name, _, op = key.rpartition("__") if "__" in key else (key, "", "eq")
-    if op not in _OPERATORS:
-        raise ValueError(
-            f"unknown operator {op!r} in {key!r}; use one of "
-            f"{', '.join('__' + o for o in _OPERATORS)} (or none for equality)."
-        )
-    return name, op
-
-
-def value_matches(op: str, expected: Any, actual: Any) -> bool:
-    """Whether ``actual`` satisfies ``name__op=expected`` (``eq`` keeps 1, 1.0, True apart)."""
-    if op == "eq":
-        return same_value(expected, actual)
-    if op == "ne":
-        return not same_value(expected, actual)
-    try:
-        return bool(_OPERATORS[op](actual, expected))
-    except TypeError:
-        return False
-
-
-def _matcher(key: str, expected: Any) -> Callable[[Record], bool]:
-    try:
-        name, op = split_condition(key)
-    except ValueError as exc:
-        raise ValueError(f"find(): {exc}") from None
-
-    def match(record: Record) -> bool:
-        actual = record.params.get(name, MISSING)
-        return actual is not MISSING and value_matches(op, expected, actual)
-
-    return match
-
-
 def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
     """A test of runs against ``name[__op]=value`` conditions on their params and metrics.
 
@@ -174,69 +137,47 @@ def run_matcher(conditions: Mapping[str, Any]) -> Callable[[Run[Any]], bool]:
     return match
 
 
-def find(step: str | None = None, *, state: str | None = None, **conditions: Any) -> RecordList:
-    """Return the records whose parameters match, oldest first.
+def find(
+    step: str | None = None,
+    *,
+    state: str | None = None,
+    limit: int | None = None,
+    order_by: str | None = None,
+    **conditions: Any,
+) -> RecordList:
+    """Return the records whose parameters (or metrics) match, oldest first.
 
     Conditions are ``name=value`` (exact, type included: ``lr=1`` does not
     match ``lr=1.0``) or ``name__op=value`` with ``op`` one of ``ne``,
-    ``lt``, ``le``, ``gt``, ``ge``, ``in``, ``contains``.
+    ``lt``, ``le``, ``gt``, ``ge``, ``in``, ``contains``.  ``name`` is a
+    parameter or a logged metric (``accuracy__gt=0.9``); a record with both
+    a parameter and a metric of that name is judged on the parameter.  A
+    parameter named like an argument below is queried as ``limit__eq=5``.
+    On SQLite the conditions are answered from MLMD's indexes, then every
+    candidate is confirmed on its exact values.
 
     Args:
         step: only this step's records (default: every step).
         state: only records in this state (``"COMPLETE"``, ``"FAILED"``, ...).
+        limit: at most this many records (the first ones in the order).
+        order_by: ``"started"`` (default: oldest first), ``"-started"``
+            (newest first), or a parameter or metric name, smallest first
+            (``"-accuracy"``: largest first); records without a number for
+            it come after, oldest first.
     """
-    matchers = [_matcher(key, value) for key, value in conditions.items()]
+    parsed = parse_conditions(conditions, "find")
+    matchers = [matcher(c) for c in parsed]
+    order = Order.parse(order_by)
+    check_limit(limit, "find")
+
+    def accept(record: Record) -> bool:
+        if state is not None and record.state != state:
+            return False
+        return all(m(record.params, record.metrics) for m in matchers)
+
     tracker = _tracker.active()
     tracker.flush_for_read()
-    store = tracker.store
-    names = [step] if step is not None else store.step_names()
-    found = [
-        record
-        for name in names
-        for record in store.step_records(name)
-        if (state is None or record.state == state) and all(m(record) for m in matchers)
-    ]
-    found.sort(key=lambda r: (r.started, r.execution_id or 0))
-    return RecordList(found)
-
-
-def run_from_context(store: Any, context: Any) -> Run[Any]:
-    """The run an MLMD run context records; its steps are read when first asked for.
-
-    Listing runs then costs one read for all of them, not one more per run:
-    ``zt.runs(tags=...)`` and the viewer's list read steps only for the runs
-    they use.
-
-    Raises:
-        ValueError: the context's record is not a valid run line (someone who
-            can write the store wrote it).
-    """
-    props = context.custom_properties
-    data: dict[str, Any] = {"id": context.name, "st": "RUNNING", "pipeline": ""}
-    if PROP_RECORD in props:
-        data = parse_line(props[PROP_RECORD].string_value)
-        if data.get("kind") != RUN_KIND:
-            raise ValueError("the record is not a run line")
-    config = data.get("config")
-    metrics, tags, note = run_annotations(data)
-    return Run(
-        id=context.name,
-        pipeline=data.get("pipeline", ""),
-        state=data.get("st", "RUNNING"),
-        steps=None,
-        loader=functools.partial(store.run_steps, context.id),
-        params=untag(data.get("p") or {}),
-        config_path=Path(config) if config else None,
-        started=data.get("t0", 0) / 1e9,
-        ended=data["t1"] / 1e9 if data.get("t1") else None,
-        source=data.get("src", ""),
-        error=data.get("err"),
-        context_id=context.id,
-        run_metrics=metrics,
-        tags=tags,
-        notes=note,
-        config_sha256=data.get("config_sha256"),
-    )
+    return RecordList(tracker.store.select(Query(step, tuple(parsed), state, accept, order, limit)))
 
 
 def runs(
@@ -244,54 +185,39 @@ def runs(
     *,
     state: str | None = None,
     tags: Mapping[str, str] | None = None,
+    limit: int | None = None,
+    order_by: str | None = None,
+    **conditions: Any,
 ) -> RunList:
     """Return the recorded runs, newest first (a list that a notebook shows as a table).
+
+    Conditions on the pipeline's own params and the run's metrics work as in
+    :func:`find` (``lr__lt=0.1``, ``accuracy__gt=0.9``).  A run's steps are
+    read from the store when first used.
 
     Args:
         pipeline: only this pipeline's runs.
         state: only runs in this state (``"COMPLETE"``, ``"FAILED"``, ...).
         tags: only runs that have every one of these tags with these values.
+        limit: at most this many runs (the first ones in the order).
+        order_by: ``"-started"`` (default: newest first), ``"started"``, or a
+            param or run metric name (``"-accuracy"``: largest first).
     """
     wanted = check_tags(tags or {}, removable=False)
+    parsed = parse_conditions(conditions, "runs")
+    order = Order.parse(order_by, default="-started", caller="runs")
+    check_limit(limit, "runs")
     tracker = _tracker.active()
     tracker.flush_for_read()
-    return read_runs(tracker.store, pipeline, state=state, tags=wanted)
-
-
-def read_runs(
-    store: Any,
-    pipeline: str | None = None,
-    *,
-    state: str | None = None,
-    tags: Mapping[str, str | None] | None = None,
-) -> RunList:
-    """:func:`runs` without the flush first (a reader that flushes on its own terms).
-
-    A stored run whose record is not a valid run line (someone who can write
-    the store changed it) is left out, with one warning naming it.
-    """
-    wanted = dict(tags or {})
-    found = []
-    unreadable = []
-    for context in store.run_contexts(pipeline):
-        try:
-            run = run_from_context(store, context)
-        except (ValueError, TypeError, AttributeError) as exc:
-            unreadable.append(f"{context.name!r} ({exc})")
-            continue
-        if (state is None or run.state == state) and all(
-            run.tags.get(k) == v for k, v in wanted.items()
-        ):
-            found.append(run)
-    if unreadable:
-        log.warning(
-            "zentrack: %d stored run(s) hold no valid zentrack run record and are left out: "
-            "%s. Someone who can write the store changed them; inspect them with ml_metadata.",
-            len(unreadable),
-            "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
-        )
-    found.sort(key=lambda r: (r.started, r.id), reverse=True)
-    return RunList(found)
+    return read_runs(
+        tracker.store,
+        pipeline,
+        state=state,
+        tags=wanted,
+        conditions=parsed,
+        order=order,
+        limit=limit,
+    )
 
 
 def get_run(run_id: str) -> Run[Any]:
@@ -507,7 +433,7 @@ def compare_runs(
         last: only the newest ``last`` runs.
     """
     if runs is None:
-        chosen = globals()["runs"](pipeline)
+        chosen = globals()["runs"](pipeline, limit=last)
     else:
         chosen = [get_run(r) if isinstance(r, str) else r for r in runs]
     if last is not None:

@@ -65,6 +65,7 @@ class Signature:
     """
 
     __slots__ = (
+        "_all_positional",
         "_bind_slow",
         "_keywords",
         "_simple",
@@ -103,6 +104,8 @@ class Signature:
         )
         self._bind_slow = signature.bind
         self._simple = self.var_positional is None and self.var_keyword is None
+        #: len(positional) when every name is positional, else -1 (see :meth:`bind`).
+        self._all_positional = len(positional) if len(positional) == len(names) else -1
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -119,6 +122,8 @@ class Signature:
         """
         if self._simple:
             count = len(args)
+            if count == self._all_positional and not kwargs:  # run(x): every name given
+                return dict(zip(self.positional, args, strict=True))
             if count > len(self.positional) or (kwargs and not kwargs.keys() <= self._keywords):
                 self._bind_slow(*args, **kwargs)  # raises the interpreter's TypeError
             bound = self.defaults.copy()

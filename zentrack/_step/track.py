@@ -21,7 +21,7 @@ from zentrack._cache.outputs import cache_disabled
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import cached_key, error_key, output_keys, run_keys, step_line
 from zentrack._runs.context import TRACKING_CODES, RunState
-from zentrack._step.fingerprint import fingerprint, inputs_text
+from zentrack._step.fingerprint import fingerprint
 from zentrack._step.spec import StepSpec
 from zentrack._step.values import SCALAR_TYPES, untag
 from zentrack.exceptions import StoreError
@@ -52,7 +52,7 @@ def track(
     primed, unchanged = spec.state
     if primed is None or (unchanged is not None and not unchanged()):
         primed, unchanged = spec.prime()  # first call, or a helper/constant was rebound
-    digests = inputs_text(spec.digest_inputs(inputs)) if inputs else "{}"
+    digests = spec.inputs_canonical(inputs) if inputs else "{}"
     fp = fingerprint(primed, canonical, digests)
     cache = tracker.outputs if spec.cache and tracker.cache else None
     if cache is not None and not cache_disabled():

@@ -9,13 +9,13 @@ imported inside the methods, so importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
-
-import attrs
 
 from zentrack._log import keep_root_logging
 from zentrack._record.line import (
@@ -23,14 +23,15 @@ from zentrack._record.line import (
     RUN_KIND,
     Record,
     parse_line,
-    record_from_line,
 )
 from zentrack._step.values import untag
 from zentrack._store.artifacts import nodes_by_external_ids, write_lineage
 from zentrack._store.location import Location
 from zentrack._store.open_errors import check_sqlite_file, explain_open_error
+from zentrack._store.reads import StoreReads
 from zentrack._store.run_contexts import annotate_runs, mark_run, upsert_runs
 from zentrack._store.schema import (
+    EXECUTION_STATES,
     FINGERPRINT_CONTEXT,
     METRIC_PREFIX,
     OUTPUT_ARTIFACT,
@@ -44,8 +45,9 @@ from zentrack._store.schema import (
     PROP_RUN,
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
-    set_native,
+    set_natives,
 )
+from zentrack._store.sqlite_reads import SqliteReader, add_indexes
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
@@ -110,8 +112,17 @@ def explain_write_error(
     return StoreError(f"{text} {kept}" if kept else text)
 
 
-class MetadataStore:
-    """zentrack's view of one MLMD store, opened on first use."""
+class MetadataStore(StoreReads):
+    """zentrack's view of one MLMD store, opened on first use.
+
+    On SQLite, reads go straight to MLMD's tables through a read-only
+    sqlite3 connection (:mod:`.sqlite_reads`), and writes through MLMD.  The
+    two are never open at once in one process: MLMD links its own copy of
+    SQLite, and SQLite's POSIX locks are per process, so one copy closing
+    the file drops the other's locks (another process may then checkpoint
+    and delete the write-ahead log under it).  Opening MLMD closes the
+    reader; :meth:`release` closes MLMD after a flush, so reads go fast again.
+    """
 
     def __init__(self, location: Location) -> None:
         self.location = location
@@ -120,13 +131,55 @@ class MetadataStore:
         self._fp_context_type: int | None = None
         self._context_type_ids: dict[str, int] = {}
         self._artifact_type_ids: dict[str, int] = {}
+        self._reader = (
+            SqliteReader(location.path)
+            if location.kind == "sqlite" and location.path is not None
+            else None
+        )
+        #: Guards the switch between MLMD and the reader (see the class docstring).
+        self._gate = threading.RLock()
+        self._indexed = False
+
+    @property
+    def reader(self) -> SqliteReader | None:
+        """The direct reader of an SQLite store (``None`` for other stores)."""
+        return self._reader
 
     @property
     def mlmd(self) -> Any:
         """The underlying ``ml_metadata`` ``MetadataStore``, opened on first use."""
-        if self._store is None:
-            self._store = self._open(upgrade=False)
-        return self._store
+        store = self._store
+        if store is None:
+            with self._gate:
+                if self._reader is not None:
+                    self._reader.close()
+                if self._store is None:
+                    self._store = self._open(upgrade=False)
+                store = self._store
+        return store
+
+    @property
+    def is_open(self) -> bool:
+        """Whether MLMD's connection is open in this process."""
+        return self._store is not None
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[SqliteReader | None]:
+        """The direct reader for one read, or ``None`` (MLMD is open here, or not SQLite)."""
+        if self._reader is None or self._store is not None:
+            yield None
+            return
+        with self._gate:
+            yield None if self._store is not None else self._reader
+
+    def release(self) -> None:
+        """Close MLMD's connection (after a flush): reads use the direct reader again.
+
+        Type ids stay cached: the next write reopens the same database.
+        """
+        if self._reader is not None and self._store is not None:
+            with self._gate:
+                self._store = None
 
     def _open(self, upgrade: bool) -> Any:
         with keep_root_logging():  # MLMD's absl log would configure the root logger
@@ -220,10 +273,18 @@ class MetadataStore:
         never fatal: listed in ``rejected`` as ``(index, reason)`` if given
         (the drainer sets them aside), else logged.  ``kept`` is the sentence
         the error of a failed write ends with: where the records are now.
+
+        Also adds zentrack's index to an SQLite file (see :func:`.add_indexes`),
+        once, under the writer lock and while MLMD is closed in this process.
         """
+        fresh = False
+        if not self._indexed and self._reader is not None and self._store is None:
+            with self._gate:
+                self._indexed = add_indexes(self._reader.path)
+            fresh = not self._indexed  # a new file: MLMD makes its tables now
         bad: list[tuple[int, str]] = [] if rejected is None else rejected
         try:
-            return self._write_retrying(lines, check_existing, bad, kept)
+            written = self._write_retrying(lines, check_existing, bad, kept)
         finally:
             if rejected is None and bad:
                 log.warning(
@@ -231,6 +292,11 @@ class MetadataStore:
                     len(bad),
                     bad[0][1],
                 )
+        if fresh and self._reader is not None:
+            self.release()
+            with self._gate:
+                self._indexed = add_indexes(self._reader.path)
+        return written
 
     def _write_retrying(
         self,
@@ -265,6 +331,8 @@ class MetadataStore:
     def reset(self) -> None:
         """Drop the MLMD connection and cached type ids (reopened on next use)."""
         self._store = None
+        if self._reader is not None:
+            self._reader.close()
         self._type_ids.clear()
         self._context_type_ids.clear()
         self._fp_context_type = None
@@ -328,14 +396,16 @@ class MetadataStore:
             execution = pb.Execution(
                 type_id=self._step_type_id(data["step"]),
                 external_id=data["fp"] if new_first.get(data["fp"]) == record_id else record_id,
-                last_known_state=pb.Execution.State.Value(data["st"]),
+                last_known_state=EXECUTION_STATES[data["st"]],
             )
             props = execution.custom_properties
+            # Without a tag anywhere in the line, its JSON values are the values themselves.
+            tagged = '"__tuple__"' in text or '"__dict__"' in text
             try:
-                for name, value in untag(data["p"]).items():
-                    set_native(props[name], value)
-                for name, value in untag(data.get("m") or {}).items():
-                    set_native(props[METRIC_PREFIX + name], value)
+                set_natives(props, untag(data["p"]) if tagged else data["p"])
+                metrics = data.get("m")
+                if metrics:
+                    set_natives(props, untag(metrics) if tagged else metrics, METRIC_PREFIX)
             except Exception as exc:  # never let one record block the others
                 props.clear()
                 props[PROP_ERROR].string_value = f"native properties not written: {exc!r}"
@@ -425,78 +495,6 @@ class MetadataStore:
             return []
         return list(self.mlmd.get_children_contexts_by_context(parent.id))
 
-    def run_steps(self, context_id: int) -> list[Record]:
-        """Return the records of one run's step calls, in call order."""
-        return self._records(self.mlmd.get_executions_by_context(context_id))
-
-    # -- reading -------------------------------------------------------------
-
-    def _records(self, executions: Iterable[Any]) -> list[Record]:
-        """Records of stored executions; a row that is not a valid record is skipped.
-
-        Anyone who can write the store can write a row: one bad row must not
-        make every read fail, so it is left out with a warning naming it.
-        """
-        out = []
-        unreadable: list[str] = []
-        for e in executions:
-            props = e.custom_properties
-            if PROP_RECORD not in props:
-                continue
-            try:
-                data = parse_line(props[PROP_RECORD].string_value)
-                if data.get("kind", "step") != "step":
-                    raise ValueError("a run line stored as an execution")
-                record = record_from_line(data, execution_id=e.id)
-            except (ValueError, TypeError, AttributeError) as exc:
-                unreadable.append(f"{e.id} ({exc})")
-                continue
-            if PROP_CACHED_FROM in props:
-                record = attrs.evolve(
-                    record, cached_execution_id=int(props[PROP_CACHED_FROM].int_value)
-                )
-            out.append(record)
-        if unreadable:
-            log.warning(
-                "zentrack: %d stored execution(s) hold no valid zentrack record and are left "
-                "out of this read: execution id %s. Someone who can write the store changed "
-                "them; inspect them with ml_metadata.",
-                len(unreadable),
-                "; ".join(unreadable[:3]) + ("; ..." if len(unreadable) > 3 else ""),
-            )
-        out.sort(key=lambda r: (r.started, r.execution_id or 0))
-        return out
-
-    def lookup(self, fingerprint: str) -> list[Record]:
-        """Return the records with ``fingerprint``, oldest first.
-
-        Two indexed reads: the first execution by ``external_id``, the others
-        through the fingerprint's context (which exists once there are two).
-        """
-        executions = {e.id: e for e in self._first_executions([fingerprint]).values()}
-        context = self.mlmd.get_context_by_type_and_name(FINGERPRINT_CONTEXT, fingerprint)
-        if context is not None:
-            executions.update((e.id, e) for e in self.mlmd.get_executions_by_context(context.id))
-        return self._records(executions.values())
-
-    def fingerprints_with_prefix(self, prefix: str, limit: int) -> list[str]:
-        """Up to ``limit`` stored fingerprints starting with ``prefix`` (lowercase hex).
-
-        One query: the first execution of each fingerprint has it as its
-        ``external_id``; other executions' record ids hold a ``-``.
-        """
-        from ml_metadata.metadata_store import ListOptions
-
-        if not prefix or prefix.strip("0123456789abcdef"):
-            raise ValueError(f"fingerprint prefix {prefix!r} is not lowercase hex.")
-        query = f"external_id LIKE '{prefix}%' AND NOT external_id LIKE '%-%'"
-        found = self.mlmd.get_executions(list_options=ListOptions(limit=limit, filter_query=query))
-        return sorted({e.external_id for e in found if e.external_id.startswith(prefix)})
-
-    def step_records(self, step: str) -> list[Record]:
-        """Return every record of one step, oldest first."""
-        return self._records(self.mlmd.get_executions_by_type(STEP_TYPE_PREFIX + step))
-
     def output_digest(self, fingerprint: str) -> dict[str, Any] | None:
         """What the store recorded of the cached output of call ``fingerprint``, or None.
 
@@ -506,27 +504,25 @@ class MetadataStore:
         it, never against the ``meta.json`` beside them (one indexed read).
         """
         key = f"{OUTPUT_ARTIFACT}/{fingerprint}"
-        artifact = nodes_by_external_ids(self.mlmd, "artifacts", [key]).get(key)
-        if artifact is None:
-            return None
-        props = artifact.custom_properties
+        with self.reading() as reader:
+            values = reader.artifact_properties(key) if reader is not None else None
+        if values is None:
+            artifact = nodes_by_external_ids(self.mlmd, "artifacts", [key]).get(key)
+            if artifact is None:
+                return None
+            props = artifact.custom_properties
+            values = {name: props[name].string_value for name in props}
+            if PROP_OUTPUT_SIZE in props:
+                values[PROP_OUTPUT_SIZE] = props[PROP_OUTPUT_SIZE].int_value
         found: dict[str, Any] = {
-            name: str(props[f"zentrack.{name}"].string_value)
+            name: str(values[f"zentrack.{name}"])
             for name in OUTPUT_PROPS
-            if f"zentrack.{name}" in props
+            if f"zentrack.{name}" in values
         }
-        if PROP_OUTPUT_SIZE not in props or "sha256" not in found or "materializer" not in found:
+        if PROP_OUTPUT_SIZE not in values or "sha256" not in found or "materializer" not in found:
             return None
-        found["size"] = int(props[PROP_OUTPUT_SIZE].int_value)
+        found["size"] = int(values[PROP_OUTPUT_SIZE])
         return found
-
-    def step_names(self) -> list[str]:
-        """Return the names of the steps that have an ExecutionType here."""
-        return sorted(
-            t.name[len(STEP_TYPE_PREFIX) :]
-            for t in self.mlmd.get_execution_types()
-            if t.name.startswith(STEP_TYPE_PREFIX)
-        )
 
     def records_by_ids(self, execution_ids: Iterable[int]) -> list[Record]:
         """Return the records of these executions (the ones that exist), oldest first."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, Final
 
 STEP_TYPE_PREFIX: Final = "zentrack.step."
@@ -52,6 +53,16 @@ _INT64: Final = 2**63
 #: Properties of an output artifact beyond the fingerprint (``zentrack.<name>``).
 OUTPUT_PROPS: Final = ("materializer", "type", "sha256")
 PROP_OUTPUT_SIZE: Final = "zentrack.size"
+#: MLMD's ``Execution.State`` values (``last_known_state``), by name: a record's state.
+EXECUTION_STATES: Final = {
+    "UNKNOWN": 0,
+    "NEW": 1,
+    "RUNNING": 2,
+    "COMPLETE": 3,
+    "FAILED": 4,
+    "CACHED": 5,
+    "CANCELED": 6,
+}
 
 
 def set_native(value: Any, v: object) -> None:
@@ -84,6 +95,24 @@ def set_native(value: Any, v: object) -> None:
         value.string_value = text
     else:
         value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
+
+
+def set_natives(props: Any, values: Mapping[str, Any], prefix: str = "") -> None:
+    """:func:`set_native` of every ``prefix + name`` in a protobuf map; ints, floats, bools inline.
+
+    The flush writes a few of these per record: the common scalars skip the
+    call (a sixth of a flush's own time went to it).
+    """
+    for name, v in values.items():
+        kind = type(v)
+        if kind is int and -_INT64 <= v < _INT64:
+            props[prefix + name].int_value = v
+        elif kind is float and v - v == 0.0:  # finite (NaN and infinities give NaN)
+            props[prefix + name].double_value = v
+        elif kind is bool:
+            props[prefix + name].bool_value = v
+        else:
+            set_native(props[prefix + name], v)
 
 
 def _utf8(text: str) -> bool:

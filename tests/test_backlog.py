@@ -1,0 +1,156 @@
+"""Tests for zentrack._record.backlog: a read flushes only when something waits.
+
+A read (``lookup``, ``find``, ``runs``) with nothing waiting must take no
+lock and write no file, yet still see every call that returned before it in
+any process, and still mark FAILED the runs of processes that died.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import zentrack as zt
+from tests.reliability_workers import start_worker, tick, worker
+from zentrack._record.backlog import MARKER_GRACE, Backlog, retire_dead_markers
+from zentrack._store.location import parse
+
+
+def folder_state(store_path: Path) -> dict[str, tuple[int, int]]:
+    """Every file beside the store and in its journal folder: (size, mtime in ns)."""
+    found = {}
+    for folder in (store_path.parent, parse(store_path).journal_dir):
+        assert folder is not None
+        for entry in os.scandir(folder):
+            if entry.is_file() and not entry.name.startswith("metadata.sqlite-"):
+                info = entry.stat()
+                found[entry.path] = (info.st_size, info.st_mtime_ns)
+    return found
+
+
+def reads() -> tuple[int, int, int]:
+    return (len(zt.find(step="tick")), len(zt.lookup("0" * 64)), len(zt.runs()))
+
+
+def waiting(store_path: Path) -> bool:
+    """What the lock-free check a read makes says: anything to flush?"""
+    journal = parse(store_path).journal_dir
+    assert journal is not None
+    return any(Backlog(journal).scan())
+
+
+class TestNothingWaiting:
+    def test_a_read_with_nothing_waiting_writes_no_file(self, store_path):
+        """After a drain, reads leave the lock file, offsets and journals untouched."""
+        tick(i=1)
+        zt.flush()
+        before = folder_state(store_path)
+        time.sleep(0.01)  # a rewrite would show in the mtimes
+        counts = [reads() for _ in range(3)]
+        expected = (before, [(1, 0, 0)] * 3, False)
+        actual = (folder_state(store_path), counts, waiting(store_path))
+        assert expected == actual
+
+    def test_reads_do_not_wait_for_a_held_writer_lock(self, store_path, caplog, monkeypatch):
+        """Another process holding the writer lock does not delay or warn a read: none is taken."""
+        tick(i=1)
+        zt.flush()
+        monkeypatch.setenv("ZENTRACK_LOCK_TIMEOUT", "0.2")
+        holder = start_worker("hold_writer_lock", str(store_path), "60")
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "locked"
+            with caplog.at_level(logging.DEBUG, logger="zentrack"):
+                counts = reads()
+        finally:
+            holder.kill()
+            holder.wait()
+        flush_messages = [r.getMessage() for r in caplog.records if "lock" in r.getMessage()]
+        expected = ((1, 0, 0), [])
+        assert expected == (counts, flush_messages)
+
+
+class TestOtherProcesses:
+    def test_a_read_sees_calls_another_process_made_after_the_last_read(self, store_path):
+        """The remembered offsets never hide a journal that grew or appeared since."""
+        tick(i=0)
+        first = len(zt.find(step="tick"))
+        done = worker("calls_then_kill", str(store_path), "5", "1", "1")  # journal only
+        found = sorted((r.params["i"], r.params["worker"]) for r in zt.find(step="tick"))
+        expected = (1, -signal.SIGKILL, [(0, 0), (0, 1), (1, 1), (2, 1), (3, 1), (4, 1)])
+        assert expected == (first, done.returncode, found), done.stderr
+
+    def test_a_dead_processs_journal_is_drained_by_a_read(self, store_path):
+        """A journal longer than its offset is pending: the read drains it, then nothing waits."""
+        done = worker("calls_then_kill", str(store_path), "3", "1")
+        backlog = Backlog(parse(store_path).journal_dir)
+        waiting = backlog.pending()
+        found = len(zt.find(step="tick"))
+        expected = (-signal.SIGKILL, True, 3, False)
+        assert expected == (done.returncode, waiting, found, backlog.pending()), done.stderr
+
+
+class TestDeadMarkers:
+    def test_a_sigkilled_pipeline_is_failed_by_the_next_read(self, store_path):
+        """Its .alive marker is dead: the read reconciles, and the marker is gone after."""
+        done = worker("pipeline_then_kill", str(store_path), "2")
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        markers = [p.name for p in journal.glob("*.alive")]
+        (run,) = zt.runs(pipeline="killed")
+        expected = (-signal.SIGKILL, 1, "FAILED", [])
+        actual = (done.returncode, len(markers), run.state, list(journal.glob("*.alive")))
+        assert expected == actual, done.stderr
+
+    @pytest.mark.parametrize(("age", "kept"), [(0.0, True), (MARKER_GRACE + 5, False)])
+    def test_a_dead_marker_no_run_names_is_deleted_once_old(self, store_path, age, kept):
+        """A marker left by a process that ended its runs stops costing reads after a minute."""
+        tick(i=0)
+        zt.flush()
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        marker = journal / f"{os.uname().nodename}-999999-0123abcd.alive"
+        marker.write_text("")
+        then = time.time() - age
+        os.utime(marker, (then, then))
+        retired = retire_dead_markers(journal)
+        expected = (kept, [] if kept else [marker])
+        assert expected == (marker.exists(), retired)
+
+    def test_a_live_marker_is_not_dead(self, store_path, tmp_path):
+        """A running pipeline's marker is locked by its process: not dead, not deleted."""
+        ready = tmp_path / "ready"
+        child = start_worker("pipeline_waiting", str(store_path), "1", str(ready))
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            journal = parse(store_path).journal_dir
+            assert journal is not None
+            dead = Backlog(journal).dead_markers()
+            retired = retire_dead_markers(journal, grace=0.0)
+            markers = len(list(journal.glob("*.alive")))
+        finally:
+            child.kill()
+            child.wait()
+        expected = ([], [], 1)
+        assert expected == (dead, retired, markers)
+
+    def test_another_hosts_marker_is_left_alone(self, store_path):
+        """Markers of other machines (a shared folder) are neither probed as dead nor deleted."""
+        tick(i=0)
+        zt.flush()
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        marker = journal / "some-other-host-1234-0123abcd.alive"
+        marker.write_text("")
+        old = time.time() - 3600
+        os.utime(marker, (old, old))
+        expected = ([], [], True)
+        actual = (Backlog(journal).dead_markers(), retire_dead_markers(journal), marker.exists())
+        assert expected == actual
