@@ -88,6 +88,28 @@ class TestFindLimit:
         expected = (20, True)
         assert expected == (len(found), built[0] < 100), built[0]
 
+    @pytest.mark.parametrize("k", [1, 5, 20])
+    def test_newest_when_written_in_the_reverse_order_of_their_start(self, monkeypatch, k):
+        """Calls started later but written first (a journal drained late) still come first.
+
+        The step's clock goes back a second per call, so write order (MLMD's
+        create time) is the reverse of start order; the newest k by start
+        are the first written, which a scan by create time meets last.
+        """
+        from zentrack._step import track
+
+        now = track.time_ns()
+        clock = iter(range(now, now - 200 * 10**9, -(10**9)))
+        monkeypatch.setattr(track, "time_ns", lambda: next(clock))
+        made(60)  # each call started seconds before the one made before it
+        monkeypatch.undo()
+        zt.flush()
+
+        found = key(zt.find(step="trial", order_by="-started", limit=k))
+
+        whole = key(zt.find(step="trial", order_by="-started"))
+        assert (list(range(k)), whole[:k]) == (found, found)
+
     def test_limit_with_conditions_confirms_before_counting(self):
         """Candidates that fail the exact test do not use up the limit."""
         made(40)

@@ -67,6 +67,18 @@ RECORD_JOIN: Final = (
 )
 
 
+#: The records of one fingerprint (the statement :meth:`SqliteReader.lookup` runs).
+_LOOKUP: Final = (
+    "SELECT f.execution_id, r.string_value, c.int_value FROM ExecutionProperty f "
+    "JOIN ExecutionProperty r ON r.execution_id = f.execution_id "
+    f"AND r.name = {literal(PROP_RECORD)} AND r.is_custom_property = 1 "
+    "LEFT JOIN ExecutionProperty c ON c.execution_id = f.execution_id "
+    f"AND c.name = {literal(PROP_CACHED_FROM)} AND c.is_custom_property = 1 "
+    f"WHERE f.name = {literal(PROP_FINGERPRINT)} "
+    "AND f.is_custom_property = 1 AND f.string_value = ?"
+)
+
+
 def record_of(row: Sequence[Any]) -> Record | None:
     """The :class:`Record` of one row of :data:`RECORD_COLUMNS`; ``None`` if it holds none.
 
@@ -102,7 +114,8 @@ _warned: set[int] = set()
 
 def oldest_first(records: list[Record]) -> list[Record]:
     """Records in call order, as every read returns them by default."""
-    records.sort(key=lambda r: (r.started, r.execution_id or 0))
+    if len(records) > 1:
+        records.sort(key=lambda r: (r.started, r.execution_id or 0))
     return records
 
 
@@ -204,16 +217,7 @@ class SqliteReader:
         Every execution zentrack writes carries ``zentrack.fingerprint``; MLMD
         indexes string properties by ``(name, is_custom_property, string_value)``.
         """
-        sql = (
-            "SELECT f.execution_id, r.string_value, c.int_value FROM ExecutionProperty f "
-            "JOIN ExecutionProperty r ON r.execution_id = f.execution_id "
-            f"AND r.name = {literal(PROP_RECORD)} AND r.is_custom_property = 1 "
-            "LEFT JOIN ExecutionProperty c ON c.execution_id = f.execution_id "
-            f"AND c.name = {literal(PROP_CACHED_FROM)} AND c.is_custom_property = 1 "
-            f"WHERE f.name = {literal(PROP_FINGERPRINT)} "
-            "AND f.is_custom_property = 1 AND f.string_value = ?"
-        )
-        rows = self._rows(sql, (fingerprint,))
+        rows = self._rows(_LOOKUP, (fingerprint,))
         return None if rows is None else oldest_first(records_of(rows))
 
     def fingerprints_with_prefix(self, prefix: str, limit: int) -> list[str] | None:

@@ -58,6 +58,8 @@ from zentrack._store.sqlite_reads import (
 
 #: Seconds a host clock may step back between a call and its write (``-started`` scans).
 CLOCK_SLACK: Final = 2.0
+#: A record's start time in seconds, as ``Record.started`` is made from its line's ``t0``.
+_STARTED_SQL: Final = "COALESCE(json_extract(r.string_value, '$.t0'), 0) / 1e9"
 _BIG_INT: Final = re.compile(r"-?[0-9]+")
 
 
@@ -223,7 +225,7 @@ def _oldest(
     """
     sql = (
         f"SELECT e.id FROM Execution e {RECORD_JOIN} WHERE {where} "
-        "ORDER BY COALESCE(json_extract(r.string_value, '$.t0'), 0) / 1e9, e.id"
+        f"ORDER BY {_STARTED_SQL}, e.id"
     )
     fetch = _fetch(where)
     out: list[Record] = []
@@ -276,8 +278,9 @@ def _newest(
     Once ``k`` records are accepted, the ``k``-th start time bounds the rest:
     a record started later was written (create time) no earlier than
     :data:`CLOCK_SLACK` before it.  SQLite then reads that create-time range
-    and keeps, in C, only the records started no earlier than the ``k``-th
-    (``t0`` by ``json_extract``); only those are decoded.
+    and keeps and sorts, in C, only the records started no earlier than the
+    ``k``-th (``t0`` by ``json_extract``); they are decoded newest first until
+    the rest cannot be among the ``k`` newest.
     """
     newest = (
         f"SELECT e.id FROM Execution e INDEXED BY idx_execution_create_time_since_epoch "
@@ -297,12 +300,15 @@ def _newest(
         return best.records()  # fewer than k match at all
     kth = -best.worst()[0]  # the k-th start time, seconds
     rest = (
-        f"SELECT e.id FROM Execution e INDEXED BY idx_execution_create_time_since_epoch "
-        f"{RECORD_JOIN} WHERE {where} AND e.create_time_since_epoch >= ? "
-        "AND COALESCE(json_extract(r.string_value, '$.t0'), 0) / 1e9 >= ?"
+        f"SELECT e.id, {_STARTED_SQL} AS started FROM Execution e "
+        f"INDEXED BY idx_execution_create_time_since_epoch {RECORD_JOIN} "
+        f"WHERE {where} AND e.create_time_since_epoch >= ? AND {_STARTED_SQL} >= ? "
+        "ORDER BY started DESC, e.id DESC"
     )
     bound = math.floor((kth - CLOCK_SLACK) * 1000)
-    for (execution_id,) in con.execute(rest, [*args, bound, kth]).fetchall():
+    for execution_id, started in con.execute(rest, [*args, bound, kth]).fetchall():
+        if best.full and started < -best.worst()[0]:
+            break  # in (started, id) order: nothing later can be among the k newest
         if execution_id in seen:
             continue
         row = con.execute(fetch, [execution_id, *args]).fetchone()
