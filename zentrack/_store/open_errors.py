@@ -112,6 +112,10 @@ def explain_connect_error(location: Location, reason: str) -> str:
             "mysql_native_password (on MySQL 8: ALTER USER ... IDENTIFIED WITH "
             "mysql_native_password BY '...')"
         )
+    from zentrack._store.pg_tls_relay import MARKER
+
+    if MARKER in reason:  # zentrack's TLS relay refused, and said why and what to do
+        return reason.split(MARKER, 1)[1].strip()
     text = reason.lower()
     if "could not translate host name" in text:
         fix = f"the host name {location.host!r} does not resolve; check the URL"
