@@ -429,14 +429,17 @@ def server_url(server: Server, store_path: Path, server_home: Path) -> str:
 # -- plain MLMD, no zentrack -----------------------------------------------------------------
 
 
-def plain_store(server: Server, database: str) -> Any:
-    """Open ``database`` with plain ``ml_metadata``, as docs/mlmd.md shows (no zentrack code)."""
+def plain_store(server: Server, database: str, *, host: str = "") -> Any:
+    """Open ``database`` with plain ``ml_metadata``, as docs/mlmd.md shows (no zentrack code).
+
+    ``host`` replaces the server's address (a folder: its Unix socket, for PostgreSQL).
+    """
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
     config = metadata_store_pb2.ConnectionConfig()
     if server.kind == "postgresql":
-        config.postgresql.host = server.host
+        config.postgresql.host = host or server.host
         config.postgresql.port = str(server.port)
         config.postgresql.user = USER
         # MLMD pastes the password into a libpq connection string: quote it.
@@ -444,7 +447,7 @@ def plain_store(server: Server, database: str) -> Any:
         config.postgresql.dbname = database
         config.postgresql.skip_db_creation = True
     else:
-        config.mysql.host = server.host
+        config.mysql.host = host or server.host
         config.mysql.port = server.port
         config.mysql.user = USER
         config.mysql.password = PASSWORD
