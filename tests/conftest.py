@@ -28,6 +28,7 @@ from tests.servers import (  # noqa: F401  (fixtures for the server tests)
     server,
     server_home,
     server_url,
+    tls_mariadb_server,
     tls_postgres_server,
 )
 from zentrack._record import tracker as _tracker

@@ -269,23 +269,35 @@ def mariadb_programs() -> tuple[Path, Path] | None:
     return None
 
 
-def _mariadb_start(server_bin: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+def _mariadb_start(
+    server_bin: Path, root: Path, port: int, tls: Certificates | None = None
+) -> subprocess.Popen[bytes]:
     user = ["--user=root"] if os.geteuid() == 0 else []
     log = root / "server.log"
+    secure = [] if tls is None else [
+        f"--ssl-cert={tls.server_cert}", f"--ssl-key={tls.server_key}",
+        f"--ssl-ca={tls.server_cert}", "--require-secure-transport=ON",
+    ]
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(server_bin), "--no-defaults", *user, f"--datadir={root / 'data'}",
              "--bind-address=127.0.0.1", f"--port={port}", f"--socket={root / 'mysql.sock'}",
              f"--pid-file={root / 'mariadb.pid'}", f"--init-file={root / 'init.sql'}",
              "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
-             "--innodb-buffer-pool-size=32M", f"--log-error={log}"],
+             "--innodb-buffer-pool-size=32M", f"--log-error={log}", *secure],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
 
-def start_mariadb(programs: tuple[Path, Path]) -> tuple[Server, subprocess.Popen[bytes]]:
-    """mariadb-install-db a new data folder and start mariadbd on a free loopback port."""
+def start_mariadb(
+    programs: tuple[Path, Path], *, tls: Certificates | None = None
+) -> tuple[Server, subprocess.Popen[bytes]]:
+    """mariadb-install-db a new data folder and start mariadbd on a free loopback port.
+
+    With ``tls``, the server has the self-signed server certificate and
+    ``require_secure_transport=ON``: it refuses a login that is not over TLS.
+    """
     began = time.monotonic()
     server_bin, install = programs
     root = Path(tempfile.mkdtemp(prefix="zentrack-mariadb-"))
@@ -302,7 +314,7 @@ def start_mariadb(programs: tuple[Path, Path]) -> tuple[Server, subprocess.Popen
         f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'127.0.0.1';\n"
     )
     port = _free_port()
-    process = _mariadb_start(server_bin, root, port)
+    process = _mariadb_start(server_bin, root, port, tls)
     _wait_for_port(port, process, root / "server.log")
     log = root / "server.log"
     deadline = time.monotonic() + START_TIMEOUT
@@ -398,6 +410,19 @@ def tls_postgres_server(certificates: Certificates) -> Iterator[Server]:
         yield server
     finally:
         stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def tls_mariadb_server(certificates: Certificates) -> Iterator[Server]:
+    """A MariaDB server with a certificate that refuses logins not over TLS."""
+    programs = mariadb_programs()
+    if programs is None:
+        pytest.skip("MariaDB server programs (mariadbd, mariadb-install-db) are not installed")
+    server, process = start_mariadb(programs, tls=certificates)
+    try:
+        yield server
+    finally:
+        stop_mariadb(server, process)
 
 
 @pytest.fixture(params=sorted(SERVER_FIXTURES))

@@ -138,6 +138,7 @@ def open_tls(settings: Settings, context: ssl.SSLContext) -> ssl.SSLSocket:
         raise RelayError(
             f"nothing accepts connections on {where} ({_reason(exc)}); is the server running?"
         ) from None
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as libpq: no Nagle delay
     try:
         raw.sendall(SSL_REQUEST)
         answer = raw.recv(1)  # exactly one byte: nothing sent in clear after it is read

@@ -1,12 +1,14 @@
-"""PostgreSQL over TLS through zentrack's relay (``zentrack/_store/pg_tls*.py``).
+"""Server stores over TLS: PostgreSQL through zentrack's relay, MySQL through MLMD's client.
 
-MLMD's bundled libpq cannot encrypt, so a relay child process carries the
-TLS.  The server here is started with ``ssl=on`` and takes TCP logins over
-TLS only (``hostssl``), so every connection that works proves the relay
-encrypted it.  The issue's own cases (require / verify-ca / verify-full
+MLMD's bundled libpq cannot encrypt, so for PostgreSQL a relay child
+process carries the TLS (``zentrack/_store/pg_tls*.py``).  The servers here
+take logins over TLS only (PostgreSQL ``hostssl``, MariaDB
+``require_secure_transport``), so every connection that works proves it was
+encrypted.  The issue's own cases (require / verify-ca / verify-full
 connect, a plain server and a wrong authority are refused) are in
 tests/test_security.py; these cover child processes, the certificate checks,
-client certificates, the URL options and the relay's own safety.
+client certificates, the URL options, the relay's own safety, and what
+MLMD's MySQL client does with the ``ssl_*`` options.
 """
 
 from __future__ import annotations
@@ -313,3 +315,45 @@ class TestAuthenticationFilter:
         expected = (error + b"xyz", True)
         assert expected == (login.feed(error + b"xyz"), login.done)
 
+
+
+# -- MySQL: MLMD's own client --------------------------------------------------------------
+
+
+def mysql_url(server: Server, **options: str | Path) -> str:
+    """A new database's URL on ``server`` with ``options`` (values encoded), if any."""
+    query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in options.items())
+    url = server.url(server.new_database())
+    return f"{url}?{query}" if query else url
+
+
+class TestMySQL:
+    def test_ssl_ca_connects_to_a_server_that_takes_tls_only(self, tls_mariadb_server,
+                                                             certificates, server_home):
+        """With ssl_ca, MLMD's MySQL client logs in over TLS and tracks; without an ssl_*
+        option the same server refuses it (require_secure_transport): the login was TLS."""
+        zt.init(mysql_url(tls_mariadb_server, ssl_ca=certificates.server_cert))
+        tick(i=3)
+        tracked = (zt.flush(), [r.params["i"] for r in zt.find(step="tick")])
+        plaintext = failure(mysql_url(tls_mariadb_server))
+        expected = ((1, [3]), True)
+        assert expected == (tracked, "refused the login" in plaintext), plaintext
+
+    def test_ssl_ca_alone_does_not_check_the_certificate(self, tls_mariadb_server,
+                                                        certificates, server_home):
+        """A limit of ml-metadata 1.17.1's MySQL client, pinned so that a fix shows: ssl_ca
+        naming another authority still connects (the chain is not checked), as
+        docs/security.md says."""
+        expected = ""
+        assert expected == failure(mysql_url(tls_mariadb_server, ssl_ca=certificates.other))
+
+    def test_ssl_verify_server_cert_fails_and_says_why(self, tls_mariadb_server, certificates,
+                                                      server_home):
+        """ssl_verify_server_cert=true with the right authority: MLMD's client still fails
+        (it fails every certificate tried); the error says so instead of blaming the login."""
+        message = failure(mysql_url(tls_mariadb_server, ssl_ca=certificates.server_cert,
+                                    ssl_verify_server_cert="true"))
+        expected = (True, False)
+        actual = ("fails that check for every certificate tried" in message,
+                  "check the user, the password" in message)
+        assert expected == actual, message
