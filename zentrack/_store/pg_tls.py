@@ -136,7 +136,9 @@ def _start(settings: TLSSettings, display: str) -> Relay:
     process.wait()
     shutil.rmtree(directory, ignore_errors=True)
     why = answer.removeprefix("error: ") if answer else (
-        f"the TLS relay process did not start within {START_TIMEOUT:.0f} s"
+        f"the TLS relay process (python -m zentrack._store.pg_tls_relay) did not answer "
+        f"within {START_TIMEOUT:.0f} s (exit code {process.returncode}); its error, if any, "
+        "is on stderr above"
     )
     raise StoreError(f"Store {display!r} cannot be opened over TLS: {why}.")
 
