@@ -297,15 +297,18 @@ class TestAuthenticationFilter:
         return kind + struct.pack("!i", len(body) + 4) + body
 
     def test_the_channel_bound_mechanism_is_taken_off_the_offer(self):
-        """The server's SASL offer, cut into 3-byte pieces, reaches MLMD without
-        SCRAM-SHA-256-PLUS; after AuthenticationOk every byte passes unchanged."""
+        """The server's SASL offer, cut into 3-byte pieces and after another message
+        (NegotiateProtocolVersion), reaches MLMD without SCRAM-SHA-256-PLUS; after
+        AuthenticationOk every byte passes unchanged."""
+        negotiate = self.message(b"v", struct.pack("!ii", 0, 0))
         offer = self.message(b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0\0")
         ok = self.message(b"R", struct.pack("!i", 0))
         later = self.message(b"S", b"server_version\x0015.5\0") + b"Zpartial"
-        stream = offer + ok + later
+        stream = negotiate + offer + ok + later
         login = AuthenticationFilter()
         passed = b"".join(login.feed(stream[i : i + 3]) for i in range(0, len(stream), 3))
-        expected = self.message(b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0") + ok + later
+        plain = self.message(b"R", struct.pack("!i", 10) + b"SCRAM-SHA-256\0\0")
+        expected = negotiate + plain + ok + later
         assert expected == passed
 
     def test_an_error_ends_the_login_phase(self):

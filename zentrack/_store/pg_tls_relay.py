@@ -267,8 +267,8 @@ class AuthenticationFilter:
                 names = [n for n in message[9:].split(b"\0") if n and n != self._PLUS]
                 body = struct.pack("!i", 10) + b"".join(n + b"\0" for n in names) + b"\0"
                 message = b"R" + struct.pack("!i", len(body) + 4) + body
-            elif message[:1] != b"R" or code == 0:  # AuthenticationOk, or an error
-                self.done = True
+            elif (message[:1] == b"R" and code == 0) or message[:1] == b"E":
+                self.done = True  # AuthenticationOk, or an error: the login is over
             out.append(message)
         if self.done:
             out.append(self._pending)
