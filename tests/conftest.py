@@ -22,11 +22,14 @@ from hypothesis import settings
 
 import zentrack as zt
 from tests.servers import (  # noqa: F401  (fixtures for the server tests)
+    certificates,
     mariadb_server,
     postgres_server,
     server,
     server_home,
     server_url,
+    tls_mariadb_server,
+    tls_postgres_server,
 )
 from zentrack._record import tracker as _tracker
 

@@ -116,18 +116,30 @@ def _unprivileged() -> tuple[list[str], str | None]:
     raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' user exists")
 
 
-def start_postgres(bindir: Path) -> Server:
-    """initdb a new cluster and start it on a free loopback port."""
+def start_postgres(bindir: Path, *, tls: Certificates | None = None) -> Server:
+    """initdb a new cluster and start it on a free loopback port.
+
+    With ``tls``, the server has ``ssl=on`` with the self-signed server
+    certificate, listens on 127.0.0.1 and 127.0.0.2, and its pg_hba.conf
+    takes TCP logins over TLS only (``hostssl``): a plaintext login is
+    refused by the server itself.  :data:`CERT_USER` must also show a client
+    certificate signed by the client authority (``clientcert=verify-full``).
+    """
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="zentrack-pg-"))
     prefix, user = _unprivileged()
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(root, entry.pw_uid, entry.pw_gid)
     password_file = root / "password"
     password_file.write_text(PASSWORD + "\n")
+    if tls is not None:
+        for source, name in ((tls.server_cert, "server.crt"), (tls.server_key, "server.key"),
+                             (tls.client_ca, "client-ca.crt")):
+            shutil.copy(source, root / name)
+            (root / name).chmod(0o600)
     if user is not None:
-        os.chown(password_file, pwd.getpwnam(user).pw_uid, -1)
+        entry = pwd.getpwnam(user)
+        for path in root.iterdir():
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
     data, log = root / "data", root / "server.log"
     subprocess.run(
         [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={password_file}",
@@ -135,8 +147,17 @@ def start_postgres(bindir: Path) -> Server:
         check=True, capture_output=True, timeout=START_TIMEOUT,
     )
     port = _free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+    listen = "127.0.0.1,127.0.0.2" if tls is not None else "127.0.0.1"
+    options = f"-c listen_addresses={listen} -p {port} -k {root} -c fsync=off"
     options += " -c synchronous_commit=off -c full_page_writes=off"
+    if tls is not None:
+        (data / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\n"
+            f"hostssl all {CERT_USER} 127.0.0.0/8 scram-sha-256 clientcert=verify-full\n"
+            "hostssl all all 127.0.0.0/8 scram-sha-256\n"
+        )
+        options += (f" -c ssl=on -c ssl_cert_file={root}/server.crt"
+                    f" -c ssl_key_file={root}/server.key -c ssl_ca_file={root}/client-ca.crt")
     subprocess.run(
         [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w",
          "-t", str(int(START_TIMEOUT)), "-o", options, "start"],
@@ -144,7 +165,24 @@ def start_postgres(bindir: Path) -> Server:
     )
     _wait_for_port(port, None, log)
     pid = int((data / "postmaster.pid").read_text().split()[0])
-    return Server("postgresql", "127.0.0.1", port, root, pid, time.monotonic() - began)
+    server = Server("postgresql", "127.0.0.1", port, root, pid, time.monotonic() - began)
+    if tls is not None:
+        escaped = PASSWORD.replace("'", "''")
+        postgres_sql(server, f"CREATE ROLE {CERT_USER} LOGIN CREATEDB PASSWORD '{escaped}'")
+    return server
+
+
+def postgres_sql(server: Server, statement: str) -> str:
+    """Run one SQL statement as the superuser over the server's Unix socket; its output."""
+    bindir = postgres_bindir()
+    assert bindir is not None
+    done = subprocess.run(
+        [str(bindir / "psql"), "-h", str(server.root), "-p", str(server.port), "-U", USER,
+         "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-At", "-c", statement],
+        env={**os.environ, "PGPASSWORD": PASSWORD},
+        check=True, capture_output=True, text=True, timeout=START_TIMEOUT,
+    )
+    return done.stdout.strip()
 
 
 def restart_postgres(server: Server) -> None:
@@ -173,6 +211,52 @@ def stop_postgres(server: Server) -> None:
     shutil.rmtree(server.root, ignore_errors=True)
 
 
+# -- TLS material ----------------------------------------------------------------------------
+
+#: The PostgreSQL role that must also log in with a client certificate (its CN).
+CERT_USER: Final = "zt_certuser"
+
+
+@attrs.frozen
+class Certificates:
+    """Throwaway PEM files made with ``openssl``; keys unencrypted and 0600."""
+
+    server_cert: Path  # self-signed, CN and subjectAltName 127.0.0.1 (and DNS localhost)
+    server_key: Path
+    other: Path  # an unrelated self-signed certificate (a wrong sslrootcert)
+    client_ca: Path  # the authority the server trusts for client certificates
+    client_cert: Path  # CN=CERT_USER, signed by client_ca
+    client_key: Path
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """Make the certificates of :class:`Certificates` in ``folder`` with ``openssl``."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    def self_signed(name: str, subject: str, *extra: str) -> None:
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
+                str(folder / f"{name}.key"), "-out", str(folder / f"{name}.crt"), "-subj",
+                subject, *extra)
+
+    self_signed("server", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost")
+    self_signed("other", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
+    self_signed("client-ca", "/CN=zentrack test client authority")
+    openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout",
+            str(folder / "client.key"), "-out", str(folder / "client.csr"), "-subj",
+            f"/CN={CERT_USER}")
+    openssl("x509", "-req", "-in", str(folder / "client.csr"), "-CA",
+            str(folder / "client-ca.crt"), "-CAkey", str(folder / "client-ca.key"),
+            "-CAcreateserial", "-days", "2", "-out", str(folder / "client.crt"))
+    for key in folder.glob("*.key"):
+        key.chmod(0o600)
+    return Certificates(
+        folder / "server.crt", folder / "server.key", folder / "other.crt",
+        folder / "client-ca.crt", folder / "client.crt", folder / "client.key",
+    )
+
+
 # -- MariaDB -------------------------------------------------------------------------------
 
 
@@ -185,23 +269,35 @@ def mariadb_programs() -> tuple[Path, Path] | None:
     return None
 
 
-def _mariadb_start(server_bin: Path, root: Path, port: int) -> subprocess.Popen[bytes]:
+def _mariadb_start(
+    server_bin: Path, root: Path, port: int, tls: Certificates | None = None
+) -> subprocess.Popen[bytes]:
     user = ["--user=root"] if os.geteuid() == 0 else []
     log = root / "server.log"
+    secure = [] if tls is None else [
+        f"--ssl-cert={tls.server_cert}", f"--ssl-key={tls.server_key}",
+        f"--ssl-ca={tls.server_cert}", "--require-secure-transport=ON",
+    ]
     with open(log, "ab") as out:
         return subprocess.Popen(
             [str(server_bin), "--no-defaults", *user, f"--datadir={root / 'data'}",
              "--bind-address=127.0.0.1", f"--port={port}", f"--socket={root / 'mysql.sock'}",
              f"--pid-file={root / 'mariadb.pid'}", f"--init-file={root / 'init.sql'}",
              "--skip-name-resolve", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
-             "--innodb-buffer-pool-size=32M", f"--log-error={log}"],
+             "--innodb-buffer-pool-size=32M", f"--log-error={log}", *secure],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
 
-def start_mariadb(programs: tuple[Path, Path]) -> tuple[Server, subprocess.Popen[bytes]]:
-    """mariadb-install-db a new data folder and start mariadbd on a free loopback port."""
+def start_mariadb(
+    programs: tuple[Path, Path], *, tls: Certificates | None = None
+) -> tuple[Server, subprocess.Popen[bytes]]:
+    """mariadb-install-db a new data folder and start mariadbd on a free loopback port.
+
+    With ``tls``, the server has the self-signed server certificate and
+    ``require_secure_transport=ON``: it refuses a login that is not over TLS.
+    """
     began = time.monotonic()
     server_bin, install = programs
     root = Path(tempfile.mkdtemp(prefix="zentrack-mariadb-"))
@@ -218,7 +314,7 @@ def start_mariadb(programs: tuple[Path, Path]) -> tuple[Server, subprocess.Popen
         f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'127.0.0.1';\n"
     )
     port = _free_port()
-    process = _mariadb_start(server_bin, root, port)
+    process = _mariadb_start(server_bin, root, port, tls)
     _wait_for_port(port, process, root / "server.log")
     log = root / "server.log"
     deadline = time.monotonic() + START_TIMEOUT
@@ -295,6 +391,40 @@ def mariadb_server() -> Iterator[Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Self-signed server and client certificates for the session (skips without openssl)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    return make_certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture(scope="session")
+def tls_postgres_server(certificates: Certificates) -> Iterator[Server]:
+    """A PostgreSQL server with ``ssl=on`` that takes TCP logins over TLS only (``hostssl``)."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server programs (initdb, pg_ctl) are not installed")
+    server = start_postgres(bindir, tls=certificates)
+    try:
+        yield server
+    finally:
+        stop_postgres(server)
+
+
+@pytest.fixture(scope="session")
+def tls_mariadb_server(certificates: Certificates) -> Iterator[Server]:
+    """A MariaDB server with a certificate that refuses logins not over TLS."""
+    programs = mariadb_programs()
+    if programs is None:
+        pytest.skip("MariaDB server programs (mariadbd, mariadb-install-db) are not installed")
+    server, process = start_mariadb(programs, tls=certificates)
+    try:
+        yield server
+    finally:
+        stop_mariadb(server, process)
+
+
 @pytest.fixture(params=sorted(SERVER_FIXTURES))
 def server(request: pytest.FixtureRequest) -> Server:
     """Each server backend in turn."""
@@ -324,14 +454,17 @@ def server_url(server: Server, store_path: Path, server_home: Path) -> str:
 # -- plain MLMD, no zentrack -----------------------------------------------------------------
 
 
-def plain_store(server: Server, database: str) -> Any:
-    """Open ``database`` with plain ``ml_metadata``, as docs/mlmd.md shows (no zentrack code)."""
+def plain_store(server: Server, database: str, *, host: str = "") -> Any:
+    """Open ``database`` with plain ``ml_metadata``, as docs/mlmd.md shows (no zentrack code).
+
+    ``host`` replaces the server's address (a folder: its Unix socket, for PostgreSQL).
+    """
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
 
     config = metadata_store_pb2.ConnectionConfig()
     if server.kind == "postgresql":
-        config.postgresql.host = server.host
+        config.postgresql.host = host or server.host
         config.postgresql.port = str(server.port)
         config.postgresql.user = USER
         # MLMD pastes the password into a libpq connection string: quote it.
@@ -339,7 +472,7 @@ def plain_store(server: Server, database: str) -> Any:
         config.postgresql.dbname = database
         config.postgresql.skip_db_creation = True
     else:
-        config.mysql.host = server.host
+        config.mysql.host = host or server.host
         config.mysql.port = server.port
         config.mysql.user = USER
         config.mysql.password = PASSWORD

@@ -30,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -49,11 +48,7 @@ from tests.servers import (
     PASSWORD,
     USER,
     Server,
-    _free_port,
-    _tail,
-    _unprivileged,
-    _wait_for_port,
-    postgres_bindir,
+    postgres_sql,
 )
 from tests.steps_for_tests import train
 from zentrack.exceptions import ParameterTypeError, StoreError, ZentrackError
@@ -458,122 +453,16 @@ class TestHole4SecretsStayOutOfArgvEnvAndReprs:
 # == 5. TLS options are dropped ================================================================
 
 
-@pytest.fixture(scope="module")
-def tls_material() -> Iterator[dict[str, Path]]:
-    """A self-signed certificate for 127.0.0.1 (the server's) and an unrelated one."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder = Path(tempfile.mkdtemp(prefix="zentrack-tls-"))
-    for name, subject in (("server", "/CN=127.0.0.1"), ("other", "/CN=other")):
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-keyout",
-                str(folder / f"{name}.key"),
-                "-out",
-                str(folder / f"{name}.crt"),
-                "-subj",
-                subject,
-                "-addext",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    yield {
-        "cert": folder / "server.crt",
-        "key": folder / "server.key",
-        "other": folder / "other.crt",
-    }
-    shutil.rmtree(folder, ignore_errors=True)
+def tls_url(server: Server, database: str, **options: str | Path) -> str:
+    """``server``'s URL of ``database`` with the given options (paths percent-encoded)."""
+    query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in options.items())
+    return f"{server.url(database)}?{query}"
 
 
-@pytest.fixture(scope="module")
-def tls_postgres(tls_material: dict[str, Path]) -> Iterator[Server]:
-    """A PostgreSQL server with ``ssl=on`` that accepts TLS connections only (``hostssl``)."""
-    import pwd
-
-    bindir = postgres_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server programs are not installed")
-    root = Path(tempfile.mkdtemp(prefix="zentrack-pgtls-"))
-    prefix, user = _unprivileged()
-    owner = pwd.getpwnam(user) if user is not None else None
-    password_file = root / "password"
-    password_file.write_text(PASSWORD + "\n")
-    for name in ("cert", "key"):
-        shutil.copy(tls_material[name], root / f"server.{name}")
-        (root / f"server.{name}").chmod(0o600)
-    if owner is not None:
-        for path in (root, password_file, root / "server.cert", root / "server.key"):
-            os.chown(path, owner.pw_uid, owner.pw_gid)
-    data, log = root / "data", root / "server.log"
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            USER,
-            f"--pwfile={password_file}",
-            "--auth=scram-sha-256",
-            "--encoding=UTF8",
-            "--no-sync",
-            "--no-instructions",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    (data / "pg_hba.conf").write_text(
-        "local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n"
-    )
-    port = _free_port()
-    options = (
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c ssl=on "
-        f"-c ssl_cert_file={root}/server.cert -c ssl_key_file={root}/server.key"
-    )
-    subprocess.run(
-        [
-            *prefix,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(log),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            options,
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=90,
-    )
-    try:
-        _wait_for_port(port, None, log)
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield Server("postgresql", "127.0.0.1", port, root, pid, 0.0)
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        if os.environ.get("ZT_KEEP_TLS_LOG"):
-            print(_tail(log))
-        shutil.rmtree(root, ignore_errors=True)
+def database_exists(server: Server, database: str) -> bool:
+    """Ask the server itself (psql over its Unix socket) whether ``database`` exists."""
+    found = postgres_sql(server, f"SELECT count(*) FROM pg_database WHERE datname = '{database}'")
+    return found == "1"
 
 
 class TestHole5TLSOptionsAreHonoured:
@@ -593,20 +482,30 @@ class TestHole5TLSOptionsAreHonoured:
             zt.init(url)
 
     def test_sslmode_require_refuses_a_server_without_tls(self, postgres_server, server_home):
-        """`?sslmode=require` against a server without SSL: no plaintext connection."""
-        url = postgres_server.url(postgres_server.new_database()) + "?sslmode=require"
-        with pytest.raises(StoreError, match=r"(?i)ssl|tls"):
-            zt.init(url)
+        """`?sslmode=require` against a server without SSL: a clear error, and nothing reaches
+        the server (MLMD would have created the database on its first connection)."""
+        database = postgres_server.new_database()
+        zt.init(tls_url(postgres_server, database, sslmode="require"))
+        with pytest.raises(StoreError) as raised:
             train(b"data")
             zt.flush()
+        message = str(raised.value)
+        expected = (True, True, False, [])
+        actual = (
+            "does not offer TLS" in message,
+            "refuses to connect in plaintext" in message,
+            database_exists(postgres_server, database),
+            [s for s in secrets_of(PASSWORD) if s in message],
+        )
+        assert expected == actual, message
 
     def test_a_mysql_ca_refuses_a_server_without_tls(
-        self, mariadb_server, server_home, tls_material
+        self, mariadb_server, server_home, certificates
     ):
         """`?ssl_ca=...` against MariaDB without SSL: no plaintext connection."""
         url = (
             mariadb_server.url(mariadb_server.new_database())
-            + f"?ssl_ca={quote(str(tls_material['cert']), safe='')}"
+            + f"?ssl_ca={quote(str(certificates.server_cert), safe='')}"
         )
         with pytest.raises(StoreError, match=r"(?i)ssl|tls"):
             zt.init(url)
@@ -647,35 +546,50 @@ class TestHole5TLSOptionsAreHonoured:
             listener.close()
         assert ("accepted" if offers_tls else "refused") == outcome
 
-    @pytest.mark.parametrize("mode", ["require", "verify-ca", "verify-full"])
-    def test_tls_is_refused_with_how_to_get_it(
-        self, tls_postgres, tls_material, server_home, mode
-    ):
-        """A TLS sslmode, even toward a TLS-only server: refused, saying how to get TLS.
-
-        ml-metadata 1.17.1's PostgreSQL client is built without SSL, so it
-        cannot encrypt at all (lead's decision, issue 12: refuse, and point
-        to an SSH tunnel or a local TLS proxy such as stunnel).
-        """
-        root = quote(str(tls_material["cert"]), safe="")
-        url = tls_postgres.url(tls_postgres.new_database()) + f"?sslmode={mode}&sslrootcert={root}"
-        with pytest.raises(StoreError, match=r"cannot encrypt.*SSH tunnel.*stunnel") as raised:
-            zt.init(url)
-        assert [s for s in secrets_of(PASSWORD) if s in str(raised.value)] == []
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"sslmode": "require"},
+            {"sslmode": "verify-ca", "sslrootcert": "server"},
+            {"sslmode": "verify-full", "sslrootcert": "server"},
+        ],
+        ids=["require", "verify-ca", "verify-full"],
+    )
+    def test_tls_connects_and_tracks(self, tls_postgres_server, certificates, server_home, options):
+        """Against a server started with ssl=on that takes logins over TLS only: a tracked
+        call is written and found, and the server lists zentrack's connection as encrypted."""
+        server = tls_postgres_server
+        database = server.new_database()
+        given = {k: certificates.server_cert if v == "server" else v for k, v in options.items()}
+        zt.init(tls_url(server, database, **given))
+        train(b"data", lr=0.25)
+        written = zt.flush()
+        found = [r.params["lr"] for r in zt.find(step="train")]
+        encrypted = postgres_sql(
+            server,
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+            f"WHERE datname = '{database}' AND ssl",
+        )
+        expected = (1, [0.25], True)
+        assert expected == (written, found, int(encrypted) >= 1)
 
     def test_verify_full_refuses_a_certificate_of_another_authority(
-        self, tls_postgres, tls_material, server_home
+        self, tls_postgres_server, certificates, server_home
     ):
-        """`sslrootcert` naming another CA: the connection is refused."""
-        other = quote(str(tls_material["other"]), safe="")
-        url = (
-            tls_postgres.url(tls_postgres.new_database())
-            + f"?sslmode=verify-full&sslrootcert={other}"
+        """`sslrootcert` naming another authority: refused before logging in, saying why."""
+        database = tls_postgres_server.new_database()
+        zt.init(tls_url(tls_postgres_server, database, sslmode="verify-full",
+                        sslrootcert=certificates.other))
+        with pytest.raises(StoreError) as raised:
+            zt.find(step="train")
+        message = str(raised.value)
+        expected = (True, True, False)
+        actual = (
+            "is not signed by an authority zentrack trusts" in message,
+            str(certificates.other) in message,
+            database_exists(tls_postgres_server, database),
         )
-        with pytest.raises(StoreError):
-            zt.init(url)
-            train(b"data")
-            zt.flush()
+        assert expected == actual, message
 
 
 # == 6. Untrusted configs import code before validating it ==================================

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 import attrs
 
 from zentrack._files import PRIVATE_FILE, make_dirs, replace_file
+from zentrack._store import pg_options
 from zentrack._store.discovery import discover
 from zentrack.exceptions import StoreError
 
@@ -210,9 +211,9 @@ def _parse_server(kind: str, text: str) -> Location:
 
 
 #: The URL options zentrack understands, by backend.  PostgreSQL's TLS options
-#: are understood in order to be refused (see :func:`_options`).
+#: are checked by :mod:`.pg_options` and carried by zentrack's relay (:mod:`.pg_tls`).
 OPTIONS: Final = {
-    "postgresql": ("sslmode", "sslrootcert", "sslcert", "sslkey"),
+    "postgresql": pg_options.NAMES,
     "mysql": (
         "ssl_ca",
         "ssl_capath",
@@ -222,17 +223,6 @@ OPTIONS: Final = {
         "ssl_verify_server_cert",
     ),
 }
-#: ``sslmode`` values that do not ask for encryption (libpq's meaning).
-_PLAINTEXT_SSLMODES: Final = ("disable", "allow", "prefer")
-_TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
-_NO_POSTGRES_TLS: Final = (
-    "Store {shown!r}: {option} asks for an encrypted connection, but the PostgreSQL client "
-    "built into ml-metadata (MLMD 1.17.1) has no SSL support and cannot encrypt, so zentrack "
-    "refuses rather than connect in plaintext. To reach the server over TLS, open an SSH "
-    "tunnel (ssh -N -L 5433:localhost:5432 dbhost) or run a local TLS proxy such as stunnel, "
-    "and point the URL at its local end (postgresql://user@127.0.0.1:5433/db), without "
-    "sslmode."
-)
 
 
 def _options(kind: str, query: str, shown: str) -> tuple[tuple[str, str], ...]:
@@ -262,19 +252,12 @@ def _options(kind: str, query: str, shown: str) -> tuple[tuple[str, str], ...]:
             raise StoreError(f"Store {shown!r}: the option {name!r} is given twice; give it once.")
         if not value:
             raise StoreError(f"Store {shown!r}: the option {name!r} has no value; give one.")
-        if kind == "postgresql":
-            if name == "sslmode" and value in _PLAINTEXT_SSLMODES:
-                continue
-            if name == "sslmode" and value not in _TLS_SSLMODES:
-                raise StoreError(
-                    f"Store {shown!r}: sslmode={value!r} is not a libpq sslmode; use one of "
-                    f"{', '.join(_PLAINTEXT_SSLMODES + _TLS_SSLMODES)}."
-                )
-            raise StoreError(_NO_POSTGRES_TLS.format(shown=shown, option=f"{name}={value}"))
         if name == "ssl_verify_server_cert" and value.lower() not in ("true", "false", "1", "0"):
             raise StoreError(
                 f"Store {shown!r}: ssl_verify_server_cert={value!r} must be true or false."
             )
+    if kind == "postgresql":
+        pairs = pg_options.check_options(pairs, shown)
     return tuple(pairs)
 
 

@@ -106,12 +106,25 @@ def explain_connect_error(location: Location, reason: str) -> str:
                 f"nothing accepts connections on {where} ({exc.strerror or exc}); "
                 "is the server running?"
             )
+        if dict(location.options).get("ssl_verify_server_cert", "").lower() in ("true", "1"):
+            return (
+                f"MLMD's MySQL client did not complete the login on {where} with "
+                "ssl_verify_server_cert=true; the client in ml-metadata 1.17.1 fails that check "
+                "for every certificate tried, valid ones included (docs/security.md), so "
+                "zentrack cannot have a MySQL server's certificate verified: remove "
+                "ssl_verify_server_cert for an encrypted connection whose certificate is not "
+                "checked, or reach the server through an SSH tunnel"
+            )
         return (
             f"the server on {where} refused the login; check the user, the password and "
             f"the user's privileges on {location.database!r}. MLMD logs in with "
             "mysql_native_password (on MySQL 8: ALTER USER ... IDENTIFIED WITH "
             "mysql_native_password BY '...')"
         )
+    from zentrack._store.pg_tls_relay import MARKER
+
+    if MARKER in reason:  # zentrack's TLS relay refused, and said why and what to do
+        return reason.split(MARKER, 1)[1].strip()
     text = reason.lower()
     if "could not translate host name" in text:
         fix = f"the host name {location.host!r} does not resolve; check the URL"

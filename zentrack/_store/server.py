@@ -24,6 +24,8 @@ from typing import Any, Final
 
 from zentrack._store.location import Location, check_location
 from zentrack._store.open_errors import explain_connect_error, explain_open_error
+from zentrack._store.pg_tls import Relay, relay_for
+from zentrack._store.pg_tls_relay import MARKER
 from zentrack._store.server_values import BACKENDS, Codec
 from zentrack.exceptions import StoreError
 
@@ -143,16 +145,23 @@ class ServerStore:
         return args, kwargs
 
 
-def connection_config(location: Location, *, create_database: bool = False) -> Any:
-    """The MLMD ``ConnectionConfig`` of a server location (checked first)."""
+def connection_config(
+    location: Location, *, create_database: bool = False, relay: Relay | None = None
+) -> Any:
+    """The MLMD ``ConnectionConfig`` of a server location (checked first).
+
+    With a ``relay`` (a PostgreSQL URL asking for TLS), libpq is pointed at
+    the relay's Unix socket folder instead of the server: the relay carries
+    the TLS that MLMD's libpq cannot (:mod:`.pg_tls`).
+    """
     check_location(location)
     from ml_metadata.proto import metadata_store_pb2
 
     config = metadata_store_pb2.ConnectionConfig()
     if location.kind == "postgresql":
         pg = config.postgresql
-        pg.host = location.host
-        pg.port = str(location.port)
+        pg.host = str(relay.directory) if relay else location.host
+        pg.port = str(relay.port if relay else location.port)
         pg.user = _conninfo(location.user)
         pg.password = _conninfo(location.password)
         pg.dbname = _conninfo(location.database)
@@ -284,17 +293,20 @@ def _glog_errors() -> Iterator[list[str]]:
                 os.write(2, ("\n".join(other) + "\n").encode())
 
 
-def _open(location: Location, *, upgrade: bool, create_database: bool) -> tuple[Any, str]:
+def _open(
+    location: Location, *, upgrade: bool, create_database: bool, relay: Relay | None
+) -> tuple[Any, str]:
     """Open MLMD's store; return it (or None) and the logged reason of a failure."""
     from ml_metadata.metadata_store import metadata_store
 
-    config = connection_config(location, create_database=create_database)
+    config = connection_config(location, create_database=create_database, relay=relay)
     with _glog_errors() as errors:
         try:
             return metadata_store.MetadataStore(config, enable_upgrade_migration=upgrade), ""
         except RuntimeError as exc:
             failure = str(exc).strip()
-    reason = " ".join(e for e in errors if e)
+    # The TLS relay's own reason is whole on its line; MLMD's lines after it add nothing.
+    reason = next((e for e in errors if MARKER in e), "") or " ".join(e for e in errors if e)
     if "library version" in failure:
         raise explain_open_error(location, failure)
     return None, re.sub(r"\s+", " ", reason or failure).strip()
@@ -304,9 +316,10 @@ def connect(location: Location, *, upgrade: bool = False) -> Any:
     """Open the plain MLMD store of a server location, or raise a StoreError that says why."""
     if location.kind == "mysql" and location.options:
         require_tls(location)
-    store, reason = _open(location, upgrade=upgrade, create_database=False)
+    relay = relay_for(location)  # a PostgreSQL URL asking for TLS: MLMD goes through it
+    store, reason = _open(location, upgrade=upgrade, create_database=False, relay=relay)
     if store is None and 'database "' in reason and "does not exist" in reason:
-        store, created = _open(location, upgrade=upgrade, create_database=True)
+        store, created = _open(location, upgrade=upgrade, create_database=True, relay=relay)
         reason = created or reason
     if store is not None:
         return store
