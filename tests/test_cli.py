@@ -465,6 +465,15 @@ class TestRuns:
         shown = [[*r[:3], r[6], *[c for c in r if "=" in c]] for r in rows[1:]]  # "48 ms"
         assert expected == [rows[0][:7], *shown]
 
+    def test_limit_shows_the_newest_and_says_more_exist(self, store_path):
+        """``--limit 1``: the newest run, then a line saying older ones were left out."""
+        pft.training()
+        newest = pft.scaled()
+
+        lines = ok(zentrack(store_path, "runs", "--limit", "1")).splitlines()
+        expected = (3, newest.id, "... older runs not shown (--limit 0 shows all)")
+        assert expected == (len(lines), lines[1].split()[0], lines[-1])
+
     def test_json_for_one_pipeline(self, store_path):
         """``--pipeline`` filters; ``--json`` gives ids, params and keyed steps."""
         run = pft.training()
@@ -641,6 +650,39 @@ class TestFind:
 
         err = refused(zentrack(store_path, "find", "lr__about=0.01"))
         assert "unknown operator 'about'" in err, err
+
+    def test_limit_and_order_by_a_metric(self, store_path):
+        """``--order-by -loss --limit 2``: the two largest losses, largest first."""
+        for lr in (0.01, 0.02, 0.03):
+            pft.training(lr=lr)
+        losses = sorted((r.metrics["loss"], r.params["lr"]) for r in zt.find(step="trainer"))
+
+        rows = json.loads(ok(zentrack(
+            store_path, "find", "--step", "trainer", "--order-by", "-loss", "--limit", "2",
+            "--json",
+        )))
+        expected = [lr for _, lr in losses[::-1][:2]]
+        assert expected == [row["params"]["lr"] for row in rows]
+
+    def test_newest_first_and_a_metric_condition(self, store_path):
+        """``--order-by -started`` lists the newest call first; metrics are conditions too."""
+        for lr in (0.01, 0.02):
+            pft.training(lr=lr)
+        loss = zt.find(step="trainer")[0].metrics["loss"]
+
+        rows = json.loads(ok(zentrack(
+            store_path, "find", "--step", "trainer", "--order-by", "-started",
+            f"loss__le={loss!r}", "--json",
+        )))
+        expected = [0.02, 0.01]
+        assert expected == [row["params"]["lr"] for row in rows]
+
+    @pytest.mark.parametrize("limit", ["-1", "two"])
+    def test_a_bad_limit_says_what_a_limit_is(self, store_path, limit):
+        """``--limit`` takes a whole number, 0 or more: argparse's exit 2 and why."""
+        done = zentrack(store_path, "find", "--limit", limit)
+        expected = (2, True)
+        assert expected == (done.returncode, "a whole number, 0 or more" in done.stderr)
 
     def test_no_match(self, store_path):
         """Nothing matches: ``no records``."""

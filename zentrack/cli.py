@@ -115,9 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--step")
     p.add_argument("--state")
+    p.add_argument("--limit", type=_count, metavar="N", help="only the first N in the order")
+    p.add_argument(
+        "--order-by", metavar="KEY",
+        help="started (default), -started (newest first), or a param or metric (-acc: largest "
+        "first)",
+    )
     p.add_argument(
         "where", nargs="*", metavar="param[__op]=VALUE",
-        help="ops: eq ne lt le gt ge in (lr__in=[0.1, 0.2])",
+        help="ops: eq ne lt le gt ge in contains (lr__in=[0.1, 0.2]); metrics too (acc__gt=0.9)",
     )
     call_args = (
         "arguments of the call; for a class step, its constructor's params and its entry "
@@ -146,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _count(text: str) -> int:
+    """A ``--limit`` value: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more (got {text!r})")
+    return value
+
+
 _RUN_HELP = "a run id, or the start of one that no other run's id starts with"
 
 
@@ -159,7 +176,7 @@ def _add_runs(commands: _Commands) -> None:
     p.add_argument("--pipeline")
     p.add_argument("--state")
     p.add_argument("--tag", action="append", metavar="KEY=VALUE", help="only runs with this tag")
-    p.add_argument("--limit", type=int, default=50, help="newest N runs (0: all; default 50)")
+    p.add_argument("--limit", type=_count, default=50, help="newest N runs (0: all; default 50)")
     p = add("show", reads.cmd_show, "one run: params, metrics, tags, note, config, steps",
             json=True)
     p.add_argument("run_id", metavar="RUN", help=_RUN_HELP)
@@ -297,6 +314,16 @@ def use_current_folder() -> None:
     sys.path.append(here)
 
 
+def _descending_orders(argv: Sequence[str]) -> list[str]:
+    """``--order-by -acc`` as ``--order-by=-acc``: argparse would take ``-acc`` for an option."""
+    out: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        value = next(items, None) if arg == "--order-by" and "--" not in out else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code.
 
@@ -304,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     one line on stderr and exit 1.  Output piped into a reader that stops
     early (``| head``) ends the command quietly with exit 141, as ``cat``.
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_descending_orders(sys.argv[1:] if argv is None else argv))
     try:
         configure_log(args.verbose)
     except ValueError as exc:

@@ -28,10 +28,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    """``zentrack find [--step S] [--state S] param[__op]=VALUE...``."""
+    """``zentrack find [--step S] [--state S] [--limit N] [--order-by KEY] name[__op]=VALUE``."""
     where = assignments(args.where, "param[__op]=value")
     init_for_read(args.store)
-    print_records(zt.find(args.step, state=args.state, **where), args.json)
+    found = zt.find(
+        args.step, state=args.state, limit=args.limit, order_by=args.order_by, **where
+    )
+    print_records(found, args.json)
     return 0
 
 
@@ -107,14 +110,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     tags = tag_filters(args.tag or [])
     init_for_read(args.store)
-    found = zt.runs(args.pipeline, state=args.state, tags=tags)
-    shown = found[: args.limit] if args.limit else found
+    limit = args.limit or None  # one more than shown tells whether older runs exist
+    found = zt.runs(args.pipeline, state=args.state, tags=tags, limit=limit and limit + 1)
+    shown = found[:limit]
     if args.json:
         print_json([run_row(r) for r in shown])
         return 0
     print(runs_text(shown))
     if len(found) > len(shown):
-        print(f"... {len(found) - len(shown)} older runs not shown (--limit 0 shows all)")
+        print("... older runs not shown (--limit 0 shows all)")
     return 0
 
 
