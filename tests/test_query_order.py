@@ -154,6 +154,17 @@ class TestRunsLimit:
         )
         assert expected == actual
 
+    def test_an_order_on_a_step_metric_says_where_it_lives(self, caplog):
+        """order_by a name only steps log: one warning naming the step and what to use."""
+        for i in range(3):
+            sweep(i=i)
+
+        with caplog.at_level("WARNING", logger="zentrack"):
+            zt.runs(pipeline="sweep", order_by="-acc")
+
+        expected = ["no run has a pipeline param or run metric 'acc'", "metric of step 'trial'"]
+        assert [m for m in expected if m in caplog.text] == expected, caplog.text
+
     def test_run_steps_are_read_when_used(self):
         """A listed run's steps come from the store on first use, and match the run."""
         sweep(lr=0.2, i=7)

@@ -113,7 +113,28 @@ def read_runs(
         and all(run.tags.get(k) == v for k, v in wanted.items())
         and all(m(run.params, run.run_metrics) for m in matchers)
     ]
+    if order.key != STARTED and found:
+        _warn_if_unordered(found, order.key)
     return RunList(order.sort(found, _run_facts)[:limit])
+
+
+def _warn_if_unordered(found: Sequence[Run[Any]], key: str) -> None:
+    """An order on a name no run has as a param or run metric would be silently no order."""
+    if any(key in run.params or key in run.run_metrics for run in found):
+        return
+    steps = sorted({s.step for run in found[:20] for s in run.steps if key in s.metrics})
+    hint = (
+        f"it is a metric of step {steps[0]!r}: zt.find(step={steps[0]!r}, "
+        f"order_by='-{key}') orders those calls, `zentrack compare --best {key}` the runs"
+        if steps
+        else "check the spelling (zt.runs()[0].params and .run_metrics list the names)"
+    )
+    log.warning(
+        "zentrack: runs(): no run has a pipeline param or run metric %r, so order_by orders "
+        "nothing (runs without the value come oldest first); %s.",
+        key,
+        hint,
+    )
 
 
 def _started(text: str | None) -> float:
