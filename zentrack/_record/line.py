@@ -468,7 +468,7 @@ def validate_line(data: Any, *, inline: bool = True) -> dict[str, Any]:
     if kind not in ("step", RUN_KIND):
         raise ValueError(f"unknown line kind {kind!r:.40}")
     run = kind == RUN_KIND
-    if inline and not run and _step_line_ok(data):  # every read decodes step lines: the checks inline
+    if inline and not run and _step_line_ok(data):  # every read decodes step lines
         return data
     schema, required = (_RUN_SCHEMA, _RUN_REQUIRED) if run else (_STEP_SCHEMA, _STEP_REQUIRED)
     if not required <= data.keys():
