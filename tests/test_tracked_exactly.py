@@ -374,7 +374,7 @@ class TestReadmeBlocks:
 class TestReadmeFlow:
     """The README's examples, pasted into one script, make exactly the runs they describe."""
 
-    def test_pasted_without_a_main_guard_makes_two_runs_and_keeps_history(
+    def test_pasted_as_one_script_makes_two_runs_and_keeps_history(
         self, tmp_path: Path
     ) -> None:
         """One run from ``training()``, one from ``cfg.run()``; the first run's config stays."""

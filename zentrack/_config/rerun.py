@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from zentrack._config.import_effects import refuse_if_import_runs_steps
 from zentrack._config.sources import SourceGuard
 from zentrack._record import tracker as _tracker
 from zentrack._runs.context import ConfigArgs
@@ -124,7 +125,11 @@ def _import_source(source: str) -> Any:
     for cut in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:cut])
         try:
-            obj: Any = _running_script(module_name) or importlib.import_module(module_name)
+            obj: Any = _running_script(module_name)
+            if obj is None:
+                if module_name not in sys.modules:
+                    refuse_if_import_runs_steps(module_name)
+                obj = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name and module_name.startswith(exc.name):
                 continue
