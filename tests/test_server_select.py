@@ -23,7 +23,7 @@ from tests.strategies import scalars, tracked_values
 from zentrack._record import tracker as _tracker
 from zentrack._runs.matching import matcher
 from zentrack._store.candidates import OPERATORS, Condition, tolerance
-from zentrack._store.server_select import SLACK, Unpushable, filters, literal
+from zentrack._store.server_select import SLACK, Unpushable, filters, literal, pattern
 from zentrack._store.sqlite_select import Query
 
 LONG = "x" * 3000  # a proto_value on PostgreSQL (index row limit)
@@ -36,7 +36,7 @@ CORPUS: list[Any] = [
     0.01000005, 0.0100001, 0.0100000049, 123456.7890123, 2147483648.5,
     float("nan"), float("inf"), -float("inf"),
     True, False, None,
-    "", "1", "1.0", "a", "A", "abc", "b", "inf", "-inf", "null", "true", "-5",
+    "", "1", "1.0", "a", "A", "B", "abc", "b", "inf", "-inf", "null", "true", "-5",
     "99999999999999999999", "it's", 'say "hi"', "back\\slash", "café", "ünï", "\ud800x",
     "nul\0byte", "mlmd-struct::x", "%", "_", "a%b", "last_known_state = NEW",
     "custom_properties.value.", "[1]", '"q"', "a ", LONG,
@@ -277,10 +277,21 @@ class TestFilters:
         expected = None
         assert expected == literal(text)
 
-    def test_a_string_that_is_no_literal_widens_to_every_string(self):
-        """value="it's" reads every string of the name (and confirms in Python)."""
-        found = filters(query(value="it's"), ["train"], str)
-        assert "custom_properties.`value`.string_value IS NOT NULL" in found[0]
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("it's", "it%s"),
+            ('say "hi"', "say %hi%"),
+            ("café", "caf%"),
+            ("a%b_c", "a%b_c"),
+            ("last_known_state = NEW", "last_known__tate = NEW"),
+            ("custom_properties.x.", "custom__roperties.x."),
+            ("x" * 600, "x" * 512 + "%"),
+        ],
+    )
+    def test_a_string_that_is_no_literal_is_matched_by_a_wider_pattern(self, text, expected):
+        """Unsafe characters become %, rewritten words lose a letter: LIKE finds a superset."""
+        assert expected == pattern(text)
 
     def test_nothing_to_read_when_no_value_can_match(self):
         """lr=nan matches nothing: no filter at all."""

@@ -63,6 +63,7 @@ from zentrack._store.sqlite_select import Query
 SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-/:@]{1,255}")
 #: String literals written into a filter: printable ASCII without ' " \ `.
 _SAFE_TEXT: Final = re.compile(r"[\x20\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e]*")
+_UNSAFE_RUN: Final = re.compile(r"[^\x20\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e]+")
 #: Words MLMD's filter rewriting looks for anywhere in the query, literals included.
 _REWRITTEN: Final = re.compile(
     r"properties|contexts_|artifacts_|executions_|events_|state", re.IGNORECASE
@@ -127,10 +128,23 @@ def _bool_filter(column: str, found: Sequence[bool]) -> str | None:
     return f"{column} = {'true' if found[0] else 'false'}"
 
 
-def _like(column: str, pattern: str) -> str:
-    """``LIKE`` with a safe pattern; ``%`` or ``_`` in it only widen the match."""
-    quoted = literal(pattern)
-    return f"{column} LIKE {quoted}" if quoted is not None else f"{column} IS NOT NULL"
+def pattern(text: str) -> str:
+    """A ``LIKE`` pattern (unquoted) that matches ``text`` and is safe to write.
+
+    Every character that cannot be in a literal becomes ``%`` (any run of
+    characters, however the server counts them); a word the filter rewrites
+    loses its first letter to ``_``; ``%`` and ``_`` in ``text`` stay
+    wildcards.  Each only widens the match.
+    """
+    out = re.sub("%+", "%", _UNSAFE_RUN.sub("%", text))
+    while match := _REWRITTEN.search(out):
+        out = out[: match.start()] + "_" + out[match.start() + 1 :]
+    return out if len(out) <= MAX_LITERAL else out[:MAX_LITERAL] + "%"
+
+
+def _like(column: str, *parts: str) -> str:
+    """``column LIKE`` the pattern of the texts ``parts``, with ``%`` between none of them."""
+    return f"{column} LIKE '{pattern(''.join(parts))}'"
 
 
 class Unpushable(Exception):
@@ -173,7 +187,7 @@ def translate(probe: Probe, prop: str) -> str | None:
     if _TEXT_RANGE.fullmatch(where):
         return _prefixes(f"{prop}.string_value", _a_str(args[0]), _a_str(args[1]))
     if _CONTAINS.fullmatch(where):
-        return _like(f"{prop}.string_value", f"%{_a_str(args[0])}%")
+        return _like(f"{prop}.string_value", "%", _a_str(args[0]), "%")
     raise Unpushable(where)
 
 
@@ -190,25 +204,34 @@ def _a_str(arg: Any) -> str:
 
 
 def _set(column: str, kind: str, args: Sequence[Any]) -> str | None:
-    """``column IN (...)`` of ints, bools or strings (ints beyond 32 bits: see opaque())."""
+    """``column IN (...)`` of ints, bools or strings (ints beyond 32 bits: see opaque()).
+
+    A string that cannot be a literal is matched by its :func:`pattern`.
+    """
     if kind == "bool":
         return _bool_filter(column, sorted({bool(_an_int(a)) for a in args}))
+    parts: list[str] = []
     if kind == "int":
         texts = [str(a) for a in map(_an_int, args) if -_INT32 <= a < _INT32]
     else:
-        quoted = [literal(_a_str(a)) for a in args]
-        if any(q is None for q in quoted):
-            return f"{column} IS NOT NULL"
-        texts = [q for q in quoted if q is not None]
-    if not texts:
+        texts = []
+        for text in map(_a_str, args):
+            quoted = literal(text)
+            if quoted is None:
+                parts.append(_like(column, text))
+            else:
+                texts.append(quoted)
+    if texts:
+        parts.append(f"{column} IN ({', '.join(texts)})")
+    if not parts:
         return None
-    return f"{column} IN ({', '.join(texts)})"
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
 def _prefixes(column: str, low: str, high: str) -> str:
     """Every string in ``[low, high)`` when both are one character apart by a few: ``LIKE``s."""
     if len(low) == 1 and len(high) == 1 and 0 < ord(high) - ord(low) <= _MAX_PREFIXES:
-        parts = [_like(column, chr(c) + "%") for c in range(ord(low), ord(high))]
+        parts = [_like(column, chr(c), "%") for c in range(ord(low), ord(high))]
         return "(" + " OR ".join(parts) + ")"
     return f"{column} IS NOT NULL"
 
