@@ -24,6 +24,7 @@ from zentrack._record import tracker as _tracker
 from zentrack._runs.matching import matcher
 from zentrack._store.candidates import OPERATORS, Condition, tolerance
 from zentrack._store.server_select import SLACK, Unpushable, filters, literal, pattern
+from zentrack._store.server_values import POSTGRESQL, Codec
 from zentrack._store.sqlite_select import Query
 
 LONG = "x" * 3000  # a proto_value on PostgreSQL (index row limit)
@@ -70,6 +71,11 @@ def bare(i: int = 0) -> None:
     """Neither a param nor a metric ``value``."""
 
 
+@zt.step(name="Train state", cache=False)
+def named(value: Any = None) -> None:
+    """A step name with upper case and a word MLMD's filter rewrites: a LIKE on the type."""
+
+
 @contextlib.contextmanager
 def active(url: str) -> Iterator[None]:
     """Make ``url`` the store for a block, then put the previous tracker back."""
@@ -102,6 +108,7 @@ def corpus_url(
                 bare(i)
             for value in (1, 0.5, "a", [1], None, 2**40):
                 shadowed(value)
+                named(value)
             zt.flush()
         yield url
 
@@ -157,6 +164,19 @@ class TestExactAnswers:
                 if found != expected(every, "value", op, value):
                     wrong.append((op, value))
         assert not wrong, wrong
+
+    def test_a_step_found_by_a_pattern_on_its_type(self, store):
+        """find(step="Train state") reads that step's records only, through filter_query."""
+        every = zt.find(step="Train state")
+        wrong = [
+            (op, value)
+            for op in ("eq", "ge", "in")
+            for value in ([[v] for v in ACROSS] if op == "in" else ACROSS)
+            if ids(zt.find(step="Train state", **{f"value__{op}": value}))
+            != expected(every, "value", op, value)
+        ]
+        expected_counts = (6, [])
+        assert expected_counts == (len(every), wrong)
 
     def test_metrics_are_queried_like_params(self, store):
         """score__op=v reads the logged metric exactly."""
@@ -236,20 +256,40 @@ def query(**conditions: Any) -> Query:
     return Query("train", parsed, None, lambda record: True)
 
 
+CODEC = Codec(POSTGRESQL)
+OPAQUE = "custom_properties.`value`.int_value IS NULL AND"
+
+
 class TestFilters:
-    def test_one_filter_per_name_with_the_proto_values(self):
-        """lr=0.5 reads the param and the metric, each with its values stored as proto_value."""
+    @pytest.mark.parametrize(
+        ("conditions", "expected"),
+        [
+            ({"value": 5}, False),
+            ({"value": "adam"}, False),
+            ({"value__in": [1, "a", None]}, False),
+            ({"value": 2**40}, True),
+            ({"value__in": [1, 2**31]}, True),
+            ({"value__lt": 0.5}, True),
+            ({"value": "back\\slash"}, True),
+            ({"value": "x" * 3000}, True),
+            ({"value__contains": "a"}, True),
+        ],
+    )
+    def test_proto_values_are_read_only_when_they_may_match(self, conditions, expected):
+        """Every row of the property is read when a big int or a proto string may pass."""
+        assert expected == (OPAQUE in filters(query(**conditions), ["train"], CODEC)[0])
+
+    def test_one_filter_per_name(self):
+        """lr=0.5 reads the param and the metric of that name (and MariaDB's clipped doubles)."""
         prop = "custom_properties.`lr`"
         low, high = 0.5 - tolerance(0.5), 0.5 + tolerance(0.5)
         low, high = low - low * SLACK, high + high * SLACK
         expected = (
             f"type = 'zentrack.step.train' AND (({prop}.double_value >= {low!r} "
             f"AND {prop}.double_value <= {high!r}) OR {prop}.double_value >= 9.9e+64 OR "
-            f"{prop}.double_value <= -9.9e+64 OR ({prop}.int_value IS NULL AND "
-            f"{prop}.double_value IS NULL AND {prop}.string_value IS NULL AND "
-            f"{prop}.bool_value IS NULL))"
+            f"{prop}.double_value <= -9.9e+64)"
         )
-        found = filters(query(lr=0.5), ["train"], str)
+        found = filters(query(lr=0.5), ["train"], CODEC)
         assert [expected, expected.replace("`lr`", "`zentrack.metric.lr`")] == found
 
     @pytest.mark.parametrize(
@@ -265,7 +305,7 @@ class TestFilters:
     def test_what_is_not_written_as_a_filter(self, conditions):
         """ne alone, names MLMD would paste unquoted, unknown value types: read the step."""
         with pytest.raises(Unpushable):
-            filters(query(**conditions), ["train"], str)
+            filters(query(**conditions), ["train"], CODEC)
 
     @pytest.mark.parametrize(
         "text",
@@ -293,7 +333,13 @@ class TestFilters:
         """Unsafe characters become %, rewritten words lose a letter: LIKE finds a superset."""
         assert expected == pattern(text)
 
+    def test_a_step_name_that_is_no_literal_is_a_type_pattern(self):
+        """A step named like a word MLMD's filter rewrites is found by a LIKE on its type."""
+        found = Query("state", (Condition("lr", "eq", 1),), None, lambda record: True)
+        expected = "type LIKE 'zentrack.step._tate' AND "
+        assert expected == filters(found, ["state"], CODEC)[0][: len(expected)]
+
     def test_nothing_to_read_when_no_value_can_match(self):
         """lr=nan matches nothing: no filter at all."""
         expected: list[str] = []
-        assert expected == filters(query(lr=float("nan")), ["train"], str)
+        assert expected == filters(query(lr=float("nan")), ["train"], CODEC)
