@@ -16,10 +16,11 @@ ml-metadata 1.17.1 on PostgreSQL 15 and MariaDB 10.11:
   a regular expression to rewrite the query: only names of
   :data:`SAFE_NAME` are used;
 * string literals are re-emitted into the SQL unescaped (a quote breaks
-  PostgreSQL), and the filter's own rewriting of ``last_known_state = NEW``
-  applies inside literals too: only printable ASCII without quotes or
-  backslashes and without the words the rewriting looks for is written
-  (:func:`literal`); any other string widens its probe to every string;
+  PostgreSQL, where MLMD also turns every ``"`` into ``'``), and the
+  filter's own rewriting of ``last_known_state = NEW`` applies inside
+  literals too: only printable ASCII without quotes or backslashes and
+  without the words the rewriting looks for is written (:func:`literal`);
+  any other string is matched by a wider ``LIKE`` (:func:`pattern`);
 * strings compare by the database's collation (MySQL: ``'a' = 'A'``, and
   orders differ from Python's): equality finds a superset, ranges on text
   are widened to every string, and prefixes are ``LIKE 'x%'``;
@@ -65,9 +66,10 @@ from zentrack._store.sqlite_select import Query
 
 #: Property names written into a filter: MLMD pastes them into SQL and into a regex.
 SAFE_NAME: Final = re.compile(r"[A-Za-z0-9_.\-/:@]{1,255}")
-#: String literals written into a filter: printable ASCII without ' " \ `.
-_SAFE_TEXT: Final = re.compile(r"[\x20\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e]*")
-_UNSAFE_RUN: Final = re.compile(r"[^\x20\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e]+")
+#: Characters of string literals written into a filter: printable ASCII but ' " \ `.
+_SAFE_CHARS: Final = r"\x20\x21\x23-\x26\x28-\x5b\x5d-\x5f\x61-\x7e"
+_SAFE_TEXT: Final = re.compile(f"[{_SAFE_CHARS}]*")
+_UNSAFE_RUN: Final = re.compile(f"[^{_SAFE_CHARS}]+")
 #: Words MLMD's filter rewriting looks for anywhere in the query, literals included.
 _REWRITTEN: Final = re.compile(
     r"properties|contexts_|artifacts_|executions_|events_|state", re.IGNORECASE
@@ -82,7 +84,6 @@ HUGE: Final = 9.9e64
 _INT32: Final = 2**31
 #: Most characters between the ends of a text range written as ``LIKE`` prefixes.
 _MAX_PREFIXES: Final = 16
-_COMPARE: Final = ("<", "<=", ">", ">=", "=")
 
 _NOT_NULL: Final = re.compile(r"p\.(int|bool|double|string)_value IS NOT NULL")
 _ONE: Final = re.compile(r"p\.(int|bool)_value (<|<=|>|>=|=) \?")
@@ -153,7 +154,7 @@ def pattern(text: str) -> str:
 
 
 def _like(column: str, *parts: str) -> str:
-    """``column LIKE`` the pattern of the texts ``parts``, with ``%`` between none of them."""
+    """``column LIKE`` the :func:`pattern` of ``parts`` joined (``"%"`` parts are wildcards)."""
     return f"{column} LIKE '{pattern(''.join(parts))}'"
 
 
