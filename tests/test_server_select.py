@@ -44,6 +44,8 @@ CORPUS: list[Any] = [
     [], [1], [1.0], [True], [1, 2], [0.0], [-0.0], ["a"], ["it's"], [[1]], [None],
     {}, {"a": 1}, {"a": 1.0}, {"a": [0.0]}, {"b": None}, {"q": 'say "hi"'},
 ]  # fmt: skip
+#: Executions MLMD's Python client reads per page of a filter_query.
+PAGE = 100
 #: Metric values of records that have no param ``value`` (and of the shadowed ones).
 METRICS: list[Any] = [0.5, 3, "a", True, 2**40, [1], None, 1e-7, "it's"]
 
@@ -74,6 +76,11 @@ def bare(i: int = 0) -> None:
 @zt.step(name="Train state", cache=False)
 def named(value: Any = None) -> None:
     """A step name with upper case and a word MLMD's filter rewrites: a LIKE on the type."""
+
+
+@zt.step(cache=False)
+def many(i: int = 0) -> None:
+    """More records than MLMD's Python client reads in one page (100)."""
 
 
 @contextlib.contextmanager
@@ -109,6 +116,8 @@ def corpus_url(
             for value in (1, 0.5, "a", [1], None, 2**40):
                 shadowed(value)
                 named(value)
+            for i in range(PAGE + 20):
+                many(i)
             zt.flush()
         yield url
 
@@ -215,6 +224,10 @@ class TestExactAnswers:
         assert ids(wanted[:3]) == ids(found)
 
 
+def read_whole_step(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("find read every execution of the step")
+
+
 class TestPushedDown:
     def test_find_reads_through_filter_query(self, store, monkeypatch):
         """A condition on a server store reads filter_query results, never the whole step."""
@@ -222,18 +235,23 @@ class TestPushedDown:
         calls: list[str] = []
         original = mlmd.get_executions
 
-        def whole_step(*args: Any, **kwargs: Any) -> Any:
-            raise AssertionError("find read every execution of the step")
-
         def listed(*args: Any, **kwargs: Any) -> Any:
             calls.append(kwargs["list_options"].filter_query)
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(mlmd, "get_executions_by_type", whole_step, raising=False)
+        monkeypatch.setattr(mlmd, "get_executions_by_type", read_whole_step, raising=False)
         monkeypatch.setattr(mlmd, "get_executions", listed, raising=False)
         found = zt.find(step="holds", value=2**40)
         expected = ([2**40], 2)
         assert expected == ([r.params["value"] for r in found], len(calls))
+
+    def test_every_page_of_candidates_is_read(self, store, monkeypatch):
+        """A filter that passes more executions than one page holds still yields all of them."""
+        mlmd = _tracker.active().store.mlmd
+        monkeypatch.setattr(mlmd, "get_executions_by_type", read_whole_step, raising=False)
+        found = zt.find(step="many", i__ge=0)
+        expected = list(range(PAGE + 20))
+        assert expected == [r.params["i"] for r in found]
 
     def test_a_condition_that_cannot_narrow_reads_the_step(self, store, monkeypatch):
         """value__ne=1 has no filter: the step is read whole, as before."""
