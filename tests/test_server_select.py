@@ -295,7 +295,7 @@ class TestFilters:
     )
     def test_proto_values_are_read_only_when_they_may_match(self, conditions, expected):
         """Every row of the property is read when a big int or a proto string may pass."""
-        assert expected == (OPAQUE in filters(query(**conditions), ["train"], CODEC)[0])
+        assert expected == (OPAQUE in filters(query(**conditions), CODEC)[0])
 
     def test_one_filter_per_name(self):
         """lr=0.5 reads the param and the metric of that name (and MariaDB's clipped doubles)."""
@@ -307,7 +307,7 @@ class TestFilters:
             f"AND {prop}.double_value <= {high!r}) OR {prop}.double_value >= 9.9e+64 OR "
             f"{prop}.double_value <= -9.9e+64)"
         )
-        found = filters(query(lr=0.5), ["train"], CODEC)
+        found = filters(query(lr=0.5), CODEC)
         assert [expected, expected.replace("`lr`", "`zentrack.metric.lr`")] == found
 
     @pytest.mark.parametrize(
@@ -323,7 +323,7 @@ class TestFilters:
     def test_what_is_not_written_as_a_filter(self, conditions):
         """ne alone, names MLMD would paste unquoted, unknown value types: read the step."""
         with pytest.raises(Unpushable):
-            filters(query(**conditions), ["train"], CODEC)
+            filters(query(**conditions), CODEC)
 
     @pytest.mark.parametrize(
         "text",
@@ -355,9 +355,15 @@ class TestFilters:
         """A step named like a word MLMD's filter rewrites is found by a LIKE on its type."""
         found = Query("state", (Condition("lr", "eq", 1),), None, lambda record: True)
         expected = "type LIKE 'zentrack.step._tate' AND "
-        assert expected == filters(found, ["state"], CODEC)[0][: len(expected)]
+        assert expected == filters(found, CODEC)[0][: len(expected)]
+
+    def test_without_a_step_one_filter_per_name_takes_every_step(self):
+        """find(lr=1) without a step: two filters on every zentrack.step.* type."""
+        found = Query(None, (Condition("lr", "eq", 1),), None, lambda record: True)
+        expected = ["type LIKE 'zentrack.step.%' AND "] * 2
+        assert expected == [text[: len(expected[0])] for text in filters(found, CODEC)]
 
     def test_nothing_to_read_when_no_value_can_match(self):
         """lr=nan matches nothing: no filter at all."""
         expected: list[str] = []
-        assert expected == filters(query(lr=float("nan")), ["train"], CODEC)
+        assert expected == filters(query(lr=float("nan")), CODEC)

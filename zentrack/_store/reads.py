@@ -125,7 +125,7 @@ class StoreReads:
         with self.reading() as reader:
             found = select(reader, query) if reader is not None else None
         if found is None:
-            found = server_select(self.mlmd, query, self.step_names, self._records)
+            found = server_select(self.mlmd, query, self._records)
         if found is not None:
             return found
         names = [query.step] if query.step is not None else self.step_names()

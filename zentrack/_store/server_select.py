@@ -305,12 +305,13 @@ def driver(conditions: Sequence[Condition]) -> tuple[Condition, list[Probe]] | N
     return best[2], best[3]
 
 
-def filters(query: Query, steps: Sequence[str], codec: Codec) -> list[str]:
+def filters(query: Query, codec: Codec) -> list[str]:
     """The filter queries whose executions hold every record ``query`` asks for.
 
     ``codec`` is the server's (stored names, what it keeps as a
-    ``proto_value``).  Returns one filter per step and name (param and
-    metric) that anything may pass, none when nothing can match.
+    ``proto_value``).  Returns one filter per name (param and metric) that
+    anything may pass, none when nothing can match.  Without a step, the
+    filter takes every ``zentrack.step.*`` type.
 
     Raises:
         Unpushable: the query cannot be written as filters.
@@ -319,36 +320,34 @@ def filters(query: Query, steps: Sequence[str], codec: Codec) -> list[str]:
     if chosen is None:
         return []
     condition, found = chosen
-    out = []
-    for step in steps:
-        stored_type = codec.name(STEP_TYPE_PREFIX + step)
+    if query.step is None:
+        step_type = f"LIKE '{STEP_TYPE_PREFIX}%'"
+    else:
+        stored_type = codec.name(STEP_TYPE_PREFIX + query.step)
         quoted = literal(stored_type)  # else a pattern: the caller checks each type
         step_type = f"= {quoted}" if quoted else f"LIKE '{pattern(stored_type)}'"
-        for name in (condition.name, METRIC_PREFIX + condition.name):
-            stored = codec.name(name)
-            if not SAFE_NAME.fullmatch(stored):
-                raise Unpushable(name)
-            where = condition_filter(
-                found,
-                f"custom_properties.`{stored}`",
-                functools.partial(native_text, key=stored, backend=codec.backend),
-            )
-            if where is not None:
-                out.append(f"type {step_type} AND {where}")
+    out = []
+    for name in (condition.name, METRIC_PREFIX + condition.name):
+        stored = codec.name(name)
+        if not SAFE_NAME.fullmatch(stored):
+            raise Unpushable(name)
+        where = condition_filter(
+            found,
+            f"custom_properties.`{stored}`",
+            functools.partial(native_text, key=stored, backend=codec.backend),
+        )
+        if where is not None:
+            out.append(f"type {step_type} AND {where}")
     return out
 
 
 def select(
-    mlmd: Any,
-    query: Query,
-    steps: Callable[[], list[str]],
-    decode: Callable[[Iterable[Any]], list[Record]],
+    mlmd: Any, query: Query, decode: Callable[[Iterable[Any]], list[Record]]
 ) -> list[Record] | None:
     """The records ``query`` asks for, through ``filter_query``; ``None``: read the steps whole.
 
     Args:
         mlmd: the server store (:class:`~zentrack._store.server.ServerStore`).
-        steps: the step names, read only when the query names no step.
         decode: executions to records (skipping rows that are not records).
     """
     from ml_metadata.metadata_store import ListOptions
@@ -357,16 +356,22 @@ def select(
     if not isinstance(codec, Codec):
         return None
     try:
-        driver(query.conditions)  # before listing the steps
-        names = [query.step] if query.step is not None else steps()
-        found = filters(query, names, codec)
+        found = filters(query, codec)
     except Unpushable:
         return None
-    wanted = {STEP_TYPE_PREFIX + name for name in names}
+    step = query.step
+
+    def wanted(execution: Any) -> bool:
+        """The filter's type test follows the collation (and may be a pattern): check it."""
+        name = str(execution.type)
+        if step is None:
+            return name.startswith(STEP_TYPE_PREFIX)
+        return name == STEP_TYPE_PREFIX + step
+
     executions: dict[int, Any] = {}
     for text in found:
         for execution in mlmd.get_executions(list_options=ListOptions(filter_query=text)):
-            if execution.type in wanted:  # the filter's type test follows the collation
+            if wanted(execution):
                 executions.setdefault(execution.id, execution)
     records = [record for record in decode(executions.values()) if query.accept(record)]
     return query.order.sort(records, record_facts)[: query.limit]
