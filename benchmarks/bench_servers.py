@@ -2,9 +2,10 @@
 
 On the server backends zentrack reads through MLMD's own API (the direct
 SQL reads are SQLite's): ``lookup`` is two indexed MLMD reads, ``find``
-reads the step's executions and confirms in Python, ``runs`` reads the run
-contexts (steps on first use).  This script measures those figures for
-``docs/benchmarks.md``.
+asks MLMD's ``filter_query`` for its driving condition's candidates (one
+query for the param, one for the metric of that name) and confirms them in
+Python, ``runs`` reads the run contexts (steps on first use).  This script
+measures those figures for ``docs/benchmarks.md``.
 
 Throwaway servers are started with ``tests/servers.py`` (``initdb``/``pg_ctl``
 and ``mariadbd`` must be installed; durability off, as in the tests).  Each

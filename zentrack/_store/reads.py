@@ -23,6 +23,7 @@ from zentrack._store.schema import (
     PROP_RECORD,
     STEP_TYPE_PREFIX,
 )
+from zentrack._store.server_select import select as server_select
 from zentrack._store.sqlite_reads import SqliteReader, oldest_first, warn_unreadable
 from zentrack._store.sqlite_select import Query, select
 
@@ -114,9 +115,17 @@ class StoreReads:
         return self.select(Query(step, (), None, lambda record: True))
 
     def select(self, query: Query) -> list[Record]:
-        """The records ``query`` asks for: SQL on SQLite stores, else each step read whole."""
+        """The records ``query`` asks for.
+
+        SQLite: SQL on MLMD's tables.  PostgreSQL and MySQL: MLMD's
+        ``filter_query`` on the driving condition (:mod:`.server_select`).
+        Else, or when the conditions cannot narrow the step, each step read
+        whole; every candidate is confirmed by ``query.accept``.
+        """
         with self.reading() as reader:
             found = select(reader, query) if reader is not None else None
+        if found is None:
+            found = server_select(self.mlmd, query, self._records)
         if found is not None:
             return found
         names = [query.step] if query.step is not None else self.step_names()

@@ -275,6 +275,18 @@ def _fits(text: str, key: str, backend: Backend) -> bool:
     return True
 
 
+def native_text(text: str, key: str, backend: Backend) -> bool:
+    """Whether a string value under the stored key ``key`` is kept in ``string_value``.
+
+    Else it is a ``proto_value`` (or split into parts), which no filter on
+    ``string_value`` finds: see :func:`_encode_properties`.
+    """
+    limit = backend.part_bytes
+    if limit is not None and len(text) * 4 > limit and len(text.encode()) > limit:
+        return False
+    return _fits(text, key, backend)
+
+
 def _split(text: str, part_bytes: int) -> list[str]:
     """Split ``text`` at character boundaries into parts of at most ``part_bytes`` bytes."""
     data = text.encode("utf-8")
