@@ -153,8 +153,9 @@ def find(
     parameter or a logged metric (``accuracy__gt=0.9``); a record with both
     a parameter and a metric of that name is judged on the parameter.  A
     parameter named like an argument below is queried as ``limit__eq=5``.
-    On SQLite the conditions are answered from MLMD's indexes, then every
-    candidate is confirmed on its exact values.
+    The store selects the candidates (on SQLite from MLMD's indexes, on
+    PostgreSQL and MySQL with MLMD's ``filter_query``), then every candidate
+    is confirmed on its exact values.
 
     Args:
         step: only this step's records (default: every step).
