@@ -103,6 +103,12 @@ class StepDecorator(Protocol):
 
 
 
+def _no_plan(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a step without a generated encoder (see ``ParamEncoder.plan``)."""
+    return None
+
+
+
 def _step_name(target: Any, name: str | None) -> str:
     if name is None:
         name = str(target.__name__)
@@ -157,6 +163,8 @@ def _decorate_function(
         inspected=inspected,
     )
     encode = spec.encoder.encode_call
+    general = spec.encoder.encode_general
+    plan = spec.encoder.plan or _no_plan
 
     if drop_self:
 
@@ -165,7 +173,11 @@ def _decorate_function(
             run = _get_run() or _context.lone_run
             if run is not None:
                 return call_in_run(spec, fn, args, kwargs, run, 1)
-            return track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
+            try:  # spec.encoder.encode_call inlined: a call layer less on the hot path
+                encoded = plan(*args[1:], **kwargs)
+            except (TypeError, ValueError):
+                encoded = None
+            return track(spec, fn, args, kwargs, *(encoded or general(args[1:], kwargs)))
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args[1:], kwargs))
@@ -177,7 +189,11 @@ def _decorate_function(
             run = _get_run() or _context.lone_run
             if run is not None:
                 return call_in_run(spec, fn, args, kwargs, run, 0)
-            return track(spec, fn, args, kwargs, *encode(args, kwargs))
+            try:  # spec.encoder.encode_call inlined: a call layer less on the hot path
+                encoded = plan(*args, **kwargs)
+            except (TypeError, ValueError):
+                encoded = None
+            return track(spec, fn, args, kwargs, *(encoded or general(args, kwargs)))
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args, kwargs))
