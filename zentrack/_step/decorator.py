@@ -284,6 +284,7 @@ def _decorate_class(
     )
     entry_signature = Signature(callable_signature(method, drop_self=True))
     spec.entry_signature = entry_signature
+    digests_of = spec.compile_inputs_plan(entry_signature) or _no_plan
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -352,10 +353,17 @@ def _decorate_class(
     @functools.wraps(method)
     def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
         canonical, exact = instance_texts(spec, self)
+        run = _get_run() or _context.lone_run
+        if run is None:
+            try:  # the inputs' digests text at once; anything unusual: the general route
+                digests = digests_of(*args, **kwargs)
+            except (TypeError, ValueError):
+                digests = None
+            if digests is not None:
+                return track(spec, method, (self, *args), kwargs, canonical, exact, digests)
         inputs = entry_signature.bind(args, kwargs)
         if spec.ignored:
             inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        run = _get_run() or _context.lone_run
         if run is None:
             return track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
         mark = getattr(self, _KEY_ATTR, None)

@@ -40,10 +40,14 @@ def track(
     kwargs: dict[str, Any],
     canonical: str,
     exact: str,
-    inputs: Mapping[str, Any],
+    inputs: Mapping[str, Any] | str,
     key: RunKey | None = None,
 ) -> Any:
     """Fingerprint, run and record one call: the hot path shared by all steps.
+
+    ``inputs`` are the call's inputs by name, or their digests' canonical
+    text already (a class step's entry computes it, see
+    :meth:`StepSpec.compile_inputs_plan`).
 
     Kept flat on purpose: every helper call here costs a measurable share of
     the few microseconds a tracked call may add (benchmarks/bench_hot_path.py).
@@ -52,7 +56,10 @@ def track(
     primed, unchanged = spec.state
     if primed is None or (unchanged is not None and not unchanged()):
         primed, unchanged = spec.prime()  # first call, or a helper/constant was rebound
-    digests = spec.inputs_canonical(inputs) if inputs else "{}"
+    if isinstance(inputs, str):
+        digests = inputs
+    else:
+        digests = spec.inputs_canonical(inputs) if inputs else "{}"
     fp = fingerprint(primed, canonical, digests)
     cache = tracker.outputs if spec.cache and tracker.cache else None
     if cache is not None and not cache_disabled():
