@@ -36,6 +36,7 @@ server), so :func:`parse_line` holds every line it reads to this schema
 from __future__ import annotations
 
 import json
+import json.scanner
 import os
 import re
 import reprlib
@@ -318,10 +319,29 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
             a key missing or of the wrong type (:func:`validate_line`).
     """
     try:
-        data = json.loads(line)
+        data = _scan_whole(line) if type(line) is str else json.loads(line)
     except RecursionError:
         raise ValueError("the line is nested too deep to decode") from None
     return validate_line(data)
+
+
+_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # (typeshed names the class, not its argument)
+)
+
+
+def _scan_whole(text: str) -> Any:
+    """``json.loads(text)``: the scanner run directly on a line that is one JSON value.
+
+    Skips ``loads``' layers (a drain reads every line); anything else (leading
+    or trailing whitespace, extra data, not JSON) is left to ``json.loads``,
+    which decodes it or raises its own error.
+    """
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _text(limit: int) -> Callable[[Any], bool]:

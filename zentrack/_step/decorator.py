@@ -285,6 +285,7 @@ def _decorate_class(
     entry_signature = Signature(callable_signature(method, drop_self=True))
     spec.entry_signature = entry_signature
     digests_of = spec.compile_inputs_plan(entry_signature) or _no_plan
+    spec.entry_digests = digests_of
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -83,6 +83,9 @@ class StepSpec:
         self.state: tuple[Any, Callable[[], bool] | None] = (None, None)
         #: The journal line's step keys, after the per-call ones (see :func:`step_tail`).
         self.tail = ""
+        #: A class step's entry: ``(*args, **kwargs) -> inputs' digests text`` or
+        #: None (see :meth:`compile_inputs_plan`); set by the decorator.
+        self.entry_digests: Callable[..., str | None] | None = None
         #: Argument names as JSON strings (see :meth:`inputs_canonical`).
         self._names_json: dict[str, str] = {}
 
