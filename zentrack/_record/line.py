@@ -462,9 +462,15 @@ def _plain_step(data: dict[str, Any]) -> bool:
         and type(code) is str
         and len(code) <= _TEXT_LIMIT
         and (ver is None or (type(ver) is str and len(ver) <= _TEXT_LIMIT))
-        and (i is None or (type(i) is dict and all(type(x) is str for x in i.values())))
-        and (cp is None or (type(cp) is dict and all(type(x) is str for x in cp.values())))
+        and (i is None or (type(i) is dict and (not i or _str_values(i))))
+        and (cp is None or (type(cp) is dict and (not cp or _str_values(cp))))
     )
+
+
+def _str_values(mapping: dict[str, Any]) -> bool:
+    return all(type(x) is str for x in mapping.values())
+
+
 _RUN_REQUIRED: Final = frozenset(k for k, (required, _) in _RUN_SCHEMA.items() if required)
 
 
