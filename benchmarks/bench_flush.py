@@ -21,8 +21,8 @@ Each round, in a shuffled order, on fresh SQLite files in a temp dir:
   ``external_id`` zentrack gives these records: each one is its
   fingerprint's first execution, so its external id is the fingerprint (64
   random hex digits; lookups find it by that), not the short record id.
-  MLMD's unique index on external ids takes random keys more slowly (about
-  20-50 µs per record here): this is the baseline of the same records.
+  Random keys into MLMD's external-id index may cost more than the record
+  ids' ordered ones (0-50 µs per record in runs here, within the noise).
 * *baseline, one at a time*: the same, one ``put_executions`` call per
   execution, on a small sample.
 
