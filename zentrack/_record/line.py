@@ -423,54 +423,6 @@ _RUN_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
 
 
 _STEP_REQUIRED: Final = frozenset(k for k, (required, _) in _STEP_SCHEMA.items() if required)
-#: The keys of a plain call's step line (no error, run, metrics, cache): see :func:`_plain_step`.
-_PLAIN_STEP_KEYS: Final = frozenset(
-    {"v", "id", "fp", "p", "i", "st", "t0", "t1", "step", "src", "code", "cp", "ver"}
-)
-_FP_MATCH: Final = _FINGERPRINT.fullmatch
-_TEXT_LIMIT: Final = 1 << 20
-
-
-def _plain_step(data: dict[str, Any]) -> bool:
-    """True if ``data`` is a plain call's step line that :data:`_STEP_SCHEMA` accepts.
-
-    The same rules, written out for the keys most lines have (a flush checks
-    every line; the generic loop cost a sixth of a flush's own time).  False
-    says nothing: the generic loop decides, and words the error.
-    """
-    if "kind" in data or not data.keys() <= _PLAIN_STEP_KEYS:
-        return False
-    record_id, step, fp = data.get("id"), data.get("step"), data.get("fp")
-    i, cp, ver = data.get("i"), data.get("cp"), data.get("ver")
-    p, src, code = data.get("p", 0), data.get("src", ""), data.get("code", "")
-    return (
-        type(record_id) is str
-        and 0 < len(record_id) <= 200
-        and record_id.isprintable()
-        and type(step) is str
-        and 0 < len(step) <= 200
-        and step.isprintable()
-        and type(fp) is str
-        and _FP_MATCH(fp) is not None
-        and (p is None or type(p) is dict)
-        and type(data.get("st")) is str
-        and data["st"] in STEP_STATES
-        and type(data.get("t0", 0)) is int
-        and type(data.get("t1", 0)) is int
-        and type(src) is str
-        and len(src) <= _TEXT_LIMIT
-        and type(code) is str
-        and len(code) <= _TEXT_LIMIT
-        and (ver is None or (type(ver) is str and len(ver) <= _TEXT_LIMIT))
-        and (i is None or (type(i) is dict and (not i or _str_values(i))))
-        and (cp is None or (type(cp) is dict and (not cp or _str_values(cp))))
-    )
-
-
-def _str_values(mapping: dict[str, Any]) -> bool:
-    return all(type(x) is str for x in mapping.values())
-
-
 _RUN_REQUIRED: Final = frozenset(k for k, (required, _) in _RUN_SCHEMA.items() if required)
 
 
@@ -482,7 +434,8 @@ def _step_line_ok(data: dict[str, Any]) -> bool:
     """
     get = data.get
     ident, step, params = get("id"), get("step"), get("p", _ABSENT)
-    if not (_name(ident) and _name(step) and get("st") in STEP_STATES):
+    state = get("st")
+    if not (_name(ident) and _name(step) and type(state) is str and state in STEP_STATES):
         return False
     if not (params is None or type(params) is dict):
         return False
@@ -528,8 +481,6 @@ def validate_line(data: Any, *, inline: bool = True) -> dict[str, Any]:
         raise ValueError(f"a journal line is a JSON object (got {type(data).__name__})")
     if data.get("v") != LINE_VERSION:
         raise ValueError(f"unsupported journal line version {data.get('v')!r:.40}")
-    if _plain_step(data):
-        return data
     kind = data.get("kind", "step")
     if kind == ANNOTATION_KIND:
         if not valid_annotation(data):
