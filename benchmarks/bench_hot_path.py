@@ -215,6 +215,7 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                 (
                     "bind, split params/inputs, encode params",
                     [
+                        "spec.encoder.plan(1, lr=0.02)",  # generated per signature
                         "spec.encode((1,), {'lr': 0.02})",
                     ],
                 ),
@@ -238,11 +239,12 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
                         "_spec.instance_texts(spec_c, obj)",
                     ],
                 ),
-                ("bind the entry point's arguments", ["entry_signature.bind((1,), {})"]),
                 (
-                    "input digests: content hash of x=1, JSON",
+                    "input digests: bind x=1, its digest, JSON",
                     [
-                        "_fingerprint.inputs_text(spec_c.digest_inputs({'x': 1}))",
+                        "spec_c.entry_digests(1)",  # generated per entry: binds and writes
+                        "_fingerprint.inputs_text(spec_c.digest_inputs("
+                        "entry_signature.bind((1,), {})))",
                         "spec_c.digest_inputs({'x': 1})",
                     ],
                 ),

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import signal
+
+import pytest
 
 import zentrack as zt
 from tests.steps_for_tests import train
 from zentrack._record.journal import JournalWriter, pending_chunks, writer_alive
+from zentrack._record.line import parse_line
 from zentrack._store.location import parse
 
 CALLS = 7
@@ -151,3 +155,43 @@ class TestJournalWriter:
         zt.flush()
         expected = []
         assert expected == list(parse(store_path).journal_dir.glob("*.jsonl"))
+
+
+PLAIN_LINE = {
+    "v": 1, "id": "fc2e-0", "fp": "a" * 64, "p": {"x": 5}, "i": {"d": "=1"}, "st": "COMPLETE",
+    "t0": 1, "t1": 2, "step": "f", "src": "m.f", "code": "abc", "cp": {"self": "15"}, "ver": None,
+}  # fmt: skip
+WRONG = [None, 0, 1.5, True, "", "x" * 201, "A" * 64, "é\n", [], {}, {"a": 1}, "BOGUS"]
+
+
+class TestLineSchema:
+    """Every line a drain reads is held to its schema, the plain call's line included."""
+
+    def test_a_plain_call_line_reads_back(self):
+        """The line a plain call writes is accepted as it is."""
+        assert parse_line(json.dumps(PLAIN_LINE)) == PLAIN_LINE
+
+    @pytest.mark.parametrize("key", [k for k in PLAIN_LINE if k != "v"])
+    def test_a_wrong_value_is_refused_naming_its_key(self, key):
+        """Wrong values of each key (any JSON type, too long, bad text): ValueError naming it."""
+        texts = ["", "x" * 201, "A" * 64, "é\n", "BOGUS"]
+        accepted = {
+            "id": ["A" * 64, "BOGUS"], "step": ["A" * 64, "BOGUS"], "p": [None, {}, {"a": 1}],
+            "i": [None, {}], "cp": [None, {}], "t0": [0], "t1": [0],
+            "src": texts, "code": texts, "ver": [None, *texts],
+        }.get(key, [])  # fmt: skip
+        refused = []
+        for value in WRONG:
+            try:
+                parse_line(json.dumps({**PLAIN_LINE, key: value}))
+            except ValueError as exc:
+                refused.append(value)
+                assert repr(key) in str(exc)
+        assert [v for v in WRONG if v not in accepted] == refused
+
+    @pytest.mark.parametrize("key", ["id", "fp", "p", "st", "step"])
+    def test_a_missing_required_key_is_refused(self, key):
+        """A step line without one of its required keys is refused, naming the key."""
+        line = {k: v for k, v in PLAIN_LINE.items() if k != key}
+        with pytest.raises(ValueError, match=f"no '{key}'"):
+            parse_line(json.dumps(line))

@@ -12,6 +12,7 @@ import zentrack as zt
 from tests.steps_for_tests import TrainerStep, train
 from tests.strategies import typed
 from zentrack._step.params import (
+    ParamEncoder,
     Signature,
     check_params,
     make_params_class,
@@ -262,6 +263,60 @@ class TestSignatureBind:
         with pytest.raises(TypeError) as actual:
             self.bind(fn, *args, **kwargs)
         assert str(expected.value) == str(actual.value)
+
+
+def _outcome(call):
+    """``("ok", value)`` or ``("error", type, message)`` of ``call()``."""
+    try:
+        return ("ok", call())
+    except Exception as exc:
+        return ("error", type(exc), str(exc))
+
+
+PLAN_VALUES = [
+    0, -7, 2**70, 0.02, float("nan"), -float("inf"), -0.0, True, None, "é\"\n", "x" * 80,
+    [1, (2,)], {"a": 1}, np.float32(0.5), np.int64(3), Unknown(), b"x",
+]  # fmt: skip
+
+
+class TestGeneratedEncoder:
+    """The generated all-scalar encoder and entry digests equal the general route, byte for byte."""
+
+    @pytest.mark.parametrize(
+        "declared", [None, frozenset({"lr", "opt"})], ids=["by-type", "params="]
+    )
+    def test_encode_call_equals_the_general_route(self, declared):
+        def fn(data, lr=0.1, /, opt=None, *, type="t", n=1):
+            return None
+
+        encoder = ParamEncoder("s", Signature(inspect.signature(fn)), declared, frozenset({"n"}))
+        assert encoder.plan is not None
+        calls = [((v,), {"opt": w}) for v in PLAN_VALUES for w in PLAN_VALUES]
+        calls += [((v, w), {"type": v, "n": w}) for v in PLAN_VALUES for w in PLAN_VALUES]
+        calls += [((), {}), ((1, 2, 3, 4), {}), ((1,), {"data": 1}), ((1,), {"zz": 1})]
+        fast = [_outcome(lambda a=a, k=k: encoder.encode_call(a, k)) for a, k in calls]
+        general = [_outcome(lambda a=a, k=k: encoder.encode_general(a, k)) for a, k in calls]
+        assert general == fast
+        # the all-scalar call is the generated encoder's own, not a fallback
+        if declared is None:
+            text, inputs = '{"lr":0.5,"opt":null,"type":"t"}', {"data": b"raw"}
+        else:
+            text, inputs = '{"lr":0.5,"opt":null}', {"data": b"raw", "type": "t"}
+        assert (text, text, inputs) == encoder.plan(b"raw", 0.5, type="t", n=[1])
+
+    def test_entry_digests_equal_inputs_canonical(self):
+        @zt.step(ignore=["quiet"])
+        class Entry:
+            def run(self, x, y=2, *, quiet=False):
+                return x
+
+        spec = Entry.__zentrack_step__
+        plan = spec.compile_inputs_plan(spec.entry_signature)
+        assert plan is not None
+        for x in PLAN_VALUES:
+            for y in PLAN_VALUES:
+                general = _outcome(lambda x=x, y=y: spec.inputs_canonical({"x": x, "y": y}))
+                assert (x, y, general) == (x, y, _outcome(lambda x=x, y=y: plan(x, y, quiet=True)))
 
 
 class TestCheckParams:

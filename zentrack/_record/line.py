@@ -36,6 +36,7 @@ server), so :func:`parse_line` holds every line it reads to this schema
 from __future__ import annotations
 
 import json
+import json.scanner
 import os
 import re
 import reprlib
@@ -318,10 +319,29 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
             a key missing or of the wrong type (:func:`validate_line`).
     """
     try:
-        data = json.loads(line)
+        data = _scan_whole(line) if type(line) is str else json.loads(line)
     except RecursionError:
         raise ValueError("the line is nested too deep to decode") from None
     return validate_line(data)
+
+
+_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]  # (typeshed names the class, not its argument)
+)
+
+
+def _scan_whole(text: str) -> Any:
+    """``json.loads(text)``: the scanner run directly on a line that is one JSON value.
+
+    Skips ``loads``' layers (a drain reads every line); anything else (leading
+    or trailing whitespace, extra data, not JSON) is left to ``json.loads``,
+    which decodes it or raises its own error.
+    """
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _text(limit: int) -> Callable[[Any], bool]:
@@ -358,7 +378,7 @@ _STEP_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
     "id": (True, _name),
     "fp": (True, lambda v: isinstance(v, str) and _FINGERPRINT.fullmatch(v) is not None),
     "p": (True, lambda v: v is None or type(v) is dict),
-    "st": (True, lambda v: v in STEP_STATES),
+    "st": (True, lambda v: type(v) is str and v in STEP_STATES),
     "step": (True, _name),
     "i": (False, _optional(_text_map)),
     "t0": (False, _int),
@@ -376,7 +396,7 @@ _STEP_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
 }
 _RUN_SCHEMA: Final[dict[str, tuple[bool, Callable[[Any], bool]]]] = {
     "id": (True, _name),
-    "st": (True, lambda v: v in RUN_STATES),
+    "st": (True, lambda v: type(v) is str and v in RUN_STATES),
     "pipeline": (True, lambda v: v == "" or _name(v)),
     "src": (False, _ANY_TEXT),
     "pid": (False, _int),
@@ -414,7 +434,8 @@ def _step_line_ok(data: dict[str, Any]) -> bool:
     """
     get = data.get
     ident, step, params = get("id"), get("step"), get("p", _ABSENT)
-    if not (_name(ident) and _name(step) and get("st") in STEP_STATES):
+    state = get("st")
+    if not (_name(ident) and _name(step) and type(state) is str and state in STEP_STATES):
         return False
     if not (params is None or type(params) is dict):
         return False

@@ -103,6 +103,12 @@ class StepDecorator(Protocol):
 
 
 
+def _no_plan(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a step without a generated encoder (see ``ParamEncoder.plan``)."""
+    return None
+
+
+
 def _step_name(target: Any, name: str | None) -> str:
     if name is None:
         name = str(target.__name__)
@@ -157,6 +163,8 @@ def _decorate_function(
         inspected=inspected,
     )
     encode = spec.encoder.encode_call
+    general = spec.encoder.encode_general
+    plan = spec.encoder.plan or _no_plan
 
     if drop_self:
 
@@ -165,7 +173,11 @@ def _decorate_function(
             run = _get_run() or _context.lone_run
             if run is not None:
                 return call_in_run(spec, fn, args, kwargs, run, 1)
-            return track(spec, fn, args, kwargs, *encode(args[1:], kwargs))
+            try:  # spec.encoder.encode_call inlined: a call layer less on the hot path
+                encoded = plan(*args[1:], **kwargs)
+            except (TypeError, ValueError):
+                encoded = None
+            return track(spec, fn, args, kwargs, *(encoded or general(args[1:], kwargs)))
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args[1:], kwargs))
@@ -177,7 +189,11 @@ def _decorate_function(
             run = _get_run() or _context.lone_run
             if run is not None:
                 return call_in_run(spec, fn, args, kwargs, run, 0)
-            return track(spec, fn, args, kwargs, *encode(args, kwargs))
+            try:  # spec.encoder.encode_call inlined: a call layer less on the hot path
+                encoded = plan(*args, **kwargs)
+            except (TypeError, ValueError):
+                encoded = None
+            return track(spec, fn, args, kwargs, *(encoded or general(args, kwargs)))
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args, kwargs))
@@ -268,6 +284,8 @@ def _decorate_class(
     )
     entry_signature = Signature(callable_signature(method, drop_self=True))
     spec.entry_signature = entry_signature
+    digests_of = spec.compile_inputs_plan(entry_signature) or _no_plan
+    spec.entry_digests = digests_of
 
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -336,10 +354,17 @@ def _decorate_class(
     @functools.wraps(method)
     def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
         canonical, exact = instance_texts(spec, self)
+        run = _get_run() or _context.lone_run
+        if run is None:
+            try:  # the inputs' digests text at once; anything unusual: the general route
+                digests = digests_of(*args, **kwargs)
+            except (TypeError, ValueError):
+                digests = None
+            if digests is not None:
+                return track(spec, method, (self, *args), kwargs, canonical, exact, digests)
         inputs = entry_signature.bind(args, kwargs)
         if spec.ignored:
             inputs = {k: v for k, v in inputs.items() if k not in spec.ignored}
-        run = _get_run() or _context.lone_run
         if run is None:
             return track(spec, method, (self, *args), kwargs, canonical, exact, inputs)
         mark = getattr(self, _KEY_ATTR, None)

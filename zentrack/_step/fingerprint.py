@@ -62,7 +62,11 @@ def inputs_text(digests: Mapping[str, str]) -> str:
 
 
 def fingerprint(primed: Any, params_canonical: str, inputs_canonical: str) -> str:
-    """Finish a fingerprint from a primed hasher and the per-call components."""
+    """Finish a fingerprint from a primed hasher and the per-call components.
+
+    :func:`zentrack._step.track.track` has these three lines inlined (the
+    hot path); tests/test_fingerprint.py holds both to the golden digests.
+    """
     h = primed.copy()
     h.update(f"{params_canonical}\0{inputs_canonical}".encode())
     digest: str = h.hexdigest()

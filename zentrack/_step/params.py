@@ -57,6 +57,59 @@ def huge_int_error(step: str, name: str, value: int) -> ParameterTypeError:
     )
 
 
+#: Names of the generated code's own locals and globals start with this;
+#: a signature with a parameter named so gets no generated code.
+_GEN: Final = "_zt_"
+
+
+def _def_header(signature: inspect.Signature) -> str | None:
+    """The parameter list of a ``def`` with ``signature``'s names and kinds, defaults aside.
+
+    None for a signature a generated function cannot copy (variadics are
+    handled by :meth:`Signature._bind_variadic`; names that could clash with
+    the generated code's).
+    """
+    parts: list[str] = []
+    previous = None
+    for p in signature.parameters.values():
+        if p.name.startswith(_GEN) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            return None
+        if previous is p.POSITIONAL_ONLY and p.kind is not p.POSITIONAL_ONLY:
+            parts.append("/")
+        if p.kind is p.KEYWORD_ONLY and previous is not p.KEYWORD_ONLY:
+            parts.append("*")
+        parts.append(p.name)
+        previous = p.kind
+    if previous is inspect.Parameter.POSITIONAL_ONLY:
+        parts.append("/")
+    return ", ".join(parts)
+
+
+def compile_with_signature(
+    signature: Signature, body: str, scope: dict[str, Any]
+) -> Callable[..., Any]:
+    """A function taking exactly ``signature``'s arguments (its defaults too), running ``body``.
+
+    Python's own argument binding, in C, replaces a hand-written one on the
+    hot path; a call it rejects raises ``TypeError`` as the function would.
+    ``body`` reads the arguments by name and ``scope``'s names (all starting
+    with ``_zt_``) as globals.
+    """
+    assert signature._header is not None
+    source = f"def _zt_generated({signature._header}):\n" + "".join(
+        f"    {line}\n" for line in body.splitlines()
+    )
+    namespace: dict[str, Any] = {"__builtins__": {}, **scope}
+    exec(compile(source, "<zentrack generated binder>", "exec"), namespace)
+    generated: Any = namespace["_zt_generated"]
+    defaults, positional = signature.defaults, signature.positional
+    generated.__defaults__ = tuple(defaults[n] for n in positional if n in defaults) or None
+    generated.__kwdefaults__ = {
+        n: defaults[n] for n in signature.names if n not in positional and n in defaults
+    } or None
+    return generated  # type: ignore[no-any-return]
+
+
 class Signature:
     """A callable's parameters, pre-digested for fast binding.
 
@@ -66,7 +119,9 @@ class Signature:
 
     __slots__ = (
         "_all_positional",
+        "_bind_fast",
         "_bind_slow",
+        "_header",
         "_keywords",
         "_simple",
         "defaults",
@@ -106,6 +161,12 @@ class Signature:
         self._simple = self.var_positional is None and self.var_keyword is None
         #: len(positional) when every name is positional, else -1 (see :meth:`bind`).
         self._all_positional = len(positional) if len(positional) == len(names) else -1
+        #: ``def`` header of a function with this signature (see :func:`compile_with_signature`).
+        self._header = _def_header(signature) if self._simple else None
+        self._bind_fast: Callable[..., dict[str, Any]] | None = None
+        if self._header is not None:
+            entries = ", ".join(f"{encode_basestring_ascii(n)}: {n}" for n in names)
+            self._bind_fast = compile_with_signature(self, f"return {{{entries}}}", {})
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -120,6 +181,12 @@ class Signature:
         dict.  A call the function itself would reject raises the same
         ``TypeError`` Python gives, before anything runs.
         """
+        fast = self._bind_fast
+        if fast is not None:
+            try:  # Python binds; a call it rejects gets inspect's message below
+                return fast(*args, **kwargs)
+            except TypeError:
+                pass
         if self._simple:
             count = len(args)
             if count == self._all_positional and not kwargs:  # run(x): every name given
@@ -240,6 +307,7 @@ class ParamEncoder:
     __slots__ = (
         "_fixed_inputs",
         "_order",
+        "_plan",
         "_required",
         "_strict",
         "_tag_named",
@@ -268,6 +336,70 @@ class ParamEncoder:
         self._required = tuple(n for n in signature.names if n not in defaults)
         # A lone parameter named like a tag needs the exact form's wrapping.
         self._tag_named = bool(TAG_KEYS.intersection(candidates))
+        self._plan = self._compile_plan(signature) if not self._tag_named else None
+
+    def _compile_plan(self, signature: Signature) -> Callable[..., Any] | None:
+        """Generate this signature's encoder for calls whose params are all scalars.
+
+        It takes the call's arguments as the step does (Python binds them) and
+        returns what :meth:`_encode` returns, byte for byte, or None when a
+        value needs the general route (a container, a NumPy scalar, a
+        non-tracked value under ``params=``).  Per parameter, in sorted
+        order: the default object itself -> its text encoded at decoration;
+        an int, float, str, bool or None -> its text inline; a value of
+        another type -> an input, as :meth:`_encode` decides.
+        """
+        if signature._header is None:
+            return None
+        scope: dict[str, Any] = {  # repr() is int.__repr__/float.__repr__ on exact types, faster
+            "_zt_ir": repr,
+            "_zt_fr": repr,
+            "_zt_es": encode_basestring_ascii,
+            "_zt_nf": NONFINITE_JSON,
+        }
+        lines = ["_zt_in = {}"]
+        parts = []
+        for i, (name, prefix, default_text) in enumerate(self._order):
+            key, part = f"_zt_k{i}", f"_zt_p{i}"
+            scope[key] = "," + prefix
+            parts.append(part)
+            checks = [
+                f"if _zt_y is _zt_int: {part} = {key} + _zt_ir({name})",
+                "elif _zt_y is _zt_float:",
+                f"    {part} = _zt_fr({name})",
+                f"    {part} = {key} + ({part} if {part}[-1] not in 'nf' else _zt_nf[{part}])",
+                f"elif _zt_y is _zt_str: {part} = {key} + _zt_es({name})",
+                f"elif _zt_y is _zt_bool: {part} = {key} + ('true' if {name} else 'false')",
+                f"elif {name} is None: {part} = {key} + 'null'",
+            ]
+            if self._strict:
+                checks.append("else: return None")
+            else:
+                checks += [
+                    "elif _zt_y in _zt_containers or _zt_y.__module__ == 'numpy': return None",
+                    "else:",
+                    f"    {part} = ''",
+                    f"    _zt_in[{encode_basestring_ascii(name)}] = {name}",
+                ]
+            if default_text is not None:
+                scope[f"_zt_d{i}"] = signature.defaults[name]
+                scope[f"_zt_t{i}"] = "," + default_text
+                lines += [f"if {name} is _zt_d{i}: {part} = _zt_t{i}", "else:"]
+                lines += [f"    _zt_y = _zt_type({name})", *(f"    {c}" for c in checks)]
+            else:
+                lines += [f"_zt_y = _zt_type({name})", *checks]
+        lines += [f"_zt_in[{encode_basestring_ascii(n)}] = {n}" for n in self._fixed_inputs]
+        joined = " + ".join(parts) if parts else "''"
+        lines += ["_zt_c = '{' + (" + joined + ")[1:] + '}'", "return _zt_c, _zt_c, _zt_in"]
+        scope.update(
+            _zt_type=type,
+            _zt_int=int,
+            _zt_float=float,
+            _zt_str=str,
+            _zt_bool=bool,
+            _zt_containers=(list, tuple, dict),
+        )
+        return compile_with_signature(signature, "\n".join(lines), scope)
 
     @staticmethod
     def _default_text(name: str, defaults: Mapping[str, Any]) -> str | None:
@@ -283,6 +415,29 @@ class ParamEncoder:
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
         """Bind a call and return ``(canonical params, exact params, inputs)``."""
+        plan = self._plan
+        if plan is not None:
+            try:  # the common shapes; None or an error: the general route decides
+                encoded = plan(*args, **kwargs)
+            except (TypeError, ValueError):
+                encoded = None
+            if encoded is not None:
+                return encoded  # type: ignore[no-any-return]
+        return self.encode_general(args, kwargs)
+
+    @property
+    def plan(self) -> Callable[..., tuple[str, str, dict[str, Any]] | None] | None:
+        """The generated encoder of all-scalar calls (see :meth:`_compile_plan`), if any.
+
+        Called with the step's own arguments; None, ``TypeError`` or
+        ``ValueError``: use :meth:`encode_general`.
+        """
+        return self._plan
+
+    def encode_general(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]:
+        """:meth:`encode_call` without the generated encoder: any call, any value."""
         signature = self.signature
         if (
             not signature._simple

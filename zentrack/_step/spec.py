@@ -17,9 +17,9 @@ import attrs
 from zentrack._record.line import step_tail
 from zentrack._step.content_hash import input_digest
 from zentrack._step.fingerprint import fingerprint, inputs_text, prime_step
-from zentrack._step.params import ParamEncoder, Signature
+from zentrack._step.params import ParamEncoder, Signature, compile_with_signature
 from zentrack._step.source_names import source_of
-from zentrack._step.values import int_repr
+from zentrack._step.values import NONFINITE_JSON, int_repr
 
 #: The namespaced attribute holding a step's :class:`StepSpec`.
 SPEC_ATTR: Final = "__zentrack_step__"
@@ -83,6 +83,9 @@ class StepSpec:
         self.state: tuple[Any, Callable[[], bool] | None] = (None, None)
         #: The journal line's step keys, after the per-call ones (see :func:`step_tail`).
         self.tail = ""
+        #: A class step's entry: ``(*args, **kwargs) -> inputs' digests text`` or
+        #: None (see :meth:`compile_inputs_plan`); set by the decorator.
+        self.entry_digests: Callable[..., str | None] | None = None
         #: Argument names as JSON strings (see :meth:`inputs_canonical`).
         self._names_json: dict[str, str] = {}
 
@@ -137,6 +140,50 @@ class StepSpec:
                 name = names[key] = encode_basestring_ascii(key)
             parts.append(f"{name}:{digest}")
         return "{" + ",".join(parts) + "}"
+
+    def compile_inputs_plan(self, signature: Signature) -> Callable[..., str] | None:
+        """Generate a class step entry's ``(*args, **kwargs) -> inputs_canonical(inputs)``.
+
+        It takes the entry point's arguments (Python binds them, defaults
+        applied; ``ignore=`` names left out) and returns the same text as
+        :meth:`inputs_canonical`, byte for byte, with ints, bools and floats
+        written inline; None for signatures with ``*args``/``**kwargs``.
+        A ``TypeError`` or ``ValueError`` it raises: use the general route.
+        """
+        if signature._header is None:
+            return None
+        scope: dict[str, Any] = {
+            "_zt_type": type,
+            "_zt_int": int,
+            "_zt_bool": bool,
+            "_zt_float": float,
+            "_zt_repr": repr,  # int.__repr__/float.__repr__ on exact types
+            "_zt_nf": NONFINITE_JSON,
+            "_zt_es": encode_basestring_ascii,
+            "_zt_digest": input_digest,
+            "_zt_step": self.name,
+        }
+        lines, parts = [], []
+        names = sorted(n for n in signature.names if n not in self.ignored)
+        for i, name in enumerate(names):
+            key, part = f"_zt_k{i}", f"_zt_p{i}"
+            scope[key] = f",{encode_basestring_ascii(name)}:"
+            parts.append(part)
+            lines += [
+                f"_zt_y = _zt_type({name})",
+                f"if _zt_y is _zt_int: {part} = {key} + '\"=' + _zt_repr({name}) + '\"'",
+                f"elif _zt_y is _zt_bool: {part} = {key} + ('\"=true\"' if {name} else "
+                "'\"=false\"')",
+                "elif _zt_y is _zt_float:",
+                f"    {part} = _zt_repr({name})",
+                f"    {part} = {key} + '\"=' + ({part} if {part}[-1] not in 'nf' else "
+                f"_zt_nf[{part}]) + '\"'",
+                f"else: {part} = {key} + _zt_es(_zt_digest(_zt_step, "
+                f"{encode_basestring_ascii(name)}, {name}))",
+            ]
+        joined = " + ".join(parts) if parts else "''"
+        lines.append(f"return '{{' + ({joined})[1:] + '}}'")
+        return compile_with_signature(signature, "\n".join(lines), scope)
 
     def encode(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
         str, str, dict[str, Any]

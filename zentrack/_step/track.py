@@ -21,7 +21,6 @@ from zentrack._cache.outputs import cache_disabled
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import cached_key, error_key, output_keys, run_keys, step_line
 from zentrack._runs.context import TRACKING_CODES, RunState
-from zentrack._step.fingerprint import fingerprint
 from zentrack._step.spec import StepSpec
 from zentrack._step.values import SCALAR_TYPES, untag
 from zentrack.exceptions import StoreError
@@ -40,20 +39,29 @@ def track(
     kwargs: dict[str, Any],
     canonical: str,
     exact: str,
-    inputs: Mapping[str, Any],
+    inputs: Mapping[str, Any] | str,
     key: RunKey | None = None,
 ) -> Any:
     """Fingerprint, run and record one call: the hot path shared by all steps.
 
+    ``inputs`` are the call's inputs by name, or their digests' canonical
+    text already (a class step's entry computes it, see
+    :meth:`StepSpec.compile_inputs_plan`).
+
     Kept flat on purpose: every helper call here costs a measurable share of
     the few microseconds a tracked call may add (benchmarks/bench_hot_path.py).
     """
-    tracker = _tracker.active()
+    tracker = _tracker._active or _tracker.active()  # the call only when none is active yet
     primed, unchanged = spec.state
     if primed is None or (unchanged is not None and not unchanged()):
         primed, unchanged = spec.prime()  # first call, or a helper/constant was rebound
-    digests = spec.inputs_canonical(inputs) if inputs else "{}"
-    fp = fingerprint(primed, canonical, digests)
+    if isinstance(inputs, str):
+        digests = inputs
+    else:
+        digests = spec.inputs_canonical(inputs) if inputs else "{}"
+    h = primed.copy()  # fingerprint(primed, canonical, digests), inlined: a call less
+    h.update(f"{canonical}\0{digests}".encode())
+    fp: str = h.hexdigest()
     cache = tracker.outputs if spec.cache and tracker.cache else None
     if cache is not None and not cache_disabled():
         hit = cache.get(fp)

@@ -354,9 +354,12 @@ class MetadataStore(StoreReads):
             except ValueError as exc:
                 rejected.append((index, f"{exc}: {text[:80]!r}"))
                 continue
-            if data.get("kind") == RUN_KIND:
+            kind = data.get("kind")
+            if kind is None:  # a step line, nearly always
+                records[data["id"]] = (data, text)
+            elif kind == RUN_KIND:
                 runs.append(data)
-            elif data.get("kind") == ANNOTATION_KIND:
+            elif kind == ANNOTATION_KIND:
                 annotations.append(data)
             else:
                 records[data["id"]] = (data, text)
@@ -390,11 +393,16 @@ class MetadataStore(StoreReads):
                 new_first[fp] = record_id
         first: list[tuple[str, Any]] = []  # (record id, execution): written first
         cached: list[tuple[str, Any]] = []  # CACHED ones: they point at earlier ones
+        type_ids: dict[str, int] = {}  # step name -> type id, for this batch
         for record_id, (data, text) in records.items():
             if record_id in existing:
                 continue
+            step = data["step"]
+            type_id = type_ids.get(step)
+            if type_id is None:
+                type_id = type_ids[step] = self._step_type_id(step)
             execution = pb.Execution(
-                type_id=self._step_type_id(data["step"]),
+                type_id=type_id,
                 external_id=data["fp"] if new_first.get(data["fp"]) == record_id else record_id,
                 last_known_state=EXECUTION_STATES[data["st"]],
             )

@@ -111,6 +111,8 @@ def set_natives(props: Any, values: Mapping[str, Any], prefix: str = "") -> None
             props[prefix + name].double_value = v
         elif kind is bool:
             props[prefix + name].bool_value = v
+        elif kind is str and v.isascii() and "\0" not in v and not v.startswith(STRUCT_PREFIX):
+            props[prefix + name].string_value = v  # ASCII: valid UTF-8, kept as it is
         else:
             set_native(props[prefix + name], v)
 
