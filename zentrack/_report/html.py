@@ -38,9 +38,8 @@ import os
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from zentrack._report import assets
 from zentrack._report.table import (
@@ -52,6 +51,7 @@ from zentrack._report.table import (
     truncate,
     varies,
 )
+from zentrack._report.views import ComparisonView, RunView
 
 #: Longest text kept for one value (the table shows less and the rest on hover).
 MAX_TEXT: Final = 20_000
@@ -60,37 +60,8 @@ _SAFE_INTEGER: Final = 2**53
 _DIGITS: Final = re.compile(r"(\d+)")
 
 
-class _Run(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def pipeline(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def started(self) -> float: ...
-    @property
-    def ended(self) -> float | None: ...
-    @property
-    def tags(self) -> dict[str, str]: ...
-    @property
-    def notes(self) -> str | None: ...
-
-
-class ComparisonLike(Protocol):
-    """What the report reads from a :class:`zentrack.Comparison`."""
-
-    @property
-    def runs(self) -> Sequence[_Run]: ...
-    @property
-    def params(self) -> dict[str, list[Any]]: ...
-    @property
-    def metrics(self) -> dict[str, list[Any]]: ...
-    def differing(self) -> list[str]: ...
-
-
 def render_comparison_html(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     *,
     title: str | None = None,
     color_by: str | None = None,
@@ -153,7 +124,7 @@ def render_comparison_html(
 
 
 def write_comparison_html(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     path: str | os.PathLike[str],
     *,
     title: str | None = None,
@@ -170,7 +141,7 @@ def write_comparison_html(
 # -- columns -------------------------------------------------------------------------------
 
 
-def _columns(comparison: ComparisonLike) -> list[dict[str, Any]]:
+def _columns(comparison: ComparisonView) -> list[dict[str, Any]]:
     differing = set(comparison.differing())
     out = []
     for keys in group_same_params(comparison.params, differing):
@@ -288,7 +259,7 @@ def _default_title(count: int, pipelines: list[str]) -> str:
     return f"{runs} of {len(pipelines)} pipelines" if pipelines else "No runs"
 
 
-def _summary(runs: list[_Run], pipelines: list[str]) -> str:
+def _summary(runs: list[RunView], pipelines: list[str]) -> str:
     """The line under the title: pipelines, runs by state, the span of start times."""
     parts = []
     if pipelines:

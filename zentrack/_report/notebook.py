@@ -28,7 +28,8 @@ from zentrack._report.table import (
     present,
     truncate,
 )
-from zentrack._report.text import ComparisonLike, columns_of, key_metrics, labels
+from zentrack._report.text import columns_of, key_metrics, labels
+from zentrack._report.views import ComparisonView, RecordView, RunView
 
 #: Rows a table shows before "and N more".
 ROWS: Final = 50
@@ -38,54 +39,13 @@ TITLE: Final = 2_000
 _RIGHT: Final = ' style="text-align:right"'
 
 
-class _Record(Protocol):
-    @property
-    def step(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def fingerprint(self) -> str: ...
-    @property
-    def params(self) -> dict[str, Any]: ...
-    @property
-    def metrics(self) -> dict[str, Any]: ...
-    @property
-    def execution_id(self) -> int | None: ...
-    @property
-    def run_id(self) -> str | None: ...
-    @property
-    def key(self) -> str | None: ...
-    @property
-    def started(self) -> float: ...
-    @property
-    def ended(self) -> float: ...
-    @property
-    def cached_execution_id(self) -> int | None: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class _Run(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def pipeline(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def started(self) -> float: ...
-    @property
-    def ended(self) -> float | None: ...
-    @property
-    def tags(self) -> dict[str, str]: ...
-    @property
-    def notes(self) -> str | None: ...
+class _Run(RunView, Protocol):
     @property
     def run_metrics(self) -> dict[str, Any]: ...
     @property
     def params(self) -> dict[str, Any]: ...
     @property
-    def steps(self) -> Sequence[_Record]: ...
+    def steps(self) -> Sequence[RecordView]: ...
     @property
     def error(self) -> str | None: ...
     @property
@@ -178,7 +138,7 @@ def runs_html(runs: Sequence[_Run]) -> str:
     return table(header, rows, right=right, caption=count, total=len(runs))
 
 
-def records_html(records: Sequence[_Record], *, caption: str | None = None) -> str:
+def records_html(records: Sequence[RecordView], *, caption: str | None = None) -> str:
     """Step records as a table: execution, step, state, fingerprint, run, params, metrics."""
     if not records:
         return "<p>No records.</p>"
@@ -201,7 +161,7 @@ def records_html(records: Sequence[_Record], *, caption: str | None = None) -> s
     return table(header, rows, right=right, caption=caption or count, total=len(records))
 
 
-def _state(record: _Record) -> str:
+def _state(record: RecordView) -> str:
     if record.cached_execution_id is not None:
         return f"{record.state} (from {record.cached_execution_id})"
     return record.state
@@ -234,7 +194,7 @@ def run_html(run: _Run) -> str:
     )
 
 
-def record_html(record: _Record) -> str:
+def record_html(record: RecordView) -> str:
     """One record: step, state, fingerprint, run, params and metrics, one per row."""
     rows = [
         ("state", _state(record)),
@@ -249,7 +209,7 @@ def record_html(record: _Record) -> str:
     return _fields(rows, f"step <b>{h(record.step)}</b>")
 
 
-def comparison_html(comparison: ComparisonLike) -> str:
+def comparison_html(comparison: ComparisonView) -> str:
     """A comparison as one row per run: the params that differ, then metrics, best in bold."""
     runs = comparison.runs
     if not runs:

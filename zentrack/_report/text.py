@@ -33,6 +33,7 @@ from zentrack._report.table import (
     truncate,
     varies,
 )
+from zentrack._report.views import ComparisonView, RecordView, RunView
 
 #: Characters a text cell shows before an ellipsis; a header, a tags cell.
 CELL: Final = 24
@@ -42,31 +43,6 @@ TAGS: Final = 30
 _RUN_KEYS: Final = ("run", "state", "started", "duration")
 
 RunsAs = Literal["auto", "rows", "columns"]
-
-
-class _Run(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def started(self) -> float: ...
-    @property
-    def ended(self) -> float | None: ...
-    @property
-    def tags(self) -> dict[str, str]: ...
-
-
-class ComparisonLike(Protocol):
-    """What the leaderboard reads from a :class:`zentrack.Comparison`."""
-
-    @property
-    def runs(self) -> Sequence[_Run]: ...
-    @property
-    def params(self) -> dict[str, list[Any]]: ...
-    @property
-    def metrics(self) -> dict[str, list[Any]]: ...
-    def differing(self) -> list[str]: ...
 
 
 @attrs.frozen
@@ -94,7 +70,7 @@ class Column:
         return (str in kinds and len(kinds) > 1) or {int, float} <= kinds
 
 
-def columns_of(comparison: ComparisonLike, *, group: bool) -> list[Column]:
+def columns_of(comparison: ComparisonView, *, group: bool) -> list[Column]:
     """The comparison's params (grouped when ``group``: see ``group_same_params``), then metrics."""
     differing = set(comparison.differing())
     params = comparison.params
@@ -148,7 +124,7 @@ def _sort_key(value: Any) -> tuple[int, float, str]:
 
 
 def order_runs(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     columns: Sequence[Column],
     *,
     sort: str | None,
@@ -177,7 +153,7 @@ def order_runs(
         values = ranked.values
         down = higher_is_better(ranked.key) if descending is None else descending
     elif sort in _RUN_KEYS:
-        by_run: dict[str, Callable[[_Run], Any]] = {
+        by_run: dict[str, Callable[[RunView], Any]] = {
             "run": lambda r: r.id,
             "state": lambda r: r.state,
             "started": lambda r: r.started,
@@ -202,7 +178,7 @@ _ABSENT: Final = object()
 
 
 def comparison_text(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     *,
     only_differing: bool = False,
     precision: int = DIGITS,
@@ -249,7 +225,7 @@ def _tags_text(tags: dict[str, str], limit: int = TAGS) -> str:
 
 
 def _rows(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     columns: list[Column],
     order: list[int],
     ranked: Column | None,
@@ -337,7 +313,7 @@ def _lay_out(table: list[list[str]], right: list[bool], split: int | None) -> li
 
 
 def _columns(
-    comparison: ComparisonLike,
+    comparison: ComparisonView,
     columns: list[Column],
     order: list[int],
     precision: int,
@@ -371,7 +347,7 @@ class _Step(Protocol):
     def metrics(self) -> dict[str, Any]: ...
 
 
-class _FullRun(_Run, Protocol):
+class _FullRun(RunView, Protocol):
     @property
     def pipeline(self) -> str: ...
     @property
@@ -438,35 +414,12 @@ def runs_text(
     return "\n".join(_lay_out(table, right, None))
 
 
-class _Record(Protocol):
-    @property
-    def step(self) -> str: ...
-    @property
-    def key(self) -> str | None: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def fingerprint(self) -> str: ...
-    @property
-    def execution_id(self) -> int | None: ...
-    @property
-    def cached_execution_id(self) -> int | None: ...
-    @property
-    def started(self) -> float: ...
-    @property
-    def ended(self) -> float: ...
-    @property
-    def params(self) -> dict[str, Any]: ...
-    @property
-    def metrics(self) -> dict[str, Any]: ...
-
-
 def _pairs(values: dict[str, Any], precision: int, limit: int) -> str:
     text = ", ".join(f"{k}={format_value(v, precision)}" for k, v in values.items())
     return truncate(text, limit)
 
 
-def records_text(records: Sequence[_Record], *, precision: int = DIGITS) -> str:
+def records_text(records: Sequence[RecordView], *, precision: int = DIGITS) -> str:
     """Step records, one per line: execution, step, state, fingerprint, duration, params, metrics.
 
     A CACHED call says which execution's output it reused.
@@ -502,7 +455,7 @@ class _ShownRun(_FullRun, Protocol):
     @property
     def config_path(self) -> Any: ...
     @property
-    def steps(self) -> Sequence[_Record]: ...
+    def steps(self) -> Sequence[RecordView]: ...
 
 
 def run_text(run: _ShownRun, *, precision: int = DIGITS, steps: bool = True) -> str:
