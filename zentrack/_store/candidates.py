@@ -34,7 +34,7 @@ import attrs
 
 from zentrack._record.line import Record
 from zentrack._step.values import MISSING
-from zentrack._store.schema import METRIC_PREFIX
+from zentrack._store.schema import METRIC_PREFIX, utf8_encodable  # SQLite binds UTF-8 only
 
 T = TypeVar("T")
 #: What an order reads of an item: params, metrics, start time (s) and id.
@@ -172,15 +172,6 @@ def probes(condition: Condition) -> list[Probe] | None:
     return None  # ne: every value but one, of any type
 
 
-def _bindable(text: str) -> bool:
-    """SQLite takes UTF-8: a str with a lone surrogate cannot be a parameter."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _prefix(first: str) -> Probe:
     """Every string starting with ``first`` (a JSON array, object or quoted string)."""
     end = chr(ord(first) + 1)
@@ -188,7 +179,7 @@ def _prefix(first: str) -> Probe:
 
 
 def _strings(*texts: str) -> Probe:
-    texts = tuple(dict.fromkeys(t for t in texts if _bindable(t)))
+    texts = tuple(dict.fromkeys(t for t in texts if utf8_encodable(t)))
     marks = ", ".join("?" * len(texts))
     return Probe("string", f"p.string_value IN ({marks})", texts)
 
@@ -287,7 +278,7 @@ def _ordered(op: str, value: Any) -> list[Probe] | None:
         return found
     if kind is str:
         quoted = _prefix('"')  # strings stored JSON-quoted: their text order is not theirs
-        if not _bindable(value):
+        if not utf8_encodable(value):
             return [Probe("string", "p.string_value IS NOT NULL")]
         return [Probe("string", f"p.string_value {sign} ?", (value,)), quoted]
     if kind in (list, tuple):
@@ -366,7 +357,7 @@ def _contains(item: Any) -> list[Probe]:
     """``item in value``: a substring of a str, a member of a container."""
     found = [_prefix("["), _prefix("{")]
     if type(item) is str:
-        if _bindable(item):
+        if utf8_encodable(item):
             within = "p.string_value IS NOT NULL AND instr(p.string_value, ?) > 0"
             found.append(Probe("string", within, (item,)))
             found.append(_prefix('"'))

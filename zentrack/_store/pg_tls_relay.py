@@ -206,12 +206,13 @@ def error_response(message: str) -> bytes:
     return b"E" + struct.pack("!i", len(body) + 4) + body
 
 
-def _receive(sock: socket.socket, size: int) -> bytes:
+def receive_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock``; ``ConnectionError`` if the peer closes first."""
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError("closed")
+            raise ConnectionError("the peer closed the connection")
         data += chunk
     return data
 
@@ -219,11 +220,11 @@ def _receive(sock: socket.socket, size: int) -> bytes:
 def _first_packet(client: socket.socket) -> bytes:
     """The client's startup (or cancel) packet; a TLS or GSS request is answered 'N'."""
     while True:
-        header = _receive(client, 4)
+        header = receive_exactly(client, 4)
         (length,) = struct.unpack("!i", header)
         if not 8 <= length <= _MAX_STARTUP:
             raise ConnectionError("not a startup packet")
-        packet = header + _receive(client, length - 4)
+        packet = header + receive_exactly(client, length - 4)
         if struct.unpack("!i", packet[4:8])[0] not in (_SSL_CODE, _GSS_CODE):
             return packet
         client.sendall(b"N")  # MLMD's libpq speaks plaintext to the relay

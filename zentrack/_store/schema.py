@@ -90,7 +90,7 @@ def set_native(value: Any, v: object) -> None:
             value.string_value = repr(v)
     elif kind is str:
         text: str = v  # type: ignore[assignment]
-        if "\0" in text or text.startswith(STRUCT_PREFIX) or not _utf8(text):
+        if "\0" in text or text.startswith(STRUCT_PREFIX) or not utf8_encodable(text):
             text = json.dumps(text)
         value.string_value = text
     else:
@@ -117,7 +117,7 @@ def set_natives(props: Any, values: Mapping[str, Any], prefix: str = "") -> None
             set_native(props[prefix + name], v)
 
 
-def _utf8(text: str) -> bool:
+def utf8_encodable(text: str) -> bool:
     """False for strings with lone surrogates, which protobuf cannot hold."""
     try:
         text.encode("utf-8")

@@ -25,7 +25,7 @@ from typing import Any, Final
 from zentrack._store.location import Location, check_location
 from zentrack._store.open_errors import explain_connect_error, explain_open_error
 from zentrack._store.pg_tls import Relay, relay_for
-from zentrack._store.pg_tls_relay import MARKER
+from zentrack._store.pg_tls_relay import MARKER, receive_exactly
 from zentrack._store.server_values import BACKENDS, Codec
 from zentrack.exceptions import StoreError
 
@@ -211,8 +211,8 @@ def require_tls(location: Location, timeout: float = 10.0) -> None:
     where = f"{location.host}:{location.port}"
     try:
         with socket.create_connection((location.host, location.port or 3306), timeout) as sock:
-            header = _receive(sock, 4)
-            payload = _receive(sock, int.from_bytes(header[:3], "little"))
+            header = receive_exactly(sock, 4)
+            payload = receive_exactly(sock, int.from_bytes(header[:3], "little"))
     except OSError as exc:
         raise StoreError(
             f"Store {location.display!r}: cannot read the server's greeting on {where} to check "
@@ -239,16 +239,6 @@ def require_tls(location: Location, timeout: float = 10.0) -> None:
             "connect in plaintext; zentrack refuses. Configure TLS on the server (ssl_cert and "
             "ssl_key in its configuration), or remove the ssl_* options to connect unencrypted."
         )
-
-
-def _receive(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("the server closed the connection")
-        data += chunk
-    return data
 
 
 _stderr_lock = threading.Lock()
