@@ -110,11 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     p = add("lookup", reads.cmd_lookup, "records of the executions with a fingerprint", json=True)
     p.add_argument("fingerprint", help="all 64 hex characters, or a unique prefix of 8 or more")
     p = add(
-        "find", reads.cmd_find, "records whose parameters match, e.g. lr__lt=0.05",
+        "find", reads.cmd_find, "records whose parameters or metrics match, e.g. lr__lt=0.05",
         json=True, values=True,
     )
-    p.add_argument("--step")
-    p.add_argument("--state")
+    p.add_argument("--step", help="only this step's records")
+    p.add_argument("--state", help="only records in this state: COMPLETE, FAILED, CACHED, ...")
     p.add_argument("--limit", type=_count, metavar="N", help="only the first N in the order")
     p.add_argument(
         "--order-by", metavar="KEY",
