@@ -8,7 +8,7 @@ the event path names the input).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -40,6 +40,18 @@ def _event(pb: Any, artifact_id: int, execution_id: int, kind: int, key: str) ->
     return event
 
 
+def lineage_wanted(records: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The fingerprints whose output artifacts the records' lineage involves (often none)."""
+    wanted: set[str] = set()
+    for data in records:
+        if data.get("out"):
+            wanted.add(data["fp"])
+        for digest in (data.get("i") or {}).values():
+            if digest.startswith("fp:"):
+                wanted.add(digest[3:].split("#")[0])
+    return wanted
+
+
 def write_lineage(
     mlmd: Any,
     records: dict[str, dict[str, Any]],
@@ -58,13 +70,7 @@ def write_lineage(
     """
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    wanted: set[str] = set()
-    for data in records.values():
-        if data.get("out"):
-            wanted.add(data["fp"])
-        for digest in (data.get("i") or {}).values():
-            if digest.startswith("fp:"):
-                wanted.add(digest[3:].split("#")[0])
+    wanted = lineage_wanted(records.values())
     if not wanted:
         return
     nodes = nodes_by_external_ids(mlmd, "artifacts", (f"{OUTPUT_ARTIFACT}/{fp}" for fp in wanted))

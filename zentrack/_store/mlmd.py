@@ -10,7 +10,6 @@ imported inside the methods, so importing this module stays cheap.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -25,7 +24,7 @@ from zentrack._record.line import (
     parse_line,
 )
 from zentrack._step.values import untag
-from zentrack._store.artifacts import nodes_by_external_ids, write_lineage
+from zentrack._store.artifacts import lineage_wanted, nodes_by_external_ids, write_lineage
 from zentrack._store.location import Location
 from zentrack._store.open_errors import check_sqlite_file, explain_open_error
 from zentrack._store.reads import StoreReads
@@ -45,9 +44,12 @@ from zentrack._store.schema import (
     PROP_RUN,
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
-    set_natives,
+    Cells,
+    native_cell,
+    native_cells,
 )
 from zentrack._store.sqlite_reads import SqliteReader, add_indexes
+from zentrack._store.sqlite_writes import NewExecution, SqliteWriter, record_id_of
 from zentrack.exceptions import StoreError
 
 log = logging.getLogger("zentrack")
@@ -55,13 +57,8 @@ log = logging.getLogger("zentrack")
 def _record_id(execution: Any) -> str:
     """The zentrack record id of a stored execution (its journal line's ``id``)."""
     props = execution.custom_properties
-    if PROP_RECORD not in props:
-        return str(execution.external_id)
-    try:  # a row someone else wrote may hold anything: never let it block a write
-        found = json.loads(props[PROP_RECORD].string_value).get("id")
-    except (ValueError, AttributeError, RecursionError):
-        found = None
-    return found if isinstance(found, str) else str(execution.external_id)
+    record = props[PROP_RECORD].string_value if PROP_RECORD in props else None
+    return record_id_of(record, str(execution.external_id))
 
 
 def _connection_config(location: Location) -> Any:
@@ -80,6 +77,11 @@ def _connection_config(location: Location) -> Any:
         return connection_config(location)  # checked first: MLMD aborts on missing fields
     return config
 
+
+#: SQLite stores of MLMD's schema get their executions inserted directly (:mod:`.sqlite_writes`).
+DIRECT_WRITES: Final = True
+#: A batch at least this large closes an open MLMD connection to write directly.
+SWITCH_BATCH: Final = 64
 
 #: Where records are when the store did not take them from a journal.
 IN_JOURNAL: Final = (
@@ -116,12 +118,14 @@ class MetadataStore(StoreReads):
     """zentrack's view of one MLMD store, opened on first use.
 
     On SQLite, reads go straight to MLMD's tables through a read-only
-    sqlite3 connection (:mod:`.sqlite_reads`), and writes through MLMD.  The
-    two are never open at once in one process: MLMD links its own copy of
-    SQLite, and SQLite's POSIX locks are per process, so one copy closing
-    the file drops the other's locks (another process may then checkpoint
-    and delete the write-ahead log under it).  Opening MLMD closes the
-    reader; :meth:`release` closes MLMD after a flush, so reads go fast again.
+    sqlite3 connection (:mod:`.sqlite_reads`), executions are inserted the
+    same way (:mod:`.sqlite_writes`), and everything else is written through
+    MLMD.  Python's sqlite3 and MLMD are never open at once in one process:
+    MLMD links its own copy of SQLite, and SQLite's POSIX locks are per
+    process, so one copy closing the file drops the other's locks (another
+    process may then checkpoint and delete the write-ahead log under it).
+    Opening MLMD closes the sqlite3 connections; :meth:`release` closes MLMD
+    (after a flush, or before a direct write), so reads go fast again.
     """
 
     def __init__(self, location: Location) -> None:
@@ -136,6 +140,8 @@ class MetadataStore(StoreReads):
             if location.kind == "sqlite" and location.path is not None
             else None
         )
+        #: Inserts executions into an SQLite store without MLMD (never while MLMD is open).
+        self._writer = SqliteWriter(self._reader.path) if self._reader is not None else None
         #: Guards the switch between MLMD and the reader (see the class docstring).
         self._gate = threading.RLock()
         self._indexed = False
@@ -153,6 +159,8 @@ class MetadataStore(StoreReads):
             with self._gate:
                 if self._reader is not None:
                     self._reader.close()
+                if self._writer is not None:
+                    self._writer.close()
                 if self._store is None:
                     self._store = self._open(upgrade=False)
                 store = self._store
@@ -230,10 +238,6 @@ class MetadataStore(StoreReads):
                 pb.ContextType(name=FINGERPRINT_CONTEXT)
             )
         return int(self._fp_context_type)
-
-    def _existing(self, record_ids: Sequence[str]) -> dict[str, int]:
-        found = nodes_by_external_ids(self.mlmd, "executions", record_ids)
-        return {key: execution.id for key, execution in found.items()}
 
     def _first_executions(self, fingerprints: Iterable[str]) -> dict[str, Any]:
         """The first execution of each fingerprint (external_id = fingerprint)."""
@@ -333,6 +337,9 @@ class MetadataStore(StoreReads):
         self._store = None
         if self._reader is not None:
             self._reader.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer.usable = True  # the file may have been replaced: check it again
         self._type_ids.clear()
         self._context_type_ids.clear()
         self._fp_context_type = None
@@ -374,11 +381,17 @@ class MetadataStore(StoreReads):
             annotate_runs(self.mlmd, annotations)
         if not records:
             return 0
-        firsts = self._first_executions({d["fp"] for d, _ in records.values()})
-        first_ids = {_record_id(e): e.id for e in firsts.values()}
+        type_ids: dict[str, int] = {}  # step name -> type id, for this batch
+        for data, _ in records.values():
+            if data["step"] not in type_ids:
+                type_ids[data["step"]] = self._step_type_id(data["step"])
+        writer = self._direct_writer(len(records))
+        firsts = self._firsts({d["fp"] for d, _ in records.values()}, writer)
+        first_ids = {record_id: execution_id for execution_id, record_id in firsts.values()}
         existing = {r: first_ids[r] for r in records if r in first_ids}
         if check_existing:
-            existing.update(self._existing([r for r in records if r not in existing]))
+            missing = [r for r in records if r not in existing]
+            existing.update({r: e for r, (e, _) in self._firsts(missing, writer).items()})
         # The first execution of a fingerprint is found by external_id = fingerprint;
         # a fingerprint context is only needed once a second execution shares it.
         new_first: dict[str, str] = {}
@@ -391,92 +404,134 @@ class MetadataStore(StoreReads):
                 shared.add(fp)
             else:
                 new_first[fp] = record_id
-        first: list[tuple[str, Any]] = []  # (record id, execution): written first
-        cached: list[tuple[str, Any]] = []  # CACHED ones: they point at earlier ones
-        type_ids: dict[str, int] = {}  # step name -> type id, for this batch
+        first: list[tuple[str, NewExecution]] = []  # written first
+        cached: list[tuple[str, NewExecution]] = []  # CACHED ones: they point at earlier ones
         for record_id, (data, text) in records.items():
             if record_id in existing:
                 continue
-            step = data["step"]
-            type_id = type_ids.get(step)
-            if type_id is None:
-                type_id = type_ids[step] = self._step_type_id(step)
-            execution = pb.Execution(
-                type_id=type_id,
-                external_id=data["fp"] if new_first.get(data["fp"]) == record_id else record_id,
-                last_known_state=EXECUTION_STATES[data["st"]],
-            )
-            props = execution.custom_properties
+            fp = data["fp"]
+            cells: Cells = {}
             # Without a tag anywhere in the line, its JSON values are the values themselves.
             tagged = '"__tuple__"' in text or '"__dict__"' in text
             try:
-                set_natives(props, untag(data["p"]) if tagged else data["p"])
+                native_cells(untag(data["p"]) if tagged else data["p"], cells)
                 metrics = data.get("m")
                 if metrics:
-                    set_natives(props, untag(metrics) if tagged else metrics, METRIC_PREFIX)
+                    native_cells(untag(metrics) if tagged else metrics, cells, METRIC_PREFIX)
             except Exception as exc:  # never let one record block the others
-                props.clear()
-                props[PROP_ERROR].string_value = f"native properties not written: {exc!r}"
-            props[PROP_FINGERPRINT].string_value = data["fp"]
-            props[PROP_RECORD].string_value = text.rstrip("\n")
-            if data.get("err"):
-                props[PROP_ERROR].string_value = data["err"]
+                cells = {PROP_ERROR: ("string_value", f"native properties not written: {exc!r}")}
+            cells[PROP_FINGERPRINT] = ("string_value", fp)
+            cells[PROP_RECORD] = ("string_value", text.rstrip("\n"))
+            if data.get("err"):  # NULs, surrogates: JSON-quoted, as a param's string would be
+                cells[PROP_ERROR] = native_cell(str(data["err"]))
             if data.get("run"):
-                props[PROP_RUN].string_value = data["run"]
+                cells[PROP_RUN] = ("string_value", data["run"])
+            external_id = fp if new_first.get(fp) == record_id else record_id
+            execution = (type_ids[data["step"]], EXECUTION_STATES[data["st"]], external_id, cells)
             (cached if data.get("cached") else first).append((record_id, execution))
         stored = dict(existing)
         for group in (first, cached):
             if group is cached and cached:
-                self._point_at_originals(cached, records, {**first_ids, **stored})
+                self._point_at_originals(cached, records, first_ids | stored, writer)
             if group:
-                ids = self.mlmd.put_executions([e for _, e in group])
+                news = [execution for _, execution in group]
+                ids = writer.insert(news) if writer is not None else self._put_executions(news)
                 stored.update(zip([r for r, _ in group], ids, strict=True))
         associations = []
         if shared:
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
             contexts = self._fingerprint_contexts(shared)
             for fp in shared:
-                original = firsts[fp].id if fp in firsts else stored[new_first[fp]]
+                original = firsts[fp][0] if fp in firsts else stored[new_first[fp]]
                 associations.append(pb.Association(context_id=contexts[fp], execution_id=original))
             associations += [
                 pb.Association(context_id=contexts[data["fp"]], execution_id=stored[record_id])
                 for record_id, (data, _) in records.items()
                 if data["fp"] in shared
             ]
-        associations += [
-            pb.Association(context_id=run_contexts[data["run"]], execution_id=stored[record_id])
-            for record_id, (data, _) in records.items()
-            if data.get("run")
-        ]
+        if any(data.get("run") for data, _ in records.values()):
+            from ml_metadata.proto import metadata_store_pb2 as pb
+
+            associations += [
+                pb.Association(
+                    context_id=run_contexts[data["run"]], execution_id=stored[record_id]
+                )
+                for record_id, (data, _) in records.items()
+                if data.get("run")
+            ]
         if associations:
             self.mlmd.put_attributions_and_associations([], associations)
         new = {r for r, _ in first} | {r for r, _ in cached}
         # Replayed records get their lineage again: a crash may have come
         # between their executions and their artifacts/events.
-        write_lineage(
-            self.mlmd,
-            {r: data for r, (data, _) in records.items()},
-            stored,
-            set(existing.values()),
-            type_ids=self._artifact_type_ids,
-        )
+        if lineage_wanted(data for data, _ in records.values()):  # else MLMD stays closed
+            write_lineage(
+                self.mlmd,
+                {r: data for r, (data, _) in records.items()},
+                stored,
+                set(existing.values()),
+                type_ids=self._artifact_type_ids,
+            )
         return len(new)
+
+    def _direct_writer(self, count: int) -> SqliteWriter | None:
+        """The direct SQLite writer for a batch of ``count`` records, or ``None`` (MLMD writes).
+
+        Switching from an open MLMD connection costs a reopen later, so a
+        small batch goes through MLMD when it is open already.
+        """
+        writer = self._writer
+        if writer is None or not DIRECT_WRITES or not writer.usable:
+            return None
+        if self._store is not None:
+            if count < SWITCH_BATCH:
+                return None
+            self.release()
+        with self._gate:
+            return writer if writer.connection() is not None else None
+
+    def _firsts(
+        self, external_ids: Iterable[str], writer: SqliteWriter | None
+    ) -> dict[str, tuple[int, str]]:
+        """``external id -> (execution id, record id)`` of the stored executions among them."""
+        if writer is not None:
+            return writer.first_executions(external_ids)
+        found = nodes_by_external_ids(self.mlmd, "executions", external_ids)
+        return {key: (execution.id, _record_id(execution)) for key, execution in found.items()}
+
+    def _put_executions(self, executions: Sequence[NewExecution]) -> list[int]:
+        """Write ``executions`` through MLMD (servers, memory, another SQLite schema)."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        protos = []
+        for type_id, state, external_id, cells in executions:
+            execution = pb.Execution(
+                type_id=type_id, external_id=external_id, last_known_state=state
+            )
+            props = execution.custom_properties
+            for name, (field, value) in cells.items():
+                setattr(props[name], field, value)
+            protos.append(execution)
+        return [int(i) for i in self.mlmd.put_executions(protos)]
 
     def _point_at_originals(
         self,
-        cached: Sequence[tuple[str, Any]],
+        cached: Sequence[tuple[str, NewExecution]],
         records: dict[str, tuple[dict[str, Any], str]],
         stored: dict[str, int],
+        writer: SqliteWriter | None,
     ) -> None:
         """Give CACHED executions the id of the execution they reuse (KFP's way)."""
         originals = {records[r][0]["cached"] for r, _ in cached}
         missing = [o for o in originals if o not in stored]
         known = dict(stored)
         if missing:
-            known.update(self._existing(missing))
+            known.update({r: e for r, (e, _) in self._firsts(missing, writer).items()})
         for record_id, execution in cached:
             original = known.get(records[record_id][0]["cached"])
             if original is not None:
-                execution.custom_properties[PROP_CACHED_FROM].int_value = original
+                execution[3][PROP_CACHED_FROM] = ("int_value", original)
 
     # -- runs ------------------------------------------------------------------
 

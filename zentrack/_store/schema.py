@@ -65,56 +65,68 @@ EXECUTION_STATES: Final = {
 }
 
 
-def set_native(value: Any, v: object) -> None:
-    """Write ``v`` into an MLMD ``Value`` in the type a plain reader expects.
+def native_cell(v: object) -> tuple[str, Any]:
+    """The MLMD ``Value`` field a plain reader expects for ``v``, and what it holds.
 
     int -> int_value (string beyond 64 bits), float -> double_value (string
     for NaN and infinities, which MLMD rejects), bool -> bool_value, str ->
     string_value (JSON-quoted, ASCII-escaped, when MLMD would mangle it:
     NUL bytes, the ``mlmd-struct::`` prefix, lone surrogates), None and
-    containers -> JSON as string_value.  Every branch sets a
-    field: an MLMD Value with no field set aborts the process.
+    containers -> JSON as string_value.  Every branch names a field: an MLMD
+    Value with no field set aborts the process.  The one decision for the
+    protobuf writes (:func:`set_native`) and the direct SQLite rows
+    (:mod:`.sqlite_writes`), so the two cannot differ.
     """
     kind = type(v)
     if kind is bool:
-        value.bool_value = v
-    elif kind is int:
+        return "bool_value", v
+    if kind is int:
         if -_INT64 <= v < _INT64:  # type: ignore[operator]
-            value.int_value = v
-        else:
-            value.string_value = str(v)
-    elif kind is float:
+            return "int_value", v
+        return "string_value", str(v)
+    if kind is float:
         if math.isfinite(v):  # type: ignore[arg-type]
-            value.double_value = v
-        else:
-            value.string_value = repr(v)
-    elif kind is str:
+            return "double_value", v
+        return "string_value", repr(v)
+    if kind is str:
         text: str = v  # type: ignore[assignment]
         if "\0" in text or text.startswith(STRUCT_PREFIX) or not utf8_encodable(text):
             text = json.dumps(text)
-        value.string_value = text
-    else:
-        value.string_value = json.dumps(v, sort_keys=True, allow_nan=True)
+        return "string_value", text
+    return "string_value", json.dumps(v, sort_keys=True, allow_nan=True)
 
 
-def set_natives(props: Any, values: Mapping[str, Any], prefix: str = "") -> None:
-    """:func:`set_native` of every ``prefix + name`` in a protobuf map; ints, floats, bools inline.
+def set_native(value: Any, v: object) -> None:
+    """Write ``v`` into an MLMD ``Value`` in the type a plain reader expects.
 
-    The flush writes a few of these per record: the common scalars skip the
+    See :func:`native_cell`.
+    """
+    field, cell = native_cell(v)
+    setattr(value, field, cell)
+
+
+#: A record's custom properties before they are written: name -> (MLMD value field, value).
+Cells = dict[str, tuple[str, Any]]
+
+
+def native_cells(values: Mapping[str, Any], cells: Cells, prefix: str = "") -> None:
+    """Add :func:`native_cell` of every ``prefix + name`` to ``cells``; common scalars inline.
+
+    The flush makes a few of these per record: the common scalars skip the
     call (a sixth of a flush's own time went to it).
     """
     for name, v in values.items():
         kind = type(v)
         if kind is int and -_INT64 <= v < _INT64:
-            props[prefix + name].int_value = v
+            cells[prefix + name] = ("int_value", v)
         elif kind is float and v - v == 0.0:  # finite (NaN and infinities give NaN)
-            props[prefix + name].double_value = v
+            cells[prefix + name] = ("double_value", v)
         elif kind is bool:
-            props[prefix + name].bool_value = v
+            cells[prefix + name] = ("bool_value", v)
         elif kind is str and v.isascii() and "\0" not in v and not v.startswith(STRUCT_PREFIX):
-            props[prefix + name].string_value = v  # ASCII: valid UTF-8, kept as it is
+            cells[prefix + name] = ("string_value", v)  # ASCII: valid UTF-8, as it is
         else:
-            set_native(props[prefix + name], v)
+            cells[prefix + name] = native_cell(v)
 
 
 def utf8_encodable(text: str) -> bool:
