@@ -11,7 +11,9 @@ Each round, in a shuffled order, on fresh SQLite files in a temp dir:
   or age trigger starts the background drainer while the calls are journaled:
   the timed ``flush()`` drains all ``N`` records in this process, with nothing
   racing it.  The MLMD store is opened (schema created) before the calls, so
-  the timing covers draining only (journal read, parse, MLMD writes).
+  the timing covers draining only (journal read, parse, writes).  On SQLite,
+  zentrack inserts the executions itself, the same rows MLMD writes
+  (``zentrack/_store/sqlite_writes.py``); MLMD writes the rest.
 * *baseline, batches*: raw ``ml_metadata`` ``put_executions`` of ``N``
   executions in batches of 1000, each with the custom properties zentrack
   writes for such a call (4 parameters + ``zentrack.fingerprint`` +
@@ -83,23 +85,40 @@ def call_args(i: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
 # -- zentrack ------------------------------------------------------------------------------
 
 
-def instrument(mlmd: Any, totals: dict[str, float]) -> None:
-    """Wrap every ``get_*``/``put_*`` method of the MLMD store to add its time to ``totals``."""
-    for name, attribute in inspect.getmembers_static(type(mlmd)):
-        if not name.startswith(("get_", "put_")) or not inspect.isfunction(attribute):
-            continue  # (properties are not evaluated: some log warnings when read)
-        method = getattr(mlmd, name)
+def instrument(totals: dict[str, float]) -> Callable[[], None]:
+    """Time every ``get_*``/``put_*`` of MLMD and zentrack's direct SQLite writes into ``totals``.
 
-        def timed(
-            *args: Any, _method: Callable[..., Any] = method, _name: str = name, **kwargs: Any
-        ) -> Any:
-            start = time.perf_counter()
-            try:
-                return _method(*args, **kwargs)
-            finally:
-                totals[_name] += time.perf_counter() - start
+    Patched on the classes, so the connections a flush opens and closes are
+    all timed; returns the function that undoes the patches.
+    """
+    from ml_metadata.metadata_store.metadata_store import MetadataStore as Mlmd
 
-        setattr(mlmd, name, timed)
+    from zentrack._store.sqlite_writes import SqliteWriter
+
+    patched: list[tuple[type, str, Any]] = []
+    targets = [(Mlmd, "MLMD ", ("get_", "put_")), (SqliteWriter, "direct ", ("insert", "first_"))]
+    for cls, label, prefixes in targets:
+        for name, attribute in inspect.getmembers_static(cls):
+            if not name.startswith(prefixes) or not inspect.isfunction(attribute):
+                continue  # (properties are not evaluated: some log warnings when read)
+
+            def timed(
+                *args: Any, _method: Any = attribute, _name: str = label + name, **kwargs: Any
+            ) -> Any:
+                start = time.perf_counter()
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    totals[_name] += time.perf_counter() - start
+
+            patched.append((cls, name, attribute))
+            setattr(cls, name, timed)
+
+    def undo() -> None:
+        for cls, name, attribute in patched:
+            setattr(cls, name, attribute)
+
+    return undo
 
 
 def zentrack_round(n: int, outcome: Outcome, breakdowns: list[dict[str, float]]) -> float:
@@ -107,15 +126,18 @@ def zentrack_round(n: int, outcome: Outcome, breakdowns: list[dict[str, float]])
     with temp_dir("flush") as directory:
         tracker = zt.init(str(directory / "metadata.sqlite"), cache=False)
         hold_background_flush(tracker)
-        mlmd = tracker.store.mlmd  # open the store and create its schema now
+        tracker.store.mlmd  # noqa: B018  (open the store and create its schema now)
         for i in range(n):
             args, kwargs = call_args(i)
             f(*args, **kwargs)
         totals: dict[str, float] = defaultdict(float)
-        instrument(mlmd, totals)
-        start = time.perf_counter()
-        written = zt.flush()
-        elapsed = time.perf_counter() - start
+        undo = instrument(totals)
+        try:
+            start = time.perf_counter()
+            written = zt.flush()
+            elapsed = time.perf_counter() - start
+        finally:
+            undo()
         if written != n:
             outcome.fail(f"zt.flush() wrote {written} records, expected {n}")
         totals["total"] = elapsed
@@ -273,13 +295,14 @@ def main() -> int:
     print("-- where zt.flush() spends its time (µs per record, median over rounds)")
     total_us = median([b["total"] / n * 1e6 for b in breakdowns])
     called = {k for b in breakdowns for k in b if k != "total"}
-    for name in [*[c for c in MLMD_CALLS if c in called], *sorted(called - set(MLMD_CALLS))]:
+    first = [f"MLMD {c}" for c in MLMD_CALLS]
+    for name in [*[c for c in first if c in called], *sorted(called - set(first))]:
         values = [b.get(name, 0.0) / n * 1e6 for b in breakdowns]
-        print(f"   MLMD {name:38} {median(values):7.1f} µs")
+        print(f"   {name:43} {median(values):7.1f} µs")
     rest = median(
         [(b["total"] - sum(v for k, v in b.items() if k != "total")) / n * 1e6 for b in breakdowns]
     )
-    print(f"   zentrack Python: journal read, JSON parse, protos, offsets {rest:7.1f} µs")
+    print(f"   zentrack Python: journal read, JSON parse, rows, offsets {rest:7.1f} µs")
     print(f"   total                                       {total_us:7.1f} µs")
     print(
         f"   raw put_executions ({BATCH} a call) for comparison   "

@@ -316,9 +316,10 @@ def crash_after(store: str, method: str, batch: str = "250") -> None:
     """Drain the store's journals, SIGKILLing this process right after an MLMD call.
 
     ``method`` names a method of the ``ml_metadata`` store object (for example
-    ``put_executions``).  Its second call (the second batch) is committed,
-    then the process dies before zentrack notes the batch's progress: the
-    window the ``.inflight`` marker exists for.
+    ``put_executions``), or ``insert``: the direct SQLite writer's.  Its
+    second call (the second batch) is committed, then the process dies
+    before zentrack notes the batch's progress: the window the ``.inflight``
+    marker exists for.
     """
     from zentrack._record import drain as _drain
     from zentrack._store.location import parse
@@ -327,8 +328,10 @@ def crash_after(store: str, method: str, batch: str = "250") -> None:
     location = parse(store)
     assert location.journal_dir is not None and location.lock_path is not None
     adapter = MetadataStore(location)
-    mlmd = adapter.mlmd
-    original: Callable[..., Any] = getattr(mlmd, method)
+    # ``insert``: zentrack's direct SQLite insert of executions (nothing may hold
+    # MLMD's store then, or zentrack writes through MLMD instead).
+    target = adapter._writer if method == "insert" else adapter.mlmd
+    original: Callable[..., Any] = getattr(target, method)
     seen = [0]
 
     def dying(*args: Any, **kwargs: Any) -> Any:
@@ -338,7 +341,7 @@ def crash_after(store: str, method: str, batch: str = "250") -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
-    setattr(mlmd, method, dying)
+    setattr(target, method, dying)
     with _drain.writer_lock(location.lock_path):
         _drain.drain_journals(adapter, location.journal_dir, batch=int(batch))
     print(json.dumps({"crashed": False, "calls": seen[0]}), flush=True)

@@ -149,6 +149,7 @@ class TestKilledDrainer:
         [
             "put_contexts",
             "put_executions",
+            "insert",
             "put_attributions_and_associations",
             "put_artifacts",
             "put_events",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
@@ -484,11 +485,13 @@ class MetadataStore(StoreReads):
         writer = self._writer
         if writer is None or not DIRECT_WRITES or not writer.usable:
             return None
-        if self._store is not None:
-            if count < SWITCH_BATCH:
-                return None
-            self.release()
         with self._gate:
+            if self._store is not None:
+                # Closed only if nothing else holds MLMD's store (2: the attribute and
+                # the argument): a second MLMD connection in one process breaks the file.
+                if count < SWITCH_BATCH or sys.getrefcount(self._store) > 2:
+                    return None
+                self._store = None
             return writer if writer.connection() is not None else None
 
     def _firsts(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -92,6 +93,7 @@ class SqliteWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._con: sqlite3.Connection | None = None
+        self._pid = 0  # a forked child never uses (nor closes) its parent's connection
         #: False once the file proved not to be the schema these rows are for.
         self.usable = True
         #: Executions this writer has inserted (tests tell the two paths apart by it).
@@ -99,6 +101,8 @@ class SqliteWriter:
 
     def connection(self) -> sqlite3.Connection | None:
         """The open connection, or ``None`` if this store must be written through MLMD."""
+        if self._con is not None and self._pid != os.getpid():
+            self._con = None
         if self._con is not None or not self.usable:
             return self._con
         try:
@@ -118,13 +122,13 @@ class SqliteWriter:
             self.usable = False
             log.debug("zentrack: writing %s through MLMD (another schema)", self.path)
             return None
-        self._con = con
+        self._con, self._pid = con, os.getpid()
         return con
 
     def close(self) -> None:
         """Close the connection (before MLMD opens the file in this process)."""
         con, self._con = self._con, None
-        if con is not None:
+        if con is not None and self._pid == os.getpid():
             with contextlib.suppress(sqlite3.Error):
                 con.close()
 
