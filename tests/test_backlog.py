@@ -252,3 +252,37 @@ class TestMappedJournals:
             assert expected == (in_child, backlog.pending())
         finally:
             backlog.close()
+
+    def test_threads_scanning_at_once_leak_and_misread_nothing(self, store_path):
+        """8 threads scan one backlog while journals come and go: no descriptor left over."""
+        import threading
+
+        tick(i=1)
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        before = open_descriptors()
+        backlog = Backlog(journal)
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def scan() -> None:
+            try:
+                while not stop.is_set():
+                    backlog.scan()
+            except Exception as exc:  # EBADF: a descriptor closed under this thread
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=scan) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for i in range(200):  # each new or deleted file makes every scan a full one
+            planted = journal / f"host-{i}-0123abcd.jsonl"
+            planted.write_bytes(b"")
+            planted.unlink()
+        stop.set()
+        for thread in threads:
+            thread.join()
+        pending = backlog.pending()
+        backlog.close()
+        expected = ([], True, before)
+        assert expected == (errors[:3], pending, open_descriptors())

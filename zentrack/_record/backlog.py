@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 import weakref
 from pathlib import Path
@@ -48,7 +49,9 @@ class Backlog:
     """What waits in one journal folder, probed lock-free (one per tracker).
 
     Holds a read-only descriptor of each journal it has seen: :meth:`close`
-    them when done (they are also closed when the object is collected).
+    them when done (they are also closed when the object is collected).  A
+    lock serialises scans, so that threads reading at once never close a
+    descriptor another one is reading through.
 
     Args:
         directory: the store's journal folder.
@@ -61,6 +64,7 @@ class Backlog:
         #: journal name -> (read-only descriptor, its inode number).
         self._fds: dict[str, tuple[int, int]] = {}
         self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        self._lock = threading.Lock()
         self._hosts = _host_prefixes()
         #: The folder's mtime at the last full scan, if it had not changed for
         #: :data:`SETTLED` seconds then (else None), and what that scan found.
@@ -77,13 +81,14 @@ class Backlog:
         replaces the listing.  Only a folder unchanged for a second before
         that scan counts, since file systems keep mtimes at a coarse clock.
         """
-        try:
-            mtime = os.stat(self.directory).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return False, []
-        if mtime == self._settled_mtime:
-            return self._known()
-        return self._full_scan(mtime)
+        with self._lock:
+            try:
+                mtime = os.stat(self.directory).st_mtime_ns
+            except (FileNotFoundError, NotADirectoryError):
+                return False, []
+            if mtime == self._settled_mtime:
+                return self._known()
+            return self._full_scan(mtime)
 
     def _waits(self, name: str, fd: int) -> bool:
         """Tell whether journal ``name`` has data past its committed offset.
@@ -173,15 +178,17 @@ class Backlog:
         return self.scan()[1]
 
     def forget(self) -> None:
-        """Drop what was remembered (after a fork; rereading it is cheap)."""
+        """Drop what was remembered and close the inherited descriptors (after a fork)."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
         self.close()
 
     def close(self) -> None:
         """Close the journals' descriptors (a later scan opens them again)."""
-        _close_all(self._fds)
-        self._committed.clear()
-        self._journals = []
-        self._settled_mtime = None
+        with self._lock:
+            _close_all(self._fds)
+            self._committed.clear()
+            self._journals = []
+            self._settled_mtime = None
 
 
 def _close_all(fds: dict[str, tuple[int, int]]) -> None:
