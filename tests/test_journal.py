@@ -260,6 +260,32 @@ class TestMappedJournal:
         )
         assert expected == actual
 
+    def test_a_new_journal_deleted_before_it_is_locked_is_replaced(self, tmp_path, monkeypatch):
+        """A drainer may delete a new, still unlocked (so "dead") empty journal: lines go on."""
+        import fcntl
+
+        directory = tmp_path / "journal"
+        real_flock = fcntl.flock
+        deleted: list[str] = []
+
+        def drainer_first(fd: int, operation: int) -> None:
+            if not deleted:  # as a drainer retiring the empty file just before the lock
+                (path,) = directory.glob("*.jsonl")
+                path.unlink()
+                deleted.append(path.name)
+            real_flock(fd, operation)
+
+        monkeypatch.setattr(fcntl, "flock", drainer_first)
+        writer = JournalWriter(directory)
+        writer.append(b'{"a":1}\n')
+        monkeypatch.undo()
+        files = [p.name for p in journals(directory)]
+        lines = [ln for c in pending_chunks(directory) for ln in c.lines]
+        writer.close()
+        expected = (1, 1, False, [b'{"a":1}'])
+        actual = (len(deleted), len(files), deleted[0] in files, lines)
+        assert expected == actual
+
     @pytest.mark.parametrize("failing", ["posix_fallocate", "mmap"])
     def test_a_file_system_that_cannot_map_gets_os_write(
         self, store_path, monkeypatch, failing

@@ -156,15 +156,27 @@ class JournalWriter:
         return self._mapped
 
     def _open_new(self) -> int:
+        """Create and lock a new journal file.
+
+        Until it is locked, a drainer may take the empty file for a dead
+        writer's and delete it: appends would then go to a file no one reads.
+        So the name is checked to still be this file once it is locked.
+        """
         make_dirs(self.directory, parents=self.create_parents)
-        name = writer_tag() + SUFFIX
         flags = os.O_RDWR if self._mapped else os.O_WRONLY | os.O_APPEND
-        fd = open_own(self.directory / name, flags, exclusive=True)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            path = self.directory / (writer_tag() + SUFFIX)
+            fd = open_own(path, flags, exclusive=True)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                    break
+            except FileNotFoundError:
+                pass  # deleted before it was locked: make another
+            except OSError:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
         self._fd = fd
         self._pos = 0
         self._torn = False
