@@ -260,30 +260,43 @@ class TestMappedJournal:
         )
         assert expected == actual
 
-    def test_a_new_journal_deleted_before_it_is_locked_is_replaced(self, tmp_path, monkeypatch):
-        """A drainer may delete a new, still unlocked (so "dead") empty journal: lines go on."""
+    @pytest.mark.parametrize("drainer", ["deleted", "deleting"])
+    def test_a_new_journal_retired_before_it_is_locked_is_replaced(
+        self, tmp_path, monkeypatch, drainer
+    ):
+        """A drainer may retire a new, not yet locked (so "dead") empty journal: lines go on.
+
+        It has deleted the file by the time the writer locks it, or holds the
+        file's lock while deleting it: either way the writer makes another.
+        """
         import fcntl
 
         directory = tmp_path / "journal"
         real_flock = fcntl.flock
-        deleted: list[str] = []
+        retired: list[str] = []
+        held: list[int] = []
 
         def drainer_first(fd: int, operation: int) -> None:
-            if not deleted:  # as a drainer retiring the empty file just before the lock
+            if not retired:
                 (path,) = directory.glob("*.jsonl")
+                retired.append(path.name)
+                if drainer == "deleting":
+                    held.append(os.open(path, os.O_RDONLY))
+                    real_flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
                 path.unlink()
-                deleted.append(path.name)
             real_flock(fd, operation)
 
         monkeypatch.setattr(fcntl, "flock", drainer_first)
         writer = JournalWriter(directory)
         writer.append(b'{"a":1}\n')
         monkeypatch.undo()
+        for fd in held:
+            os.close(fd)
         files = [p.name for p in journals(directory)]
         lines = [ln for c in pending_chunks(directory) for ln in c.lines]
         writer.close()
         expected = (1, 1, False, [b'{"a":1}'])
-        actual = (len(deleted), len(files), deleted[0] in files, lines)
+        actual = (len(retired), len(files), retired[0] in files, lines)
         assert expected == actual
 
     @pytest.mark.parametrize("failing", ["posix_fallocate", "mmap"])

@@ -159,8 +159,9 @@ class JournalWriter:
         """Create and lock a new journal file.
 
         Until it is locked, a drainer may take the empty file for a dead
-        writer's and delete it: appends would then go to a file no one reads.
-        So the name is checked to still be this file once it is locked.
+        writer's and delete it (under the file's lock, see :func:`retire`):
+        appends would then go to a file no one reads.  So a file found locked,
+        or no longer under its name once locked, is left for another one.
         """
         make_dirs(self.directory, parents=self.create_parents)
         flags = os.O_RDWR if self._mapped else os.O_WRONLY | os.O_APPEND
@@ -171,8 +172,8 @@ class JournalWriter:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
                     break
-            except FileNotFoundError:
-                pass  # deleted before it was locked: make another
+            except (FileNotFoundError, BlockingIOError):
+                pass  # being deleted, or deleted, as a dead writer's: make another
             except OSError:
                 os.close(fd)
                 raise
@@ -403,17 +404,26 @@ def _read_from(path: Path, start: int) -> bytes:
 
 
 def retire(chunk: Chunk) -> None:
-    """Delete a fully drained journal whose writer is gone."""
-    if chunk.writer_alive or writer_alive(chunk.path):
+    """Delete a fully drained journal whose writer is gone.
+
+    Its lock is held from the check to the deletion: a writer that has just
+    created the file and not locked it yet then finds it locked, and makes
+    another (see :meth:`JournalWriter._open_new`).
+    """
+    if chunk.writer_alive:
         return
     try:
         fd = open_journal(chunk.path)
     except (OSError, ValueError):
         return  # gone already, or replaced by something that is no journal: not ours to delete
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a writer holds it
         if holds_data(fd, chunk.end):  # written after it was read: drained next time
             return
+        chunk.path.unlink(missing_ok=True)
+        _offset_path(chunk.path).unlink(missing_ok=True)
     finally:
         os.close(fd)
-    chunk.path.unlink(missing_ok=True)
-    _offset_path(chunk.path).unlink(missing_ok=True)
