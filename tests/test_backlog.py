@@ -17,6 +17,7 @@ import pytest
 
 import zentrack as zt
 from tests.reliability_workers import start_worker, tick, worker
+from zentrack._record import journal as _journal
 from zentrack._record.backlog import MARKER_GRACE, Backlog, retire_dead_markers
 from zentrack._store.location import parse
 
@@ -154,3 +155,134 @@ class TestDeadMarkers:
         expected = ([], [], True)
         actual = (Backlog(journal).dead_markers(), retire_dead_markers(journal), marker.exists())
         assert expected == actual
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+class TestMappedJournals:
+    """A mapped journal's size is its capacity: what waits is told by the byte at its offset."""
+
+    def test_a_half_full_mapped_journal_is_not_pending_once_drained(self, store_path):
+        """After a drain nothing waits, though the file is far longer than its offset."""
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        backlog = Backlog(journal)
+        try:
+            tick(i=1)
+            tick(i=2)
+            zt.flush()
+            (path,) = journal.glob("*.jsonl")
+            drained = backlog.pending()
+            tick(i=3)
+            appended = backlog.pending()
+            zt.flush()
+            again = backlog.pending()
+        finally:
+            backlog.close()
+        expected = (_journal.ROTATE_BYTES, False, True, False)
+        assert expected == (path.stat().st_size, drained, appended, again)
+
+    def test_an_old_journal_without_padding_is_pending_until_drained(self, store_path):
+        """A journal whose size is its data (written before the mapping) still counts."""
+        done = worker("calls_then_kill", str(store_path), "3", "1")
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        (path,) = journal.glob("*.jsonl")
+        path.write_bytes(path.read_bytes().split(b"\0", 1)[0])  # as os.write left it
+        backlog = Backlog(journal)
+        try:
+            waiting = backlog.pending()
+            found = len(zt.find(step="tick"))
+            after = backlog.pending()
+        finally:
+            backlog.close()
+        expected = (-signal.SIGKILL, True, 3, False, [])
+        actual = (done.returncode, waiting, found, after, list(journal.glob("*.jsonl")))
+        assert expected == actual, done.stderr
+
+    def test_scanning_leaks_no_descriptor(self, store_path):
+        """50 backlogs scanned then closed (or dropped), 50 marker sweeps: no descriptor left."""
+        import gc
+
+        tick(i=1)
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        before = open_descriptors()
+        held = []
+        for _ in range(50):
+            backlog = Backlog(journal)
+            backlog.scan()
+            held.append(open_descriptors() - before)
+            backlog.close()
+            retire_dead_markers(journal)
+        for _ in range(50):
+            Backlog(journal).scan()  # dropped unclosed: its finalizer closes them
+        gc.collect()
+        expected = ([1] * 50, before)
+        assert expected == (held, open_descriptors())
+
+    def test_a_forked_backlog_closes_its_copies(self, store_path):
+        """forget() in a child closes the descriptors it inherited; the parent's stay usable."""
+        tick(i=1)
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        backlog = Backlog(journal)
+        try:
+            backlog.scan()
+            (fd,) = [fd for fd, _ in backlog._fds.values()]
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    backlog.forget()
+                    try:
+                        os.fstat(fd)
+                        os.write(write, b"open")
+                    except OSError:
+                        os.write(write, b"closed")
+                finally:
+                    os._exit(0)
+            os.close(write)
+            os.waitpid(pid, 0)
+            in_child = os.read(read, 16)
+            os.close(read)
+            expected = (b"closed", True)
+            assert expected == (in_child, backlog.pending())
+        finally:
+            backlog.close()
+
+    def test_threads_scanning_at_once_leak_and_misread_nothing(self, store_path):
+        """8 threads scan one backlog while journals come and go: no descriptor left over."""
+        import threading
+
+        tick(i=1)
+        journal = parse(store_path).journal_dir
+        assert journal is not None
+        before = open_descriptors()
+        backlog = Backlog(journal)
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def scan() -> None:
+            try:
+                while not stop.is_set():
+                    backlog.scan()
+            except Exception as exc:  # EBADF: a descriptor closed under this thread
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=scan) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for i in range(200):  # each new or deleted file makes every scan a full one
+            planted = journal / f"host-{i}-0123abcd.jsonl"
+            planted.write_bytes(b"")
+            planted.unlink()
+        stop.set()
+        for thread in threads:
+            thread.join()
+        pending = backlog.pending()
+        backlog.close()
+        expected = ([], True, before)
+        assert expected == (errors[:3], pending, open_descriptors())

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import zentrack as zt
 from tests.steps_for_tests import train
+from zentrack._record import journal as _journal
+from zentrack._record.backlog import Backlog
 from zentrack._record.journal import JournalWriter, pending_chunks, writer_alive
 from zentrack._record.line import parse_line
+from zentrack._record.tracker import active
 from zentrack._store.location import parse
 
 CALLS = 7
@@ -155,6 +163,255 @@ class TestJournalWriter:
         zt.flush()
         expected = []
         assert expected == list(parse(store_path).journal_dir.glob("*.jsonl"))
+
+
+def journals(directory: Path) -> list[Path]:
+    """The journal files of ``directory`` (in no particular order: names are random)."""
+    return sorted(directory.glob("*.jsonl"))
+
+
+def data_of(path: Path) -> bytes:
+    """A journal's data: its bytes up to the first NUL (unwritten capacity)."""
+    return path.read_bytes().split(b"\0", 1)[0]
+
+
+def killed_journal(run_python, store_path: Path) -> Path:
+    """The journal a writer SIGKILLed after :data:`CALLS` returned calls left behind."""
+    done = run_python(KILLED_SCRIPT, str(store_path), str(CALLS))
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    directory = parse(store_path).journal_dir
+    assert directory is not None
+    (path,) = directory.glob("*.jsonl")
+    return path
+
+
+class TestMappedJournal:
+    def test_a_killed_writers_zero_padded_journal_is_drained_and_retired(
+        self, run_python, store_path
+    ):
+        """SIGKILL after N returned calls: its file is capacity-sized, zero-padded; all N stored."""
+        path = killed_journal(run_python, store_path)
+        raw = path.read_bytes()
+        data = data_of(path)
+        directory = path.parent
+        backlog = Backlog(directory)
+        try:
+            waiting = backlog.pending()
+            (chunk,) = pending_chunks(directory)
+            written = zt.flush()
+            after = backlog.pending()
+        finally:
+            backlog.close()
+        expected = (
+            (_journal.ROTATE_BYTES, True, CALLS),
+            (True, CALLS, False),
+            (CALLS, False, [], [i / 10 for i in range(CALLS)]),
+        )
+        actual = (
+            (len(raw), raw[len(data) :] == bytes(len(raw) - len(data)), data.count(b"\n")),
+            (waiting, len(chunk.lines), chunk.writer_alive),
+            (written, after, list(directory.glob("*.jsonl")), lrs(zt.find(step="train"))),
+        )
+        assert expected == actual
+
+    def test_a_torn_last_line_with_a_zero_gap_is_skipped(self, run_python, store_path):
+        """A kill mid-copy may leave a line's tail without its middle: the lines before it count.
+
+        The torn line (a call that never returned) is skipped, the journal retired.
+        """
+        path = killed_journal(run_python, store_path)
+        lines = data_of(path).splitlines(keepends=True)
+        torn = lines[3][:40] + bytes(25) + lines[3][65:]
+        padded = b"".join(lines[:3]) + torn
+        path.write_bytes(padded + bytes(_journal.ROTATE_BYTES - len(padded)))
+        (chunk,) = pending_chunks(path.parent)
+        expected = (3, 3, [0.0, 0.1, 0.2], [])
+        actual = (len(chunk.lines), zt.flush(), lrs(zt.find(step="train")), journals(path.parent))
+        assert expected == actual
+
+    def test_the_journal_rotates_at_its_capacity(self, tmp_path, monkeypatch):
+        """Full files are cut back to their data; the current one is mapped at full capacity."""
+        monkeypatch.setattr(_journal, "ROTATE_BYTES", 4096)
+        directory = tmp_path / "journal"
+        writer = JournalWriter(directory)
+        line = b'{"n":"%s"}' % (b"x" * 91) + b"\n"  # 100 bytes: 40 fill a file
+        for _ in range(100):
+            writer.append(line)
+        open_files = sorted((p.stat().st_size, writer_alive(p)) for p in journals(directory))
+        writer.close()
+        closed_sizes = sorted(p.stat().st_size for p in journals(directory))
+        count = sum(len(c.lines) for c in pending_chunks(directory))
+        expected = ([(4000, False), (4000, False), (4096, True)], [2000, 4000, 4000], 100)
+        assert expected == (open_files, closed_sizes, count)
+
+    def test_a_line_larger_than_the_capacity_gets_a_file_of_its_own(self, tmp_path, monkeypatch):
+        """A 10 kB line with a 4 kB capacity: its own file, exactly its size; nothing lost."""
+        monkeypatch.setattr(_journal, "ROTATE_BYTES", 4096)
+        directory = tmp_path / "journal"
+        writer = JournalWriter(directory)
+        big = b'{"big":"%s"}\n' % (b"y" * 10_000)
+        for line in (b'{"a":1}\n', big, b'{"b":2}\n'):
+            writer.append(line)
+        writer.close()
+        expected = ([8, 8, len(big)], sorted([b'{"a":1}', big[:-1], b'{"b":2}']))
+        actual = (
+            sorted(p.stat().st_size for p in journals(directory)),
+            sorted(ln for c in pending_chunks(directory) for ln in c.lines),
+        )
+        assert expected == actual
+
+    @pytest.mark.parametrize("drainer", ["deleted", "deleting"])
+    def test_a_new_journal_retired_before_it_is_locked_is_replaced(
+        self, tmp_path, monkeypatch, drainer
+    ):
+        """A drainer may retire a new, not yet locked (so "dead") empty journal: lines go on.
+
+        It has deleted the file by the time the writer locks it, or holds the
+        file's lock while deleting it: either way the writer makes another.
+        """
+        import fcntl
+
+        directory = tmp_path / "journal"
+        real_flock = fcntl.flock
+        retired: list[str] = []
+        held: list[int] = []
+
+        def drainer_first(fd: int, operation: int) -> None:
+            if not retired:
+                (path,) = directory.glob("*.jsonl")
+                retired.append(path.name)
+                if drainer == "deleting":
+                    held.append(os.open(path, os.O_RDONLY))
+                    real_flock(held[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+            real_flock(fd, operation)
+
+        monkeypatch.setattr(fcntl, "flock", drainer_first)
+        writer = JournalWriter(directory)
+        writer.append(b'{"a":1}\n')
+        monkeypatch.undo()
+        for fd in held:
+            os.close(fd)
+        files = [p.name for p in journals(directory)]
+        lines = [ln for c in pending_chunks(directory) for ln in c.lines]
+        writer.close()
+        expected = (1, 1, False, [b'{"a":1}'])
+        actual = (len(retired), len(files), retired[0] in files, lines)
+        assert expected == actual
+
+    @pytest.mark.parametrize("failing", ["posix_fallocate", "mmap"])
+    def test_a_file_system_that_cannot_map_gets_os_write(
+        self, store_path, monkeypatch, failing
+    ):
+        """fallocate or mmap unsupported: lines are appended with os.write, and drained."""
+
+        def unsupported(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.EOPNOTSUPP if failing != "mmap" else errno.ENODEV, "unsupported")
+
+        if failing == "mmap":
+            monkeypatch.setattr(_journal.mmap, "mmap", unsupported)
+        else:
+            monkeypatch.setattr(os, "posix_fallocate", unsupported)
+        zt.init(store_path)  # a new tracker: a new journal writer
+        for lr in (0.1, 0.2, 0.3):
+            train(b"data", lr=lr)
+        directory = parse(store_path).journal_dir
+        assert directory is not None
+        waiting = active().pending()
+        sizes = [(p.stat().st_size, len(data_of(p))) for p in journals(directory)]
+        ((size, data),) = [pair for pair in sizes if pair[1]]  # the first file is left empty
+        expected = (3, size, 3, [0.1, 0.2, 0.3])
+        actual = (waiting, data, zt.flush(), lrs(zt.find(step="train")))
+        assert expected == actual
+
+    def test_a_full_journal_disk_sends_records_straight_to_the_store(
+        self, store_path, journal_disk, plain_store
+    ):
+        """No room to reserve a journal's blocks: each call's record is in the store on return."""
+        fill(journal_disk / "filler")
+        zt.init(store_path)
+        for lr in (0.1, 0.2):
+            train(b"data", lr=lr)
+        stored = len(plain_store().get_executions_by_type("zentrack.step.train"))
+        (journal_disk / "filler").unlink()
+        train(b"data", lr=0.3)
+        expected = (2, 1, [0.1, 0.2, 0.3])
+        actual = (stored, zt.flush(), lrs(zt.find(step="train")))
+        zt.init(store_path.with_name("elsewhere.sqlite"))  # let go of the small disk
+        assert expected == actual
+
+    def test_a_forked_childs_appends_go_to_its_own_journal(self, store_path):
+        """The child neither truncates nor writes the parent's mapped journal."""
+        train(b"data", lr=0.1)
+        directory = parse(store_path).journal_dir
+        assert directory is not None
+        (parents,) = journals(directory)
+        pid = os.fork()
+        if pid == 0:  # the child: two calls, then exit without any cleanup
+            try:
+                train(b"data", lr=0.2)
+                train(b"data", lr=0.3)
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        train(b"data", lr=0.4)
+        files = journals(directory)
+        chunks = list(pending_chunks(directory))
+        expected = (
+            0,
+            _journal.ROTATE_BYTES,
+            2,
+            2,
+            [[0.1, 0.4], [0.2, 0.3]],
+            4,
+            [0.1, 0.2, 0.3, 0.4],
+        )
+        actual = (
+            os.waitstatus_to_exitcode(status),
+            parents.stat().st_size,
+            len(files),
+            data_of(parents).count(b"\n"),
+            sorted([json.loads(ln)["p"]["lr"] for ln in c.lines] for c in chunks),
+            zt.flush(),
+            lrs(zt.find(step="train")),
+        )
+        assert expected == actual
+
+
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until its file system has no byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1 << 9, 1):
+            while True:
+                try:
+                    os.write(fd, bytes(size))
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def journal_disk(store_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted as the store's journal folder (skips where mounting is not allowed)."""
+    directory = parse(store_path).journal_dir
+    assert directory is not None
+    zt.init(store_path.with_name("elsewhere.sqlite"))  # the store's own tracker lets go
+    directory.mkdir(exist_ok=True)
+    for leftover in directory.iterdir():
+        leftover.unlink()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs ({done.stderr.strip()})")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
 PLAIN_LINE = {

@@ -23,6 +23,7 @@ import inspect
 import json
 import linecache
 import logging
+import mmap
 import os
 import pickle
 import re
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -742,15 +743,42 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+#: How the journal appends in TestHole7: into its mapping, whose reserved room is
+#: made small so that the loop outgrows it (a new file's blocks cannot be reserved
+#: on the full disk), or with ``os.write`` (a file system that cannot map).
+JOURNAL_MODES = ["mapped", "write"]
+SMALL_CAPACITY = 1 << 12
+
+
+def set_journal_mode(mode: str, setattr: Callable[[Any, str, Any], None]) -> None:
+    """Make the journal writer append as ``mode`` says (see :data:`JOURNAL_MODES`)."""
+    import errno
+    import os
+
+    import zentrack._record.journal as journal
+
+    def cannot_allocate(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    if mode == "write":
+        setattr(os, "posix_fallocate", cannot_allocate)
+    else:
+        setattr(journal, "ROTATE_BYTES", SMALL_CAPACITY)
+
+
 FULL_DISK_SCRIPT = (
     "from __future__ import annotations\n"
+    + "from typing import Any, Callable\n"
     + inspect.getsource(fill_disk)
+    + inspect.getsource(set_journal_mode)
+    + f"SMALL_CAPACITY = {SMALL_CAPACITY}\n"
     + """
 import json, sys
 import zentrack as zt
 from tests.steps_for_tests import train
 
 store, filler = sys.argv[1], sys.argv[2]
+set_journal_mode(sys.argv[3], setattr)
 zt.init(store)
 train(b"data", lr=-1.0)
 zt.flush()
@@ -772,8 +800,12 @@ print(json.dumps({"returned": returned, "message": message}), flush=True)
 
 
 class TestHole7AFullDiskLosesNothingThatReturned:
-    def test_a_torn_journal_tail_does_not_swallow_the_next_record(self, store_path, small_disk):
-        """The disk fills mid-line, then frees: every call that returned is stored once."""
+    @pytest.mark.parametrize("mode", JOURNAL_MODES)
+    def test_a_torn_journal_tail_does_not_swallow_the_next_record(
+        self, store_path, small_disk, monkeypatch, mode
+    ):
+        """The disk fills mid-line (or mid-journal), then frees: each returned call stored once."""
+        set_journal_mode(mode, monkeypatch.setattr)
         store = small_disk / "metadata.sqlite"
         zt.init(store)
         returned = [-1.0]
@@ -795,14 +827,17 @@ class TestHole7AFullDiskLosesNothingThatReturned:
         zt.flush()
         stored = sorted(r.params["lr"] for r in zt.find(step="train"))
         zt.init(store_path)  # leave the small disk before it is unmounted
-        assert sorted(returned) == stored
+        refused = 101 - len(returned)  # else the full disk was never met: nothing tested
+        expected = (True, sorted(returned))
+        assert expected == (refused > 0, stored)
 
+    @pytest.mark.parametrize("mode", JOURNAL_MODES)
     def test_records_of_a_process_that_exits_on_a_full_disk_are_not_lost(
-        self, run_python, store_path, small_disk
+        self, run_python, store_path, small_disk, mode
     ):
         """2,100 calls on a full disk, then exit: each call that returned is stored later."""
         store = small_disk / "metadata.sqlite"
-        done = run_python(FULL_DISK_SCRIPT, str(store), str(small_disk / "filler"))
+        done = run_python(FULL_DISK_SCRIPT, str(store), str(small_disk / "filler"), mode)
         report = json.loads(done.stdout.splitlines()[-1])
         (small_disk / "filler").unlink()
         zt.init(store)
@@ -810,8 +845,9 @@ class TestHole7AFullDiskLosesNothingThatReturned:
         stored = {r.params["lr"] for r in zt.find(step="train")}
         zt.init(store_path)
         missing = sorted(set(report["returned"]) - stored)
-        expected = (0, 0, [])
-        actual = (done.returncode, len(missing), missing[:5])
+        refused = 2101 - len(report["returned"])  # else the full disk was never met
+        expected = (0, True, 0, [])
+        actual = (done.returncode, refused > 0, len(missing), missing[:5])
         assert expected == actual, (report["message"], done.stderr[-2000:])
 
 
@@ -894,18 +930,27 @@ def descriptor_closed(fd: int) -> bool:
     return False
 
 
+def target_closed(target: Any) -> bool:
+    """Whether the mapping (or descriptor) a paused append copies into was closed."""
+    return bool(target.closed) if isinstance(target, mmap.mmap) else descriptor_closed(target)
+
+
+#: The journal writer's durable step: the copy of a line into the mapped journal.
+DURABLE_COPY = "mm[pos:end] = data"
+
+
 class TestHole9JournalRotationRace:
     def test_a_write_stalled_across_two_rotations_still_lands_in_the_journal(
         self, tmp_path, monkeypatch
     ):
-        """One thread is held right before its ``os.write`` while others rotate twice.
+        """One thread is held right before its durable copy while others rotate twice.
 
-        The held thread has already read the journal's descriptor; today the
-        second rotation closes it, and the write fails with EBADF (or, once the
-        number is reused, lands in another file).  A tracer pauses the thread at
-        the write line (no timing involved); if the writer holds a lock across
-        the write, the other thread waits for it instead, and after a bounded
-        wait the held thread goes on.
+        The held thread has already reserved its range of the journal's mapping;
+        a rotation that released that mapping under it would fail the copy (a
+        closed mapping) or lose it (an unmapped, truncated file).  A tracer
+        pauses the thread at the copy line (no timing involved); if the writer
+        holds a lock across the copy, the other thread waits for it instead,
+        and after a bounded wait the held thread goes on.
         """
         journal = private("journal")
         monkeypatch.setattr(journal, "ROTATE_BYTES", 1024)
@@ -918,8 +963,8 @@ class TestHole9JournalRotationRace:
 
         def local(frame: Any, event: str, arg: Any) -> Any:
             line = linecache.getline(source, frame.f_lineno)
-            if event == "line" and not paused.is_set() and "os.write(" in line:
-                held.append(frame.f_locals["fd"])
+            if event == "line" and not paused.is_set() and DURABLE_COPY in line:
+                held.append(frame.f_locals["mm"])
                 paused.set()
                 resume.wait(60)
             return local
@@ -942,16 +987,16 @@ class TestHole9JournalRotationRace:
             for i in range(5000):
                 writer.append(b'{"other":%d}\n' % i)
                 appended.append(i)
-                if descriptor_closed(held[0]):
+                if target_closed(held[0]):
                     break
 
         stalled = threading.Thread(target=victim)
         stalled.start()
-        assert paused.wait(60), "the journal writer no longer calls os.write in " + source
+        assert paused.wait(60), f"the journal writer no longer copies with {DURABLE_COPY!r}"
         rotating = threading.Thread(target=others, daemon=True)
         rotating.start()
         rotating.join(5)  # a writer that locks across the write keeps it waiting: go on
-        closed_under_it = descriptor_closed(held[0])
+        closed_under_it = target_closed(held[0])
         resume.set()
         stalled.join(60)
         rotating.join(60)

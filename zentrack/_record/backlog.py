@@ -1,13 +1,15 @@
 """Whether a read must flush first, told without a lock and without writing a file.
 
 Every read sees every call that returned before it, in any process: such a
-call's line is in its journal (one ``os.write`` before the call returns),
-and a journal's ``.offset`` file advances only after MLMD has committed the
-lines before it.  So the store already holds every returned call exactly
-when no journal is longer than its recorded offset; this module checks
-that from one ``os.scandir`` (sizes come with it) and reads an ``.offset``
-file only for a journal that grew since it was last read.  A dead writer's
-journal stays longer than its offset until drained, so it is always seen.
+call's line is in its journal (copied into the page cache before the call
+returns), and a journal's ``.offset`` file advances only after MLMD has
+committed the lines before it.  So the store already holds every returned
+call exactly when no journal has data past its recorded offset: this module
+keeps one read-only descriptor per journal and reads one byte at that offset
+(a journal's data ends at its end or at its first NUL, see
+:func:`~zentrack._record.journal.holds_data`), and reads an ``.offset`` file
+only for a journal that has data past the offset last read from it.  A dead
+writer's journal has data past its offset until drained, so it is always seen.
 
 Runs of processes that died mid-run are marked FAILED by the reconciler,
 which reads the store's run contexts.  It only has work when a dead
@@ -20,11 +22,13 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Final
 
-from zentrack._record.journal import SUFFIX, read_offset, writer_alive
+from zentrack._record.journal import SUFFIX, holds_data, open_journal, read_offset, writer_alive
 
 _MARKER: Final = ".alive"
 #: A dead marker no RUNNING run names is deleted once this old: younger, its
@@ -44,14 +48,23 @@ def _host_prefixes() -> tuple[str, ...]:
 class Backlog:
     """What waits in one journal folder, probed lock-free (one per tracker).
 
+    Holds a read-only descriptor of each journal it has seen: :meth:`close`
+    them when done (they are also closed when the object is collected).  A
+    lock serialises scans, so that threads reading at once never close a
+    descriptor another one is reading through.
+
     Args:
         directory: the store's journal folder.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        #: journal name -> the offset last read from its ``.offset`` file.
+        #: journal name -> the offset last read from its ``.offset`` file (0: none read).
         self._committed: dict[str, int] = {}
+        #: journal name -> (read-only descriptor, its inode number).
+        self._fds: dict[str, tuple[int, int]] = {}
+        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        self._lock = threading.Lock()
         self._hosts = _host_prefixes()
         #: The folder's mtime at the last full scan, if it had not changed for
         #: :data:`SETTLED` seconds then (else None), and what that scan found.
@@ -60,36 +73,40 @@ class Backlog:
         self._markers: list[str] = []
 
     def scan(self) -> tuple[bool, list[Path]]:
-        """(unwritten journal bytes?, dead markers of this host), from sizes and lock probes.
+        """(unwritten journal lines?, dead markers of this host), from one byte per journal.
 
         A file created or deleted changes the folder's mtime; appends do not.
         While the folder is unchanged since a full scan, its journals and
-        markers are known: one ``stat`` per journal (and a probe per marker)
+        markers are known: one ``pread`` per journal (and a probe per marker)
         replaces the listing.  Only a folder unchanged for a second before
         that scan counts, since file systems keep mtimes at a coarse clock.
         """
-        try:
-            mtime = os.stat(self.directory).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return False, []
-        if mtime == self._settled_mtime:
-            found = self._known()
-            if found is not None:
-                return found
-        return self._full_scan(mtime)
+        with self._lock:
+            try:
+                mtime = os.stat(self.directory).st_mtime_ns
+            except (FileNotFoundError, NotADirectoryError):
+                return False, []
+            if mtime == self._settled_mtime:
+                return self._known()
+            return self._full_scan(mtime)
 
-    def _known(self) -> tuple[bool, list[Path]] | None:
+    def _waits(self, name: str, fd: int) -> bool:
+        """Tell whether journal ``name`` has data past its committed offset.
+
+        Its remembered offset is reread only if there is data past it: an
+        offset only grows, so no data there means none past the current one.
+        """
         committed = self._committed
+        offset = committed.get(name, 0)
+        if not holds_data(fd, offset):
+            return False
+        offset = committed[name] = read_offset(Path(self.directory, name))
+        return holds_data(fd, offset)
+
+    def _known(self) -> tuple[bool, list[Path]]:
         pending = False
         for name in self._journals:
-            path = os.path.join(self.directory, name)
-            try:
-                size = os.stat(path, follow_symlinks=False).st_size
-            except FileNotFoundError:
-                return None  # retired since: list the folder again
-            if size > committed[name]:
-                committed[name] = read_offset(Path(path))
-                pending = pending or size > committed[name]
+            pending = self._waits(name, self._fds[name][0]) or pending
         dead = [
             Path(self.directory, name)
             for name in self._markers
@@ -99,8 +116,7 @@ class Backlog:
 
     def _full_scan(self, mtime: int) -> tuple[bool, list[Path]]:
         scanned = time.time_ns()
-        known = self._committed
-        seen: dict[str, int] = {}
+        journals: list[str] = []
         markers: list[str] = []
         pending = False
         dead: list[Path] = []
@@ -108,17 +124,10 @@ class Backlog:
             for entry in os.scandir(self.directory):
                 name = entry.name
                 if name.endswith(SUFFIX):
-                    if entry.is_symlink():
-                        continue
-                    try:
-                        size = entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        continue  # retired just now: drained
-                    offset = known.get(name, -1)
-                    if size > offset:
-                        offset = read_offset(Path(entry.path))
-                    seen[name] = offset
-                    pending = pending or size > offset
+                    fd = self._descriptor(entry)
+                    if fd is not None:
+                        journals.append(name)
+                        pending = self._waits(name, fd) or pending
                 elif (
                     name.endswith(_MARKER)
                     and name.startswith(self._hosts)
@@ -127,10 +136,38 @@ class Backlog:
                     markers.append(name)
                     if not writer_alive(Path(entry.path)):
                         dead.append(Path(entry.path))
-        self._committed = seen  # journals retired since are forgotten
-        self._journals, self._markers = list(seen), markers
+        for name in set(self._fds).difference(journals):  # retired since: forgotten
+            os.close(self._fds.pop(name)[0])
+            self._committed.pop(name, None)
+        self._journals, self._markers = journals, markers
         self._settled_mtime = mtime if scanned - mtime >= SETTLED * 1e9 else None
         return pending, dead
+
+    def _descriptor(self, entry: os.DirEntry[str]) -> int | None:
+        """The descriptor of journal ``entry``: the one held if it is still that file.
+
+        A symbolic link, a FIFO or anything else but a regular file is no
+        journal zentrack made (None), nor is a file gone since it was listed.
+        """
+        try:
+            if entry.is_symlink():
+                return None
+            inode = entry.stat(follow_symlinks=False).st_ino  # not d_ino: overlayfs differs
+        except FileNotFoundError:
+            return None  # retired just now: drained
+        held = self._fds.get(entry.name)
+        if held is not None:
+            if held[1] == inode:
+                return held[0]
+            del self._fds[entry.name]  # replaced under the same name: read anew
+            self._committed.pop(entry.name, None)
+            os.close(held[0])
+        try:
+            fd = open_journal(entry.path)
+        except (OSError, ValueError):  # gone, or a link or FIFO planted since it was listed
+            return None
+        self._fds[entry.name] = (fd, os.fstat(fd).st_ino)
+        return fd
 
     def pending(self) -> bool:
         """Tell whether some journal holds bytes that are not in the store yet."""
@@ -141,9 +178,25 @@ class Backlog:
         return self.scan()[1]
 
     def forget(self) -> None:
-        """Drop what was remembered (after a fork; rereading it is cheap)."""
-        self._committed = {}
-        self._settled_mtime = None
+        """Drop what was remembered and close the inherited descriptors (after a fork)."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self.close()
+
+    def close(self) -> None:
+        """Close the journals' descriptors (a later scan opens them again)."""
+        with self._lock:
+            _close_all(self._fds)
+            self._committed.clear()
+            self._journals = []
+            self._settled_mtime = None
+
+
+def _close_all(fds: dict[str, tuple[int, int]]) -> None:
+    """Close and forget every descriptor of ``fds`` (also :class:`Backlog`'s finalizer)."""
+    while fds:
+        _, (fd, _) = fds.popitem()
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def retire_dead_markers(directory: Path, grace: float = MARKER_GRACE) -> list[Path]:
@@ -156,7 +209,12 @@ def retire_dead_markers(directory: Path, grace: float = MARKER_GRACE) -> list[Pa
     """
     now = time.time()
     removed = []
-    for path in Backlog(directory).dead_markers():
+    backlog = Backlog(directory)
+    try:
+        dead = backlog.dead_markers()
+    finally:
+        backlog.close()
+    for path in dead:
         with contextlib.suppress(FileNotFoundError):
             if now - path.stat(follow_symlinks=False).st_mtime >= grace:
                 path.unlink()

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import subprocess
 
 from zentrack._files import is_link_error, make_dirs, open_own
-from zentrack._record.backlog import retire_dead_markers
+from zentrack._record.backlog import Backlog, retire_dead_markers
 from zentrack._record.journal import (
     Chunk,
     alive_path,
@@ -335,37 +335,33 @@ def reconcile_runs(store: MetadataStore, journal_dir: Path) -> list[str]:
     return marked
 
 
-def _journal_sizes(directory: Path) -> dict[str, int]:
-    sizes = {}
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(directory):
-            if entry.name.endswith(".jsonl"):
-                with contextlib.suppress(FileNotFoundError):
-                    sizes[entry.name] = entry.stat().st_size
-    return sizes
-
-
 def drain_while_busy(location: Location, linger: float, poll: float = 0.05) -> int:
     """Drain, then keep draining new journal lines until ``linger`` idle seconds.
 
     A drainer that stays a little while saves the tracking process from
-    starting (and Python from importing MLMD in) a new one per batch.
+    starting (and Python from importing MLMD in) a new one per batch.  New
+    lines are noticed by the same lock-free probe reads use (:class:`Backlog`);
+    only a drain that wrote something counts as activity, so a line whose
+    copy never ends (a writer stopped mid-append) cannot keep it lingering.
     """
     assert location.journal_dir is not None
     released = threading.Event()  # SIGUSR1: the tracking process is exiting
     with contextlib.suppress(ValueError):  # not the main thread: linger fully
         signal.signal(signal.SIGUSR1, lambda *_: released.set())
     store = MetadataStore(location)
-    written = drain(location, store)
-    seen = _journal_sizes(location.journal_dir)
-    idle_since = time.monotonic()
-    while time.monotonic() - idle_since < linger and not released.is_set():
-        time.sleep(poll)
-        sizes = _journal_sizes(location.journal_dir)
-        if sizes != seen:
-            written += drain(location, store)
-            seen = _journal_sizes(location.journal_dir)
-            idle_since = time.monotonic()
+    backlog = Backlog(location.journal_dir)
+    try:
+        written = drain(location, store)
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < linger and not released.is_set():
+            time.sleep(poll)
+            if backlog.pending():
+                drained = drain(location, store)
+                written += drained
+                if drained:
+                    idle_since = time.monotonic()
+    finally:
+        backlog.close()
     return written
 
 

@@ -1,18 +1,30 @@
 """Per-process append-only journals: the durable side of the record buffer.
 
-Every tracked call appends one JSON line with a single ``os.write`` before
-the call returns, so the bytes are in the kernel even if the process is
-killed right after.  The writing process holds an exclusive ``flock`` on its
-journal for as long as it may still append; a drainer that can take the lock
-knows the writer is gone (exited, killed or rotated away) and may delete the
-file once every line of it is in the store.  How far a journal has been
-drained is kept in a ``.offset`` file beside it, replaced atomically.
+Every tracked call copies its JSON line into a shared memory map of this
+process's journal file before the call returns.  Bytes stored in a
+``MAP_SHARED`` file mapping are in the kernel's page cache at once, exactly
+like an ``os.write``'s: they survive a kill of the process (not a power cut
+without ``fsync``, as before) and other processes' reads see them at once,
+for a fraction of a system call's cost.  The file is ``posix_fallocate``'d
+to its capacity when opened, so a copy can never meet a full disk (which
+would be ``SIGBUS`` on a mapping); a file system that cannot map or
+allocate gets the former ``O_APPEND`` ``os.write`` per line instead.
+
+Unwritten capacity reads as zeros and a JSON line never holds a NUL byte,
+so a journal's data ends at its first NUL (a cleanly closed journal is cut
+back to its data).  The writing process holds an exclusive ``flock`` on its
+journal for as long as it may still append; a drainer that can take the
+lock knows the writer is gone (exited, killed or rotated away) and may
+delete the file once every line of it is in the store.  How far a journal
+has been drained is kept in a ``.offset`` file beside it, replaced atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import mmap
 import os
 import re
 import stat
@@ -32,8 +44,15 @@ ALIVE_SUFFIX: Final = ".alive"
 _TAG: Final = r"[A-Za-z0-9._-]{1,200}-[0-9]{1,10}-[0-9a-f]{8}"
 _ALIVE_NAME: Final = re.compile(_TAG + re.escape(ALIVE_SUFFIX))
 _NOT_HOST: Final = re.compile(r"[^A-Za-z0-9._-]")
-#: Rotate to a new journal file past this size so drained files can be deleted.
-ROTATE_BYTES: Final = 16 * 1024 * 1024
+#: The capacity of one journal file (a larger line gets a file of its own): past
+#: it, appends go to a new file, so drained files can be deleted.
+ROTATE_BYTES: Final = 1 << 20
+#: What ``posix_fallocate`` fails with when the disk (or a quota, or a file size
+#: limit) has no room: the line is not journaled, as a failed write's would not be.
+_NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_READ_WRITE: Final = mmap.PROT_READ | mmap.PROT_WRITE
+#: Bytes a reader takes at a time while looking for the end of a journal's data.
+_READ_BLOCK: Final = 1 << 16
 
 
 def writer_tag() -> str:
@@ -64,13 +83,14 @@ def alive_path(directory: Path, name: object) -> Path | None:
 
 
 class JournalWriter:
-    """The current process's journal file, opened on first append.
+    """The current process's journal file, opened and mapped on first append.
 
-    One lock is held from reading the descriptor to the end of the write, the
-    size update and the rotation: a thread can never write to a descriptor
-    another thread has closed (EBADF) or, once the number is reused, into
-    some other file.  The kernel serialises ``O_APPEND`` writes to one file
-    anyway, so the lock costs the threads no parallelism.
+    One lock is held from reserving a line's place to the end of its copy and
+    across rotations: a thread can never copy into a mapping (or write to a
+    descriptor) another thread has released.  A tracked call made by a signal
+    handler that interrupted an append on the same thread appends too (the
+    lock is re-entrant): it takes the range after the one the interrupted
+    append reserved, so neither overwrites the other.
     """
 
     def __init__(self, directory: Path, *, create_parents: bool = True) -> None:
@@ -79,80 +99,188 @@ class JournalWriter:
         #: behind the user's back.
         self.create_parents = create_parents
         self._fd: int | None = None
-        self._size = 0
-        #: Re-entrant: a tracked call made by a signal handler that interrupted
-        #: an append on the same thread appends too (it never rotates, see append).
+        #: The current file's mapping (None: not mapped yet, or not mapping at all).
+        self._mm: mmap.mmap | None = None
+        #: Bytes of lines in the current file (its data ends there).
+        self._pos = 0
+        #: The mapping's capacity; 0 without one, so no line fits.
+        self._end = 0
+        #: False once this file system could not allocate or map a journal:
+        #: every line is then appended with ``os.write`` (see :meth:`_write`).
+        self._mapped = hasattr(os, "posix_fallocate")  # not on macOS
         self._lock = threading.RLock()
+        #: Appends in progress on this thread (``os.write`` path): a nested one never rotates.
         self._depth = 0
-        #: An append was cut short (a full disk): its partial line is cut off
-        #: before the next one, never glued to it.
+        #: An ``os.write`` was cut short (a full disk): its partial line is cut
+        #: off before the next one, never glued to it.
         self._torn = False
-
-    def _open_new(self) -> int:
-        make_dirs(self.directory, parents=self.create_parents)
-        name = writer_tag() + SUFFIX
-        fd = open_own(self.directory / name, os.O_WRONLY | os.O_APPEND, exclusive=True)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._fd = fd
-        self._size = 0
-        self._torn = False
-        return fd
 
     def append(self, data: bytes) -> None:
-        """Append whole lines with one ``write``: the record survives a kill.
+        """Append whole lines to the journal: they survive a kill once this returns.
 
         Raises:
             OSError: the lines are not in the journal (a full disk, a folder
                 made read-only); nothing of them is left in it either.
         """
+        size = len(data)
         with self._lock:
-            fd = self._fd
-            if fd is None:
-                fd = self._open_new()
-            if self._torn:
-                self._cut_torn_tail(fd)
-            self._depth += 1
-            written = 0
+            while True:
+                mm = self._mm
+                pos = self._pos
+                end = pos + size
+                if mm is not None and end <= self._end:
+                    self._pos = end  # reserved before the copy: a nested append goes after it
+                    mm[pos:end] = data  # durable: in the page cache, as a write's bytes are
+                    return
+                if not self._make_room(size):
+                    self._write(data)
+                    return
+
+    def _make_room(self, size: int) -> bool:
+        """Take one step towards a mapping with room for ``size`` bytes.
+
+        Returns:
+            False if this writer appends with ``os.write`` instead.
+
+        Raises:
+            OSError: the journal file cannot be created or its blocks reserved.
+        """
+        if not self._mapped:
+            return False
+        if self._mm is not None:  # full: the next line starts a new file
+            self._release()
+        elif self._fd is None:
+            self._open_new()
+        else:
+            self._map(max(ROTATE_BYTES, size))
+        return self._mapped
+
+    def _open_new(self) -> int:
+        """Create and lock a new journal file.
+
+        Until it is locked, a drainer may take the empty file for a dead
+        writer's and delete it (under the file's lock, see :func:`retire`):
+        appends would then go to a file no one reads.  So a file found locked,
+        or no longer under its name once locked, is left for another one.
+        """
+        make_dirs(self.directory, parents=self.create_parents)
+        flags = os.O_RDWR if self._mapped else os.O_WRONLY | os.O_APPEND
+        while True:
+            path = self.directory / (writer_tag() + SUFFIX)
+            fd = open_own(path, flags, exclusive=True)
             try:
-                written = os.write(fd, data)
-                while written < len(data):  # only on a full disk or a signal mid-write
-                    written += os.write(fd, data[written:])
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)):
+                    break
+            except (FileNotFoundError, BlockingIOError):
+                pass  # being deleted, or deleted, as a dead writer's: make another
             except OSError:
-                if written:
-                    self._torn = True
-                    with contextlib.suppress(OSError):  # freeing space works on a full disk
-                        self._cut_torn_tail(fd)
-                raise
-            finally:
-                self._depth -= 1
-            self._size += written
-            if self._size >= ROTATE_BYTES and self._depth == 0:
-                # Full: the next append starts a new file.  Closing releases the
-                # flock, so drainers may delete this one once it is drained.
                 os.close(fd)
-                self._fd = None
-                self._size = 0
+                raise
+            os.close(fd)
+        self._fd = fd
+        self._pos = 0
+        self._torn = False
+        return fd
+
+    def _map(self, capacity: int) -> None:
+        """Reserve the new file's blocks and map them; fall back if this file system cannot.
+
+        Raises:
+            OSError: no room for the blocks (``ENOSPC``, ``EDQUOT``, ``EFBIG``):
+                the file stays open, empty and unmapped, and the next append
+                tries again.
+        """
+        fd = self._fd
+        assert fd is not None
+        try:
+            os.posix_fallocate(fd, 0, capacity)
+            mm = mmap.mmap(fd, capacity, flags=mmap.MAP_SHARED, prot=_READ_WRITE)
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                with contextlib.suppress(OSError):  # blocks a partial allocation took
+                    os.ftruncate(fd, 0)
+                raise
+            self._release()  # cut back to empty, and closed: its zeros end any data
+            self._mapped = False  # EOPNOTSUPP, ENODEV, EINVAL...: write from now on
+            return
+        self._mm = mm
+        self._end = capacity
+
+    def _release(self) -> None:
+        """Close the current file, cut back to its data: drainers may delete it once drained.
+
+        The mapping is not closed here but dropped: an append this thread's
+        signal handler interrupted between reserving its range and copying
+        into it still holds it, and copies into it when resumed (its range is
+        within the data kept).  The last reference gone, Python unmaps it and
+        closes its duplicate descriptor, which releases the ``flock``.
+        """
+        fd, pos = self._fd, self._pos
+        self._fd = self._mm = None
+        self._pos = self._end = 0
+        if fd is None:
+            return
+        try:
+            if self._mapped:  # zeros past the data: no size for a closed journal
+                with contextlib.suppress(OSError):  # zeros are read as the end anyway
+                    os.ftruncate(fd, pos)
+        finally:
+            os.close(fd)
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` with ``os.write`` (a file system that cannot map a journal)."""
+        fd = self._fd
+        if fd is None:
+            fd = self._open_new()
+        if self._torn:
+            self._cut_torn_tail(fd)
+        self._depth += 1
+        written = 0
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # only on a full disk or a signal mid-write
+                written += os.write(fd, data[written:])
+        except OSError:
+            if written:
+                self._torn = True
+                with contextlib.suppress(OSError):  # freeing space works on a full disk
+                    self._cut_torn_tail(fd)
+            raise
+        finally:
+            self._depth -= 1
+        self._pos += written
+        if self._pos >= ROTATE_BYTES and self._depth == 0:
+            # Full: the next append starts a new file.  Closing releases the
+            # flock, so drainers may delete this one once it is drained.
+            self._release()
 
     def _cut_torn_tail(self, fd: int) -> None:
         """Cut the file back to its last whole line (this process wrote all of it)."""
-        os.ftruncate(fd, self._size)
+        os.ftruncate(fd, self._pos)
         self._torn = False
 
     def close(self) -> None:
         """Release the journal: drainers may now delete it once drained."""
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            self._release()
 
     def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's descriptor, keep its lock."""
+        """In a forked child: drop the parent's mapping and descriptor, keep its file and lock.
+
+        The parent goes on appending to that file, so the child neither
+        truncates it nor copies into it: its first append opens its own.
+        """
         self._lock = threading.RLock()  # another thread may have held it at the fork
         self._depth = 0
         self._torn = False
-        if self._fd is not None:
-            os.close(self._fd)  # the parent's open file keeps its flock alive
-            self._fd = None
+        mm, fd = self._mm, self._fd
+        self._mm = self._fd = None
+        self._pos = self._end = 0
+        if mm is not None:
+            mm.close()  # this process's view only; the parent's file is untouched
+        if fd is not None:
+            os.close(fd)  # the parent's open file keeps its flock alive
 
 
 @attrs.frozen
@@ -206,12 +334,41 @@ def writer_alive(path: Path) -> bool:
     return False
 
 
+def open_journal(path: Path | str) -> int:
+    """A read-only descriptor of journal ``path``; never through a link, never a FIFO.
+
+    Raises:
+        OSError: it is gone, or a symbolic link (``ELOOP``).
+        ValueError: it is no regular file (not a journal zentrack made).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{str(path)!r} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def holds_data(fd: int, offset: int) -> bool:
+    """Tell whether the journal open as ``fd`` has data at ``offset``.
+
+    Its data ends at the end of the file or at its first NUL byte (unwritten
+    capacity of a mapped journal), whichever comes first.
+    """
+    return os.pread(fd, 1, offset) not in (b"", b"\0")
+
+
 def pending_chunks(directory: Path) -> Iterator[Chunk]:
     """Yield the not yet drained lines of every journal in ``directory``.
 
-    Liveness is checked before reading, so a dead writer's file is read to
-    its end and a trailing partial line (a write cut short by the kill, of a
-    call that never returned) is skipped.
+    Liveness is checked before reading.  A live writer's data is taken up to
+    its last newline (the line after it is being copied).  A dead writer's
+    file is read to the end of its data, and a trailing partial line (a copy
+    cut short by the kill, of a call that never returned) is skipped; a kill
+    mid-copy may leave zeros inside that line (memory is not stored in
+    order), and the data ends at the first of them.
     """
     if not directory.is_dir():
         return
@@ -229,25 +386,44 @@ def pending_chunks(directory: Path) -> Iterator[Chunk]:
 
 
 def _read_from(path: Path, start: int) -> bytes:
-    """The bytes of journal ``path`` from ``start``; never through a link, never a FIFO."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    """The data of journal ``path`` from ``start`` to its end (see :func:`holds_data`)."""
+    fd = open_journal(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{str(path)!r} is not a regular file")
-        os.lseek(fd, start, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        blocks = []
+        offset = start
+        while block := os.pread(fd, _READ_BLOCK, offset):
+            nul = block.find(b"\0")
+            if nul >= 0:
+                blocks.append(block[:nul])
+                break
+            blocks.append(block)
+            offset += len(block)
+        return b"".join(blocks)
     finally:
         os.close(fd)
 
 
 def retire(chunk: Chunk) -> None:
-    """Delete a fully drained journal whose writer is gone."""
-    if chunk.writer_alive or writer_alive(chunk.path):
+    """Delete a fully drained journal whose writer is gone.
+
+    Its lock is held from the check to the deletion: a writer that has just
+    created the file and not locked it yet then finds it locked, and makes
+    another (see :meth:`JournalWriter._open_new`).
+    """
+    if chunk.writer_alive:
         return
-    if os.lstat(chunk.path).st_size > chunk.end:
-        return
-    chunk.path.unlink(missing_ok=True)
-    _offset_path(chunk.path).unlink(missing_ok=True)
+    try:
+        fd = open_journal(chunk.path)
+    except (OSError, ValueError):
+        return  # gone already, or replaced by something that is no journal: not ours to delete
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a writer holds it
+        if holds_data(fd, chunk.end):  # written after it was read: drained next time
+            return
+        chunk.path.unlink(missing_ok=True)
+        _offset_path(chunk.path).unlink(missing_ok=True)
+    finally:
+        os.close(fd)

@@ -377,6 +377,8 @@ class Tracker:
                 self.store_failed(exc)
         with contextlib.suppress(Exception):
             self._checkpoint()
+        if self._backlog is not None:
+            self._backlog.close()
         if self.password_file is not None:
             self.password_file.unlink(missing_ok=True)
             if os.environ.get(ENV_PASSWORD_FILE) == str(self.password_file):
