@@ -175,6 +175,12 @@ def cached_square(x: int, *, scale: float = 1.0) -> float:
 
 
 @zt.step(cache=False)
+def measured(x: int, *, name: str = "m") -> int:
+    zt.log_metrics(**{name: 0.5})
+    return x
+
+
+@zt.step(cache=False)
 def fails(x: int, *, why: str = "boom") -> None:
     raise ValueError(why)
 
@@ -208,6 +214,8 @@ class TestSameRowsAsMlmd:
         for why in ("boom", "ü\0", "lone \udc80"):
             with pytest.raises(ValueError):
                 fails(1, why=why)
+        for i, name in enumerate(["ü", "lone \ud800", "nul\0", "a" * 300, "mlmd-struct::m"]):
+            measured(i, name=name)  # metric names MLMD would mangle or refuse
         flow(n=4, k=3)
         flow(n=4, k=3)  # a cached run: its steps are hits
         lines = journal_lines(store_path)

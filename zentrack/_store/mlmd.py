@@ -419,6 +419,10 @@ class MetadataStore(StoreReads):
                 metrics = data.get("m")
                 if metrics:
                     native_cells(untag(metrics) if tagged else metrics, cells, METRIC_PREFIX)
+                for name in [n for n in cells if "\0" in n or not n.isascii()]:
+                    name.encode()  # a lone surrogate: no MLMD property can be named so
+                    if "\0" in name:  # MLMD drops such a property; the record keeps it
+                        del cells[name]
             except Exception as exc:  # never let one record block the others
                 cells = {PROP_ERROR: ("string_value", f"native properties not written: {exc!r}")}
             cells[PROP_FINGERPRINT] = ("string_value", fp)
