@@ -286,3 +286,35 @@ class TestMappedJournals:
         backlog.close()
         expected = ([], True, before)
         assert expected == (errors[:3], pending, open_descriptors())
+
+
+EXIT_AFTER_A_SETTLED_READ = """
+import os, sys
+import zentrack as zt
+from tests.reliability_workers import tick
+
+zt.init(sys.argv[1])
+tick(0)
+zt.flush()
+folder = sys.argv[1] + ".journal"
+os.utime(folder, ns=(1, 1))  # unchanged for long: the next read trusts what it listed
+zt.find(step="tick")  # a full scan that remembers the journal's descriptor
+zt.find(step="tick")  # the shortcut through the remembered descriptor
+for i in range(1, 4):
+    tick(i)
+"""
+
+
+class TestExit:
+    def test_exit_after_a_settled_read_writes_the_waiting_records(self, store_path, run_python):
+        """Exit flushes through the scan: the descriptors must still be there at exit.
+
+        (They were closed by an exit-time finalizer first: the exit flush then
+        failed with a KeyError and left the records to the next process.)
+        """
+        zt.init(store_path.parent / "other.sqlite")  # this process stays out of the way
+        done = run_python(EXIT_AFTER_A_SETTLED_READ, str(store_path))
+        zt.init(store_path)
+        found = sorted(r.params["i"] for r in zt.find(step="tick"))
+        expected = (0, "", [0, 1, 2, 3])
+        assert expected == (done.returncode, done.stderr.strip(), found)

@@ -64,6 +64,8 @@ class Backlog:
         #: journal name -> (read-only descriptor, its inode number).
         self._fds: dict[str, tuple[int, int]] = {}
         self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        # Not at exit: finalizers run before the tracker's exit flush, which scans.
+        self._finalizer.atexit = False
         self._lock = threading.Lock()
         self._hosts = _host_prefixes()
         #: The folder's mtime at the last full scan, if it had not changed for
@@ -87,7 +89,9 @@ class Backlog:
             except (FileNotFoundError, NotADirectoryError):
                 return False, []
             if mtime == self._settled_mtime:
-                return self._known()
+                known = self._known()
+                if known is not None:
+                    return known
             return self._full_scan(mtime)
 
     def _waits(self, name: str, fd: int) -> bool:
@@ -103,10 +107,14 @@ class Backlog:
         offset = committed[name] = read_offset(Path(self.directory, name))
         return holds_data(fd, offset)
 
-    def _known(self) -> tuple[bool, list[Path]]:
+    def _known(self) -> tuple[bool, list[Path]] | None:
+        """What the journals known since the last full scan hold (None: list the folder)."""
         pending = False
         for name in self._journals:
-            pending = self._waits(name, self._fds[name][0]) or pending
+            held = self._fds.get(name)
+            if held is None:  # closed since the scan
+                return None
+            pending = self._waits(name, held[0]) or pending
         dead = [
             Path(self.directory, name)
             for name in self._markers

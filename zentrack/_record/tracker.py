@@ -247,10 +247,7 @@ class Tracker:
         try:
             self._flush_memory()
         except StoreError as exc:
-            self._warn_once(exc)
-
-    def _warn_once(self, exc: Exception) -> None:
-        self.store_failed(exc)
+            self.store_failed(exc)
 
     def store_failed(self, exc: Exception) -> None:
         """Say once per process that the store cannot take records, where they wait, what to do.
