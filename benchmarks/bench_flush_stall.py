@@ -19,8 +19,12 @@ CPU taken away).  Each round measures, in a shuffled order, on fresh stores:
 * *drainer, first flush*: the same, but the drainer also creates the store;
 * *thread (contrast)*: ``threading.Thread(target=zt.flush)`` drains the same
   backlog in this process; the store is opened (``ml_metadata`` imported,
-  schema created) before the window.  MLMD holds the GIL for each write call,
-  so this is expected to stall the loop badly;
+  schema created) before the window.  On SQLite zentrack inserts the
+  executions through ``sqlite3``, which lets go of the GIL for every
+  statement: the loop keeps more of its speed and the flush, sharing the
+  GIL, takes longer (it counts if it committed records or was still running
+  when the window ended; through MLMD, which holds the GIL for each write
+  call, this stalled the loop badly);
 * *control: busy child*: a trivial CPU-bound child process (``while True:
   pass``, no zentrack) spins during the window: the best any out-of-process
   flusher can do on this machine under its current load.  If this control
@@ -271,12 +275,13 @@ def thread_window(n: int, unit: int, window: float, outcome: Outcome) -> Window:
         flusher.start()
         loop = run_loop(unit, window, stop=lambda: not flusher.is_alive())
         after = offsets(journal_dir)
+        running = flusher.is_alive()  # flushing through the whole window
         flusher.join()
         committed = lines_between(before, after)
-        if committed == 0:
-            outcome.fail("thread: zt.flush() committed no record during the window")
+        if committed == 0 and not running:
+            outcome.fail("thread: zt.flush() ended without committing a record")
         abandon_active_tracker()
-    return Window(loop, committed, committed > 0)
+    return Window(loop, committed, committed > 0 or running)
 
 
 def _stderr(drainer: Any) -> str:

@@ -21,6 +21,10 @@ after the other, each on its own SQLite store in a temp dir, with
   amortised over the batch, as a user's loop sees it.  This is the target.
 * *journal only*: ``batch_size``/``max_age`` set so high that no background
   flush starts: the cost of the tracking code and the journal write alone.
+* *journal only, other core busy* (full runs): the same while a process
+  spins on the other core, as the drainer keeps it busy in the default case;
+  the difference tells a busy neighbour core's cost (shared caches, memory)
+  from what the drainer itself adds.
 
 The records journaled are never written to MLMD: the tracker is dropped
 without its exit flush at the end (see ``_common.abandon_active_tracker``).
@@ -30,9 +34,12 @@ zentrack's private functions (best effort: skipped if they changed).
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from _common import (
@@ -94,6 +101,23 @@ def subjects(number: int) -> dict[str, Any]:
         "plain class entry": per_call(ENTRY, {"obj": Trainer(lr=0.02)}, number),
         "tracked class entry": per_call(ENTRY, {"obj": TrackedTrainer(lr=0.02)}, number),
     }
+
+
+@contextlib.contextmanager
+def busy_other_core() -> Iterator[None]:
+    """A process spinning on the other core while the block runs (a neighbour's load).
+
+    The default tracker's drainer works on the other core while calls are
+    timed; a core kept busy by anything costs the caller a little through
+    shared caches and memory.  Timing the journal-only case beside a spinning
+    process tells that share apart from what the drainer itself adds.
+    """
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def run_scenario(
@@ -351,6 +375,21 @@ def main() -> int:
             f"   background-flush triggers add {default[kind] - journal_only[kind]:+.2f} µs per "
             f"call ({kind}; default minus journal only, from separate runs: indicative)"
         )
+    if not args.quick:
+        with busy_other_core():
+            loaded = run_scenario(
+                "journal only, the other core kept busy by a spinning process",
+                True,
+                rounds,
+                number,
+                args.seed,
+                outcome,
+            )
+        for kind in ("f", "class entry"):
+            print(
+                f"   a busy neighbour core adds {loaded[kind] - journal_only[kind]:+.2f} µs; the "
+                f"drainer beyond that {default[kind] - loaded[kind]:+.2f} µs ({kind})"
+            )
     if not args.quick:
         print()
         print("-- breakdown of the hot path (journal only; private functions, best effort)")
