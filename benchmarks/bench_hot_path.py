@@ -363,13 +363,9 @@ def main() -> int:
         "journal only (no background flush)", True, rounds, number, args.seed, outcome
     )
     default = run_scenario(
-        "default tracker (size trigger spawns a drainer every 1000 records)",
-        False,
-        rounds,
-        number,
-        args.seed,
-        outcome,
-    )
+        "default tracker (size trigger spawns a drainer every 1000 records)", False, rounds,
+        number, args.seed, outcome,
+    )  # fmt: skip
     for kind in ("f", "class entry"):
         print(
             f"   background-flush triggers add {default[kind] - journal_only[kind]:+.2f} µs per "
@@ -378,13 +374,9 @@ def main() -> int:
     if not args.quick:
         with busy_other_core():
             loaded = run_scenario(
-                "journal only, the other core kept busy by a spinning process",
-                True,
-                rounds,
-                number,
-                args.seed,
-                outcome,
-            )
+                "journal only, the other core kept busy by a spinning process", True, rounds,
+                number, args.seed, outcome,
+            )  # fmt: skip
         for kind in ("f", "class entry"):
             print(
                 f"   a busy neighbour core adds {loaded[kind] - journal_only[kind]:+.2f} µs; the "

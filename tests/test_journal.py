@@ -6,13 +6,13 @@ import errno
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import zentrack as zt
+from tests.small_disks import small_tmpfs
 from tests.steps_for_tests import train
 from zentrack._record import journal as _journal
 from zentrack._record.backlog import Backlog
@@ -401,17 +401,8 @@ def journal_disk(store_path: Path) -> Iterator[Path]:
     directory.mkdir(exist_ok=True)
     for leftover in directory.iterdir():
         leftover.unlink()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs ({done.stderr.strip()})")
-    try:
+    with small_tmpfs(directory):
         yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
 PLAIN_LINE = {

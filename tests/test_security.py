@@ -51,6 +51,7 @@ from tests.servers import (
     Server,
     postgres_sql,
 )
+from tests.small_disks import small_tmpfs
 from tests.steps_for_tests import train
 from zentrack.exceptions import ParameterTypeError, StoreError, ZentrackError
 
@@ -730,17 +731,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs that can really fill up (skips where mounting is not allowed)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()})")
-    try:
+    with small_tmpfs(mount):
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 #: How the journal appends in TestHole7: into its mapping, whose reserved room is
