@@ -8,7 +8,9 @@ and plain ``ml_metadata`` reads both back the same.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from pathlib import Path
 from pprint import pformat
 from typing import Any
@@ -318,3 +320,55 @@ class TestErrorMessagesMlmdWouldMangle:
         stored = {r.step: r.state for r in zt.find()}
         expected = (3, {"fails": "FAILED", "hostile": "COMPLETE"})
         assert expected == (written, stored)
+
+
+class TestReplaysAndThreads:
+    def test_a_replay_of_calls_sharing_a_fingerprint_is_not_doubled(
+        self, store_path, tmp_path, monkeypatch
+    ):
+        """Later calls of a fingerprint are keyed by record id: a replay meets the UNIQUE index."""
+        hold(_tracker.active())
+        for _ in range(3):
+            for i in range(40):
+                hostile(i, value="same")
+        lines = journal_lines(store_path)
+        target = tmp_path / "replay" / "m.sqlite"
+        first = write_into(target, lines, True, monkeypatch)
+        again = write_into(target, lines, True, monkeypatch)
+        con = sqlite3.connect(target)
+        (rows,) = con.execute("SELECT count(*) FROM Execution").fetchone()
+        con.close()
+        expected = (120, 0, 120)
+        assert expected == (first, again, rows)
+
+    def test_a_thread_opening_mlmd_waits_for_a_direct_batch(self, store_path, caplog):
+        """Another thread's MLMD use mid-flush neither breaks the batch nor the store."""
+        hold(_tracker.active())
+        for i in range(3000):
+            hostile(i, value=i)
+        store = _tracker.active().store
+        stop, errors = threading.Event(), []
+
+        def open_mlmd_repeatedly() -> None:
+            while not stop.is_set():
+                try:
+                    store.mlmd.get_execution_types()
+                except Exception as exc:
+                    errors.append(repr(exc))
+
+        other = threading.Thread(target=open_mlmd_repeatedly)
+        other.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="zentrack"):
+                written = zt.flush()
+        finally:
+            stop.set()
+            other.join()
+        expected = (3000, [], [], 3000)
+        actual = (
+            written,
+            errors[:3],
+            [r.getMessage() for r in caplog.records],
+            len(zt.find(step="hostile")),
+        )
+        assert expected == actual

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -315,13 +316,13 @@ class MetadataStore(StoreReads):
         try:
             try:
                 return self._write(lines, check_existing, rejected)
-            except errors.AlreadyExistsError:
+            except (errors.AlreadyExistsError, sqlite3.IntegrityError):
                 if check_existing:
                     raise
                 return self._write(lines, True, rejected)
         except StoreError:
             raise
-        except (errors.StatusError, RuntimeError):
+        except (errors.StatusError, RuntimeError, sqlite3.Error):
             # A connection opened while the store was read-only (or a server
             # restarted) stays broken: retry once on a fresh one, replay-safe.
             self.reset()
@@ -329,7 +330,7 @@ class MetadataStore(StoreReads):
             return self._write(lines, True, rejected)
         except StoreError:
             raise
-        except (errors.StatusError, RuntimeError) as exc:
+        except (errors.StatusError, RuntimeError, sqlite3.Error) as exc:
             self.reset()  # the next flush reconnects: the cause may be fixed by then
             raise explain_write_error(self.location, exc, kept) from None
 
@@ -347,6 +348,13 @@ class MetadataStore(StoreReads):
         self._artifact_type_ids.clear()
 
     def _write(
+        self, lines: Sequence[bytes | str], check_existing: bool, rejected: list[tuple[int, str]]
+    ) -> int:
+        # Under the gate: another thread opening MLMD would close the direct writer mid-batch.
+        with self._gate:
+            return self._write_batch(lines, check_existing, rejected)
+
+    def _write_batch(
         self, lines: Sequence[bytes | str], check_existing: bool, rejected: list[tuple[int, str]]
     ) -> int:
         from ml_metadata.proto import metadata_store_pb2 as pb
