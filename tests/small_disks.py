@@ -24,3 +24,22 @@ def small_tmpfs(mount: Path, size: str = "4m") -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def fill_disk(path: Path | str) -> None:
+    """Write zeros to ``path`` until the file system has no byte left.
+
+    Self-contained (its own import): a test script embeds its source.
+    """
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for size in (1 << 16, 1 << 12, 1 << 9, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import zentrack as zt
-from tests.small_disks import small_tmpfs
+from tests.small_disks import fill_disk, small_tmpfs
 from tests.steps_for_tests import train
 from zentrack._record import journal as _journal
 from zentrack._record.backlog import Backlog
@@ -328,7 +328,7 @@ class TestMappedJournal:
         self, store_path, journal_disk, plain_store
     ):
         """No room to reserve a journal's blocks: each call's record is in the store on return."""
-        fill(journal_disk / "filler")
+        fill_disk(journal_disk / "filler")
         zt.init(store_path)
         for lr in (0.1, 0.2):
             train(b"data", lr=lr)
@@ -376,20 +376,6 @@ class TestMappedJournal:
             lrs(zt.find(step="train")),
         )
         assert expected == actual
-
-
-def fill(path: Path) -> None:
-    """Write zeros to ``path`` until its file system has no byte left."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (1 << 16, 1 << 12, 1 << 9, 1):
-            while True:
-                try:
-                    os.write(fd, bytes(size))
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture

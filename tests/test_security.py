@@ -51,7 +51,7 @@ from tests.servers import (
     Server,
     postgres_sql,
 )
-from tests.small_disks import small_tmpfs
+from tests.small_disks import fill_disk, small_tmpfs
 from tests.steps_for_tests import train
 from zentrack.exceptions import ParameterTypeError, StoreError, ZentrackError
 
@@ -708,22 +708,6 @@ class TestHole6ConfigsImportOnlyThePipelinesOwnCode:
 
 
 # == 7. A full disk loses a record that returned ============================================
-
-
-def fill_disk(path: Path | str) -> None:
-    """Write zeros to ``path`` until the file system has no byte left."""
-    import os
-
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for size in (1 << 16, 1 << 12, 1 << 9, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
 
 
 @pytest.fixture

@@ -273,23 +273,6 @@ class TestWhenMlmdWrites:
         expected = (100, False, 101)
         assert expected == (written, writer.connection() is not None, len(zt.find(step="hostile")))
 
-    def test_a_replayed_batch_is_recognised_and_not_doubled(
-        self, store_path, tmp_path, monkeypatch
-    ):
-        """The same lines written twice (a crash before the offset moved): stored once."""
-        hold(_tracker.active())
-        for i in range(150):
-            hostile(i, value=i)
-        lines = journal_lines(store_path)
-        target = tmp_path / "replay" / "m.sqlite"
-        first = write_into(target, lines, True, monkeypatch)
-        again = write_into(target, lines, True, monkeypatch)
-        con = sqlite3.connect(target)
-        (rows,) = con.execute("SELECT count(*) FROM Execution").fetchone()
-        con.close()
-        expected = (150, 0, 150)
-        assert expected == (first, again, rows)
-
     def test_mlmd_and_sqlite3_are_never_open_together(self, store_path):
         """After a direct write MLMD's connection is closed; opening MLMD closes the writer."""
         hold(_tracker.active())
@@ -323,13 +306,16 @@ class TestErrorMessagesMlmdWouldMangle:
 
 
 class TestReplaysAndThreads:
-    def test_a_replay_of_calls_sharing_a_fingerprint_is_not_doubled(
-        self, store_path, tmp_path, monkeypatch
-    ):
-        """Later calls of a fingerprint are keyed by record id: a replay meets the UNIQUE index."""
+    @pytest.mark.parametrize("repeats", [1, 3], ids=["distinct calls", "shared fingerprints"])
+    def test_a_replayed_batch_is_not_doubled(self, store_path, tmp_path, monkeypatch, repeats):
+        """The same lines written twice (a crash before the offset moved): stored once.
+
+        A fingerprint's later calls are keyed by record id: their replay meets
+        the UNIQUE external-id index, and is then retried with a lookup.
+        """
         hold(_tracker.active())
-        for _ in range(3):
-            for i in range(40):
+        for _ in range(repeats):
+            for i in range(60):
                 hostile(i, value="same")
         lines = journal_lines(store_path)
         target = tmp_path / "replay" / "m.sqlite"
@@ -338,7 +324,7 @@ class TestReplaysAndThreads:
         con = sqlite3.connect(target)
         (rows,) = con.execute("SELECT count(*) FROM Execution").fetchone()
         con.close()
-        expected = (120, 0, 120)
+        expected = (60 * repeats, 0, 60 * repeats)
         assert expected == (first, again, rows)
 
     def test_a_thread_opening_mlmd_waits_for_a_direct_batch(self, store_path, caplog):
