@@ -366,22 +366,23 @@ def main() -> int:
         "default tracker (size trigger spawns a drainer every 1000 records)", False, rounds,
         number, args.seed, outcome,
     )  # fmt: skip
-    for kind in ("f", "class entry"):
-        print(
-            f"   background-flush triggers add {default[kind] - journal_only[kind]:+.2f} µs per "
-            f"call ({kind}; default minus journal only, from separate runs: indicative)"
-        )
+    lines = [
+        ("background-flush triggers add {d:+.2f} µs per call ({kind}; default minus journal "
+         "only, from separate runs: indicative)", default, journal_only),
+    ]  # fmt: skip
     if not args.quick:
         with busy_other_core():
             loaded = run_scenario(
                 "journal only, the other core kept busy by a spinning process", True, rounds,
                 number, args.seed, outcome,
             )  # fmt: skip
+        lines += [
+            ("a busy neighbour core adds {d:+.2f} µs ({kind})", loaded, journal_only),
+            ("the drainer adds {d:+.2f} µs beyond a busy core ({kind})", default, loaded),
+        ]
+    for text, minuend, subtrahend in lines:
         for kind in ("f", "class entry"):
-            print(
-                f"   a busy neighbour core adds {loaded[kind] - journal_only[kind]:+.2f} µs; the "
-                f"drainer beyond that {default[kind] - loaded[kind]:+.2f} µs ({kind})"
-            )
+            print("   " + text.format(d=minuend[kind] - subtrahend[kind], kind=kind))
     if not args.quick:
         print()
         print("-- breakdown of the hot path (journal only; private functions, best effort)")
