@@ -25,8 +25,8 @@ from zentrack._record.line import (
     Record,
     parse_line,
 )
-from zentrack._step.values import untag
 from zentrack._store.artifacts import lineage_wanted, nodes_by_external_ids, write_lineage
+from zentrack._store.execution_cells import record_cells
 from zentrack._store.location import Location
 from zentrack._store.open_errors import check_sqlite_file, explain_open_error
 from zentrack._store.reads import StoreReads
@@ -34,21 +34,14 @@ from zentrack._store.run_contexts import annotate_runs, mark_run, upsert_runs
 from zentrack._store.schema import (
     EXECUTION_STATES,
     FINGERPRINT_CONTEXT,
-    METRIC_PREFIX,
     OUTPUT_ARTIFACT,
     OUTPUT_PROPS,
     PIPELINE_CONTEXT,
     PROP_CACHED_FROM,
-    PROP_ERROR,
-    PROP_FINGERPRINT,
     PROP_OUTPUT_SIZE,
     PROP_RECORD,
-    PROP_RUN,
     RUN_CONTEXT,
     STEP_TYPE_PREFIX,
-    Cells,
-    native_cell,
-    native_cells,
 )
 from zentrack._store.sqlite_reads import SqliteReader, add_indexes
 from zentrack._store.sqlite_writes import NewExecution, SqliteWriter, record_id_of
@@ -419,26 +412,7 @@ class MetadataStore(StoreReads):
             if record_id in existing:
                 continue
             fp = data["fp"]
-            cells: Cells = {}
-            # Without a tag anywhere in the line, its JSON values are the values themselves.
-            tagged = '"__tuple__"' in text or '"__dict__"' in text
-            try:
-                native_cells(untag(data["p"]) if tagged else data["p"], cells)
-                metrics = data.get("m")
-                if metrics:
-                    native_cells(untag(metrics) if tagged else metrics, cells, METRIC_PREFIX)
-                for name in [n for n in cells if "\0" in n or not n.isascii()]:
-                    name.encode()  # a lone surrogate: no MLMD property can be named so
-                    if "\0" in name:  # MLMD drops such a property; the record keeps it
-                        del cells[name]
-            except Exception as exc:  # never let one record block the others
-                cells = {PROP_ERROR: ("string_value", f"native properties not written: {exc!r}")}
-            cells[PROP_FINGERPRINT] = ("string_value", fp)
-            cells[PROP_RECORD] = ("string_value", text.rstrip("\n"))
-            if data.get("err"):  # NULs, surrogates: JSON-quoted, as a param's string would be
-                cells[PROP_ERROR] = native_cell(str(data["err"]))
-            if data.get("run"):
-                cells[PROP_RUN] = ("string_value", data["run"])
+            cells = record_cells(data, text)
             external_id = fp if new_first.get(fp) == record_id else record_id
             execution = (type_ids[data["step"]], EXECUTION_STATES[data["st"]], external_id, cells)
             (cached if data.get("cached") else first).append((record_id, execution))
