@@ -429,3 +429,23 @@ class TestLineSchema:
         line = {k: v for k, v in PLAIN_LINE.items() if k != key}
         with pytest.raises(ValueError, match=f"no '{key}'"):
             parse_line(json.dumps(line))
+
+
+def test_a_writer_whose_new_files_are_always_taken_gives_up(tmp_path, monkeypatch):
+    """Every new file locked by someone else at once: an OSError after a bounded number of tries.
+
+    The tracker then writes the line straight to the store (past_journal); the
+    call must not spin forever creating files.
+    """
+    made: list[int] = []
+
+    def always_taken(fd: int, operation: int) -> None:
+        made.append(fd)
+        raise BlockingIOError("held by another process")
+
+    monkeypatch.setattr(_journal.fcntl, "flock", always_taken)
+    writer = JournalWriter(tmp_path / "journal")
+    with pytest.raises(OSError, match="no new journal file") as raised:
+        writer.append(b'{"a":1}\n')
+    expected = (_journal._OPEN_TRIES, _journal.errno.EAGAIN)
+    assert expected == (len(made), raised.value.errno)

@@ -47,6 +47,8 @@ _NOT_HOST: Final = re.compile(r"[^A-Za-z0-9._-]")
 #: The capacity of one journal file (a larger line gets a file of its own): past
 #: it, appends go to a new file, so drained files can be deleted.
 ROTATE_BYTES: Final = 1 << 20
+#: New journal files tried before giving up (each one locked or deleted by another at once).
+_OPEN_TRIES: Final = 100
 #: What ``posix_fallocate`` fails with when the disk (or a quota, or a file size
 #: limit) has no room: the line is not journaled, as a failed write's would not be.
 _NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -165,7 +167,7 @@ class JournalWriter:
         """
         make_dirs(self.directory, parents=self.create_parents)
         flags = os.O_RDWR if self._mapped else os.O_WRONLY | os.O_APPEND
-        while True:
+        for _ in range(_OPEN_TRIES):
             path = self.directory / (writer_tag() + SUFFIX)
             fd = open_own(path, flags, exclusive=True)
             try:
@@ -178,6 +180,12 @@ class JournalWriter:
                 os.close(fd)
                 raise
             os.close(fd)
+        else:  # every new file was taken at once: something keeps locking or deleting them
+            raise OSError(
+                errno.EAGAIN,
+                f"no new journal file in {str(self.directory)!r} stayed ours for long enough to "
+                f"lock ({_OPEN_TRIES} tries); another process keeps locking or deleting them",
+            )
         self._fd = fd
         self._pos = 0
         self._torn = False
