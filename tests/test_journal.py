@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,10 +135,15 @@ class TestJournalWriter:
                 errors.append(repr(exc))
 
         threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # threads switch as often as they can
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(interval)
         writer.close()
         lines = [ln for c in pending_chunks(tmp_path / "journal") for ln in c.lines]
         expected = (
@@ -146,6 +152,46 @@ class TestJournalWriter:
             sorted(b'{"w":%d,"i":%d}' % (w, i) for w in range(8) for i in range(2000)),
         )
         assert expected == (errors, len(lines), sorted(lines))
+
+    def test_a_line_written_through_a_mapping_released_meanwhile_goes_to_the_next_file(
+        self, tmp_path, monkeypatch
+    ):
+        """Thread A takes the mapping, thread B rotates, then A writes: A's line is not lost.
+
+        The released file is cut back to its data, so a write into its old
+        mapping would land past its end (a ``SIGBUS``); it is refused and goes
+        to the new file instead.
+        """
+        import threading
+
+        monkeypatch.setattr(_journal, "ROTATE_BYTES", 4096)
+        directory = tmp_path / "journal"
+        writer = JournalWriter(directory)
+        writer.append(b'{"first":1}\n')
+        real = writer._mm
+        fill = b'{"fill":"%s"}\n' % (b"z" * 4073)  # 4,085 bytes: fits only in a new file
+
+        class TakenBeforeTheRotation:
+            def write(self, data: bytes) -> int:
+                writer._mm = real
+                other = threading.Thread(target=writer.append, args=(fill,))
+                other.start()
+                other.join()
+                assert real is not None
+                return real.write(data)  # the mapping B just released
+
+        writer._mm = TakenBeforeTheRotation()  # type: ignore[assignment]
+        writer.append(b'{"late":2}\n')
+        writer.close()
+        expected = (
+            sorted([b'{"first":1}\n', fill + b'{"late":2}\n']),
+            sorted([b'{"first":1}', fill[:-1], b'{"late":2}']),
+        )
+        actual = (
+            sorted(p.read_bytes() for p in journals(directory)),
+            sorted(ln for c in pending_chunks(directory) for ln in c.lines),
+        )
+        assert expected == actual
 
     def test_partial_last_line_of_a_dead_writer_is_skipped(self, tmp_path):
         """A line cut short by a kill (no newline) is not returned as a record."""

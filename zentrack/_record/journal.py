@@ -87,12 +87,13 @@ def alive_path(directory: Path, name: object) -> Path | None:
 class JournalWriter:
     """The current process's journal file, opened and mapped on first append.
 
-    One lock is held from reserving a line's place to the end of its copy and
-    across rotations: a thread can never copy into a mapping (or write to a
-    descriptor) another thread has released.  A tracked call made by a signal
-    handler that interrupted an append on the same thread appends too (the
-    lock is re-entrant): it takes the range after the one the interrupted
-    append reserved, so neither overwrites the other.
+    A line goes into the mapping with one ``mmap.write``: its place is
+    reserved and its bytes copied in one step no other thread or signal
+    handler can split.  Rotating to a new file (and the ``os.write`` path)
+    holds a lock, re-entrant for a tracked call made by a signal handler
+    that interrupted an append on the same thread.  A mapping is closed
+    when its file is released, so a thread still holding it cannot write
+    into a file cut back to its data.
     """
 
     def __init__(self, directory: Path, *, create_parents: bool = True) -> None:
@@ -103,10 +104,9 @@ class JournalWriter:
         self._fd: int | None = None
         #: The current file's mapping (None: not mapped yet, or not mapping at all).
         self._mm: mmap.mmap | None = None
-        #: Bytes of lines in the current file (its data ends there).
+        #: Bytes of lines in the current file, when written with ``os.write``
+        #: (a mapping keeps its own position).
         self._pos = 0
-        #: The mapping's capacity; 0 without one, so no line fits.
-        self._end = 0
         #: False once this file system could not allocate or map a journal:
         #: every line is then appended with ``os.write`` (see :meth:`_write`).
         self._mapped = hasattr(os, "posix_fallocate")  # not on macOS
@@ -120,21 +120,34 @@ class JournalWriter:
     def append(self, data: bytes) -> None:
         """Append whole lines to the journal: they survive a kill once this returns.
 
+        ``mmap.write`` reserves the line's place and copies it in one C call
+        made under the GIL, so no other thread, and no signal handler, can
+        come between the two: the common case needs no lock (it was a third
+        of the journal's cost per call).  A mapping without room, or one
+        another thread has just released, raises ``ValueError`` and leaves
+        nothing behind; the locked path then makes room.
+
         Raises:
             OSError: the lines are not in the journal (a full disk, a folder
                 made read-only); nothing of them is left in it either.
         """
-        size = len(data)
+        mm = self._mm
+        if mm is not None:
+            try:
+                mm.write(data)  # durable: in the page cache, as a write's bytes are
+                return
+            except ValueError:  # full, or closed by a rotation: take the lock
+                pass
         with self._lock:
             while True:
                 mm = self._mm
-                pos = self._pos
-                end = pos + size
-                if mm is not None and end <= self._end:
-                    self._pos = end  # reserved before the copy: a nested append goes after it
-                    mm[pos:end] = data  # durable: in the page cache, as a write's bytes are
-                    return
-                if not self._make_room(size):
+                if mm is not None:
+                    try:
+                        mm.write(data)
+                        return
+                    except ValueError:
+                        pass
+                if not self._make_room(len(data)):
                     self._write(data)
                     return
 
@@ -213,26 +226,29 @@ class JournalWriter:
             self._mapped = False  # EOPNOTSUPP, ENODEV, EINVAL...: write from now on
             return
         self._mm = mm
-        self._end = capacity
 
     def _release(self) -> None:
         """Close the current file, cut back to its data: drainers may delete it once drained.
 
-        The mapping is not closed here but dropped: an append this thread's
-        signal handler interrupted between reserving its range and copying
-        into it still holds it, and copies into it when resumed (its range is
-        within the data kept).  The last reference gone, Python unmaps it and
-        closes its duplicate descriptor, which releases the ``flock``.
+        Another thread may have read ``self._mm`` just before it is dropped
+        here and write into it still: closing the mapping makes that write
+        fail over to the next file, and one that got in before the close
+        went after every other line (``mmap.write`` appends at the mapping's
+        position), so the data still ends at its first NUL, looked up only
+        once no write can come.
         """
-        fd, pos = self._fd, self._pos
-        self._fd = self._mm = None
-        self._pos = self._end = 0
+        fd, mm, self._fd, self._mm = self._fd, self._mm, None, None  # no call: one step
+        self._pos = 0
         if fd is None:
             return
         try:
             if self._mapped:  # zeros past the data: no size for a closed journal
+                end = 0  # not mapped yet (or no more): nothing was written
+                if mm is not None:
+                    end = mm.tell()
+                    mm.close()
                 with contextlib.suppress(OSError):  # zeros are read as the end anyway
-                    os.ftruncate(fd, pos)
+                    os.ftruncate(fd, _data_end(fd, end))
         finally:
             os.close(fd)
 
@@ -284,7 +300,7 @@ class JournalWriter:
         self._torn = False
         mm, fd = self._mm, self._fd
         self._mm = self._fd = None
-        self._pos = self._end = 0
+        self._pos = 0
         if mm is not None:
             mm.close()  # this process's view only; the parent's file is untouched
         if fd is not None:
@@ -391,6 +407,16 @@ def pending_chunks(directory: Path) -> Iterator[Chunk]:
         end = start + (cut if alive else len(data))
         lines = data[:cut].split(b"\n")[:-1]
         yield Chunk(path=path, start=start, end=end, lines=lines, writer_alive=alive)
+
+
+def _data_end(fd: int, offset: int) -> int:
+    """Where the data of the journal open as ``fd`` ends, from ``offset`` inside it on."""
+    while block := os.pread(fd, _READ_BLOCK, offset):
+        nul = block.find(b"\0")
+        if nul >= 0:
+            return offset + nul
+        offset += len(block)
+    return offset
 
 
 def _read_from(path: Path, start: int) -> bytes:
