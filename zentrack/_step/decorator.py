@@ -353,7 +353,8 @@ def _decorate_class(
 
     @functools.wraps(method)
     def tracked_entry(self: Any, *args: Any, **kwargs: Any) -> Any:
-        canonical, exact = instance_texts(spec, self)
+        # the instance's cached texts read here: a call less on the hot path
+        canonical, exact = getattr(self, INSTANCE_ATTR, None) or instance_texts(spec, self)
         run = _get_run() or _context.lone_run
         if run is None:
             try:  # the inputs' digests text at once; anything unusual: the general route

@@ -364,10 +364,11 @@ class ParamEncoder:
             scope[key] = "," + prefix
             parts.append(part)
             checks = [
-                f"if _zt_y is _zt_int: {part} = {key} + _zt_ir({name})",
+                f"if _zt_y is _zt_int: {part} = f'{{{key}}}{{{name}}}'",  # an int's str is its repr
                 "elif _zt_y is _zt_float:",
                 f"    {part} = _zt_fr({name})",
-                f"    {part} = {key} + ({part} if {part}[-1] not in 'nf' else _zt_nf[{part}])",
+                f"    if {part}[-1] in 'nf': {part} = _zt_nf[{part}]",
+                f"    {part} = f'{{{key}}}{{{part}}}'",
                 f"elif _zt_y is _zt_str: {part} = {key} + _zt_es({name})",
                 f"elif _zt_y is _zt_bool: {part} = {key} + ('true' if {name} else 'false')",
                 f"elif {name} is None: {part} = {key} + 'null'",
@@ -389,8 +390,9 @@ class ParamEncoder:
             else:
                 lines += [f"_zt_y = _zt_type({name})", *checks]
         lines += [f"_zt_in[{encode_basestring_ascii(n)}] = {n}" for n in self._fixed_inputs]
-        joined = " + ".join(parts) if parts else "''"
-        lines += ["_zt_c = '{' + (" + joined + ")[1:] + '}'", "return _zt_c, _zt_c, _zt_in"]
+        joined = "".join(f"{{{part}}}" for part in parts)  # f-strings: one allocation each
+        lines += [f"_zt_c = f'{joined}'", "_zt_c = f'{{{_zt_c[1:]}}}'"]
+        lines.append("return _zt_c, _zt_c, _zt_in")
         scope.update(
             _zt_type=type,
             _zt_int=int,

@@ -167,22 +167,21 @@ class StepSpec:
         names = sorted(n for n in signature.names if n not in self.ignored)
         for i, name in enumerate(names):
             key, part = f"_zt_k{i}", f"_zt_p{i}"
-            scope[key] = f",{encode_basestring_ascii(name)}:"
+            escaped = encode_basestring_ascii(name)
+            scope[key] = f"{escaped}:"
+            scope[f"_zt_t{i}"], scope[f"_zt_f{i}"] = f'{escaped}:"=true"', f'{escaped}:"=false"'
             parts.append(part)
-            lines += [
+            lines += [  # f-strings: one allocation per part (an exact int formats as its repr)
                 f"_zt_y = _zt_type({name})",
-                f"if _zt_y is _zt_int: {part} = {key} + '\"=' + _zt_repr({name}) + '\"'",
-                f"elif _zt_y is _zt_bool: {part} = {key} + ('\"=true\"' if {name} else "
-                "'\"=false\"')",
+                f"if _zt_y is _zt_int: {part} = f'{{{key}}}\"={{{name}}}\"'",
+                f"elif _zt_y is _zt_bool: {part} = _zt_t{i} if {name} else _zt_f{i}",
                 "elif _zt_y is _zt_float:",
                 f"    {part} = _zt_repr({name})",
-                f"    {part} = {key} + '\"=' + ({part} if {part}[-1] not in 'nf' else "
-                f"_zt_nf[{part}]) + '\"'",
-                f"else: {part} = {key} + _zt_es(_zt_digest(_zt_step, "
-                f"{encode_basestring_ascii(name)}, {name}))",
+                f"    if {part}[-1] in 'nf': {part} = _zt_nf[{part}]",
+                f"    {part} = f'{{{key}}}\"={{{part}}}\"'",
+                f"else: {part} = {key} + _zt_es(_zt_digest(_zt_step, {escaped}, {name}))",
             ]
-        joined = " + ".join(parts) if parts else "''"
-        lines.append(f"return '{{' + ({joined})[1:] + '}}'")
+        lines.append("return f'{{" + ",".join(f"{{{part}}}" for part in parts) + "}}'")
         return compile_with_signature(signature, "\n".join(lines), scope)
 
     def encode(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[
