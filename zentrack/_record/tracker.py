@@ -143,9 +143,10 @@ class Tracker:
                 (a full disk, a read-only folder): the call is not recorded.
         """
         data = line.encode()
-        if self._append is not None:
+        append = self._append
+        if append is not None:
             try:
-                self._append(data)
+                append(data)
             except OSError as exc:
                 if self._record_without_journal(exc, data):
                     return

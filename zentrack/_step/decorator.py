@@ -177,7 +177,8 @@ def _decorate_function(
                 encoded = plan(*args[1:], **kwargs)
             except (TypeError, ValueError):
                 encoded = None
-            return track(spec, fn, args, kwargs, *(encoded or general(args[1:], kwargs)))
+            canonical, exact, inputs = encoded or general(args[1:], kwargs)
+            return track(spec, fn, args, kwargs, canonical, exact, inputs)  # no *: a plain call
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args[1:], kwargs))
@@ -193,7 +194,8 @@ def _decorate_function(
                 encoded = plan(*args, **kwargs)
             except (TypeError, ValueError):
                 encoded = None
-            return track(spec, fn, args, kwargs, *(encoded or general(args, kwargs)))
+            canonical, exact, inputs = encoded or general(args, kwargs)
+            return track(spec, fn, args, kwargs, canonical, exact, inputs)  # no *: a plain call
 
         def prospect(*args: Any, **kwargs: Any) -> Prospect:
             return prospect_of(spec, *encode(args, kwargs))
