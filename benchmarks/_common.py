@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import platform
 import random
@@ -72,17 +73,23 @@ def header(title: str, args: argparse.Namespace, *details: str) -> None:
 
 
 def zentrack_revision() -> str:
-    """The git commit of the tree measured, marked when zentrack/ has local edits."""
+    """The git commit of the tree measured, marked when zentrack/ has local edits.
+
+    The tree is the one ``zentrack`` is imported from (``PYTHONPATH`` may
+    point at another checkout than this script's, see ``ab_hot_path.py``).
+    """
+    spec = importlib.util.find_spec("zentrack")
+    tree = Path(spec.origin).parent.parent if spec is not None and spec.origin else REPO
     try:
         head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "zentrack"],
+            ["git", "-C", str(tree), "status", "--porcelain", "--", "zentrack"],
             capture_output=True,
             text=True,
             check=True,

@@ -34,6 +34,7 @@ zentrack's private functions (best effort: skipped if they changed).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import mmap
 import os
@@ -347,8 +348,16 @@ def breakdown(rounds: int, number: int, seed: int, overhead: dict[str, float]) -
         abandon_active_tracker()
 
 
+def only_default(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--only-default",
+        action="store_true",
+        help="measure the default tracker alone (what ab_hot_path.py compares)",
+    )
+
+
 def main() -> int:
-    args = parse_args(__doc__.splitlines()[0])
+    args = parse_args(__doc__.splitlines()[0], only_default)
     rounds = args.rounds or (25 if args.quick else 300)
     number = 1000
     header(
@@ -359,6 +368,12 @@ def main() -> int:
         "store: SQLite file in a temp dir; zt.init(store, cache=False), @zt.step(cache=False)",
     )
     outcome = Outcome()
+    if args.only_default:
+        default = run_scenario("default tracker", False, rounds, number, args.seed, outcome)
+        for kind, label in (("f", "function"), ("class entry", "class-entry")):
+            name = f"tracked {label} call overhead, default tracker"
+            outcome.target(name, default[kind], TARGET_US, unit="µs")
+        return outcome.finish(args.check)
     journal_only = run_scenario(
         "journal only (no background flush)", True, rounds, number, args.seed, outcome
     )
