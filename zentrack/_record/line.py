@@ -70,7 +70,7 @@ _FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
 
 def step_line(
     record_id: str,
-    fp: str,
+    fp: str | None,
     params: str,
     inputs: str,
     state: str,
@@ -83,7 +83,10 @@ def step_line(
 
     Args:
         record_id: the record id.
-        fp: the fingerprint.
+        fp: the fingerprint; None when ``params`` is also the canonical
+            params text, for the reader to compute (see
+            :func:`with_fingerprint`): a step that does not cache needs no
+            fingerprint while it runs.
         params: the exact params, as JSON text.
         inputs: the input digests, as JSON text.
         state: ``COMPLETE``, ``FAILED``, ``CANCELED`` or ``CACHED``.
@@ -93,8 +96,9 @@ def step_line(
             :func:`output_keys` and :func:`run_keys`, in that order ("" for none).
         tail: the step's own keys, built once per step by :func:`step_tail`.
     """
+    fp_key = "" if fp is None else f'"fp":"{fp}",'
     return (
-        f'{_HEAD}{record_id}","fp":"{fp}","p":{params},"i":{inputs},"st":"{state}",'
+        f'{_HEAD}{record_id}",{fp_key}"p":{params},"i":{inputs},"st":"{state}",'
         f'"t0":{started},"t1":{ended}{more}{tail}}}\n'
     )
 
@@ -322,7 +326,51 @@ def parse_line(line: bytes | str) -> dict[str, Any]:
         data = _scan_whole(line) if type(line) is str else json.loads(line)
     except RecursionError:
         raise ValueError("the line is nested too deep to decode") from None
+    if type(data) is dict and "fp" not in data and "kind" not in data:
+        text = line if isinstance(line, str) else line.decode("utf-8", "replace")
+        fp = _fingerprint_of_line(text, data)
+        if fp is not None:
+            data["fp"] = fp
     return validate_line(data)
+
+
+def _fingerprint_of_line(text: str, data: dict[str, Any]) -> str | None:
+    """The fingerprint of a step line written without one, from its own text.
+
+    Such a line's params are canonical (see :func:`step_line`), so its raw
+    ``p`` and ``i`` texts and its step name, code digest and version are
+    what the fingerprint hashes.  None if the line is not laid out as
+    :func:`step_line` writes it: it is then refused for lacking ``fp``.
+    """
+    ident, step, code, version = data.get("id"), data.get("step"), data.get("code"), data.get("ver")
+    if not (type(ident) is type(step) is type(code) is str and type(version) in (str, type(None))):
+        return None
+    head = f'{_HEAD}{ident}","p":'
+    if not text.startswith(head):
+        return None
+    try:
+        _, p_end = _scan(text, len(head))
+        if not text.startswith(',"i":', p_end):
+            return None
+        _, i_end = _scan(text, p_end + 5)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    from zentrack._step.fingerprint import fingerprint, identity, step_hasher
+
+    primed = step_hasher(step, identity(version, code))
+    return fingerprint(primed, text[len(head) : p_end], text[p_end + 5 : i_end])
+
+
+def with_fingerprint(text: str, data: Mapping[str, Any]) -> str:
+    """A step line's text with its ``fp`` key, as stored in MLMD (parsed ``data``'s).
+
+    A line written without one gets it back where :func:`step_line` puts
+    it, so a stored record's JSON always holds its fingerprint.
+    """
+    head = f'{_HEAD}{data["id"]}","p":'
+    if not text.startswith(head):
+        return text
+    return f'{_HEAD}{data["id"]}","fp":"{data["fp"]}","p":{text[len(head):]}'
 
 
 _scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(

@@ -21,6 +21,7 @@ from zentrack._cache.outputs import cache_disabled
 from zentrack._record import tracker as _tracker
 from zentrack._record.line import cached_key, error_key, output_keys, run_keys, step_line
 from zentrack._runs.context import TRACKING_CODES, RunState
+from zentrack._step.fingerprint import fingerprint
 from zentrack._step.spec import StepSpec
 from zentrack._step.values import SCALAR_TYPES, untag
 from zentrack.exceptions import StoreError
@@ -59,11 +60,14 @@ def track(
         digests = inputs
     else:
         digests = spec.inputs_canonical(inputs) if inputs else "{}"
-    h = primed.copy()  # fingerprint(primed, canonical, digests), inlined: a call less
-    h.update(f"{canonical}\0{digests}".encode())
-    fp: str = h.hexdigest()
     cache = tracker.outputs if spec.cache and tracker.cache else None
+    fp: str | None = None  # not needed to run: the line's reader computes it (see step_line)
+    if cache is not None or canonical != exact:
+        h = primed.copy()  # fingerprint(primed, canonical, digests), inlined: a call less
+        h.update(f"{canonical}\0{digests}".encode())
+        fp = h.hexdigest()
     if cache is not None and not cache_disabled():
+        assert fp is not None
         hit = cache.get(fp)
         if hit is not None:
             return _serve_hit(tracker, spec, fp, exact, digests, key, *hit)
@@ -92,6 +96,7 @@ def track(
             step_line(record_id, fp, exact, digests, "COMPLETE", started, ended, more, spec.tail)
         )
     else:
+        assert fp is not None
         ended = time_ns()
         record_id = f"{tracker.id_prefix}{next(tracker.ids)}"
         meta = cache.put(fp, result, record_id, spec.name, metrics)
@@ -99,8 +104,8 @@ def track(
         tracker.record(
             step_line(record_id, fp, exact, digests, "COMPLETE", started, ended, more, spec.tail)
         )
-    if type(result) not in SCALAR_TYPES:
-        register_output(result, fp)
+    if type(result) not in SCALAR_TYPES:  # lineage knows an output by its call's fingerprint
+        register_output(result, fp or fingerprint(primed, canonical, digests))
     return result
 
 

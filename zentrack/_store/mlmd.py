@@ -24,6 +24,7 @@ from zentrack._record.line import (
     RUN_KIND,
     Record,
     parse_line,
+    with_fingerprint,
 )
 from zentrack._store.artifacts import lineage_wanted, nodes_by_external_ids, write_lineage
 from zentrack._store.execution_cells import record_cells
@@ -365,7 +366,7 @@ class MetadataStore(StoreReads):
                 continue
             kind = data.get("kind")
             if kind is None:  # a step line, nearly always
-                records[data["id"]] = (data, text)
+                records[data["id"]] = (data, with_fingerprint(text, data))
             elif kind == RUN_KIND:
                 runs.append(data)
             elif kind == ANNOTATION_KIND:
