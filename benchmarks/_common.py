@@ -80,6 +80,8 @@ def zentrack_revision() -> str:
     """
     spec = importlib.util.find_spec("zentrack")
     tree = Path(spec.origin).parent.parent if spec is not None and spec.origin else REPO
+    if not (tree / "pyproject.toml").is_file():  # an installed copy: this checkout's
+        tree = REPO
     try:
         head = subprocess.run(
             ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
