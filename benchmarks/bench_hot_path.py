@@ -163,7 +163,7 @@ def run_scenario(
 # os.write stages use no zentrack code at all: they are the floor of any implementation.
 
 LINE_BUILDER = (
-    "_line.step_line(f'{tracker.id_prefix}{next(tracker.ids)}', fp, exact, digests_text, "
+    "_line.step_line(f'{tracker.id_prefix}{next(tracker.ids)}', None, exact, digests_text, "
     "'COMPLETE', t0, time_ns(), '', spec.tail)"
 )
 

@@ -409,30 +409,30 @@ def pending_chunks(directory: Path) -> Iterator[Chunk]:
         yield Chunk(path=path, start=start, end=end, lines=lines, writer_alive=alive)
 
 
-def _data_end(fd: int, offset: int) -> int:
-    """Where the data of the journal open as ``fd`` ends, from ``offset`` inside it on."""
+def _data_blocks(fd: int, offset: int) -> Iterator[bytes]:
+    """The data of the journal open as ``fd`` from ``offset`` on, block by block.
+
+    It ends at the end of the file or at the first NUL (see :func:`holds_data`).
+    """
     while block := os.pread(fd, _READ_BLOCK, offset):
         nul = block.find(b"\0")
         if nul >= 0:
-            return offset + nul
+            yield block[:nul]
+            return
+        yield block
         offset += len(block)
-    return offset
+
+
+def _data_end(fd: int, offset: int) -> int:
+    """Where the data of the journal open as ``fd`` ends, from ``offset`` inside it on."""
+    return offset + sum(len(block) for block in _data_blocks(fd, offset))
 
 
 def _read_from(path: Path, start: int) -> bytes:
     """The data of journal ``path`` from ``start`` to its end (see :func:`holds_data`)."""
     fd = open_journal(path)
     try:
-        blocks = []
-        offset = start
-        while block := os.pread(fd, _READ_BLOCK, offset):
-            nul = block.find(b"\0")
-            if nul >= 0:
-                blocks.append(block[:nul])
-                break
-            blocks.append(block)
-            offset += len(block)
-        return b"".join(blocks)
+        return b"".join(_data_blocks(fd, start))
     finally:
         os.close(fd)
 

@@ -345,7 +345,7 @@ def _fingerprint_of_line(text: str, data: dict[str, Any]) -> str | None:
     ident, step, code, version = data.get("id"), data.get("step"), data.get("code"), data.get("ver")
     if not (type(ident) is type(step) is type(code) is str and type(version) in (str, type(None))):
         return None
-    head = f'{_HEAD}{ident}","p":'
+    head = _head_without_fp(ident)
     if not text.startswith(head):
         return None
     try:
@@ -367,10 +367,15 @@ def with_fingerprint(text: str, data: Mapping[str, Any]) -> str:
     A line written without one gets it back where :func:`step_line` puts
     it, so a stored record's JSON always holds its fingerprint.
     """
-    head = f'{_HEAD}{data["id"]}","p":'
+    head = _head_without_fp(data["id"])
     if not text.startswith(head):
         return text
     return f'{_HEAD}{data["id"]}","fp":"{data["fp"]}","p":{text[len(head):]}'
+
+
+def _head_without_fp(record_id: str) -> str:
+    """How :func:`step_line` starts a line it writes without ``fp``."""
+    return f'{_HEAD}{record_id}","p":'
 
 
 _scan: Final[Callable[[str, int], tuple[Any, int]]] = json.scanner.make_scanner(
